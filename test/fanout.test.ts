@@ -3,21 +3,7 @@ import net from 'node:net'
 import { describe, it, mock } from 'node:test'
 import { createBroker, publish, type Broker } from '../src/index.ts'
 import { startServer, until } from './helpers/server.ts'
-import { openStream, type SseClient } from './helpers/sse-client.ts'
-
-/** A stream that keeps nothing on the test's side, so only the server's memory is measured. */
-async function openBare(port: number, topic: string): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1')
-  socket.on('error', () => {})
-  socket.write(`GET /?topic=${topic} HTTP/1.1\r\nHost: x\r\n\r\n`)
-  await new Promise<void>((resolve, reject) => {
-    socket.on('data', (chunk: Buffer) => {
-      if (chunk.includes('event: ready')) resolve()
-    })
-    socket.once('close', () => reject(new Error('closed before ready')))
-  })
-  return socket
-}
+import { openQuiet, openStream, type SseClient } from './helpers/sse-client.ts'
 
 const gc = globalThis.gc as (() => void) | undefined
 
@@ -151,7 +137,7 @@ describe('fan-out', () => {
       const { port, handler } = await startServer(t, { broker, lingerMs: 0 })
       const cycle = async (rounds: number) => {
         for (let round = 0; round < rounds; round++) {
-          const clients = await Promise.all(Array.from({ length: 50 }, (_, i) => openBare(port, `cycle-${i % 5}`)))
+          const clients = await Promise.all(Array.from({ length: 50 }, (_, i) => openQuiet(port, `cycle-${i % 5}`)))
           await publish(broker, 'cycle-0', [['replace', '/round', round]])
           for (const client of clients) client.destroy()
           await until(() => handler.stats().connections === 0, 5000, 'streams to be forgotten')

@@ -105,9 +105,29 @@ export async function sendRaw(t: TestContext, port: number, request: string | Bu
   return client
 }
 
-/** Opens a stream on `topic` and waits until it is ready (its `ready` frame arrived). */
+/**
+ * Opens a stream on `topic` and waits until it is ready (its `ready` frame
+ * arrived) or refused. `path` may carry a query of its own.
+ */
 export async function openStream(t: TestContext, port: number, topic: string, headers: string[] = [], path = '/'): Promise<SseClient> {
-  const client = await openRaw(t, port, `${path}?topic=${encodeURIComponent(topic)}`, headers)
-  await until(() => client.named('ready').length > 0 || client.closed, 5000, `stream on ${topic} to be ready: ${JSON.stringify(client.raw)}`)
+  const client = await openRaw(t, port, `${path}${path.includes('?') ? '&' : '?'}topic=${encodeURIComponent(topic)}`, headers)
+  await until(() => client.named('ready').length > 0 || client.closed || (client.response?.status ?? 200) !== 200, 5000, `stream on ${topic} to be ready: ${JSON.stringify(client.raw)}`)
   return client
+}
+
+/**
+ * Opens a stream and resolves with its socket once it is ready, keeping
+ * nothing else: for tests that measure the server's memory.
+ */
+export async function openQuiet(port: number, topic: string): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.write(`GET /?topic=${encodeURIComponent(topic)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+  await new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      if (chunk.includes('event: ready')) resolve()
+    })
+    socket.once('close', () => reject(new Error(`stream on ${topic} closed before it was ready`)))
+  })
+  return socket
 }

@@ -1,0 +1,354 @@
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import type { Socket } from 'node:net'
+import { describe, it } from 'node:test'
+import { EventSource } from 'eventsource'
+import { createBroker, createHandler, publish, type Broker, type PatchwireError } from '../src/index.ts'
+import { listen, startServer, until } from './helpers/server.ts'
+import { openQuiet, openStream, type SseClient } from './helpers/sse-client.ts'
+
+const gc = globalThis.gc as (() => void) | undefined
+
+/** The counter carried by a test patch `[['replace', '/n', n]]`. */
+function counterOf(data: string): number {
+  return (JSON.parse(data) as [[string, string, number]])[0][2]
+}
+
+function counters(client: SseClient): number[] {
+  return client.named('patch').map((event) => counterOf(event.data))
+}
+
+function lastId(client: SseClient): string {
+  const id = client.events.at(-1)?.id
+  assert.ok(id, 'the stream carried an id')
+  return id
+}
+
+function resetReason(client: SseClient): string | undefined {
+  const reset = client.named('reset')[0]
+  return reset === undefined ? undefined : (JSON.parse(reset.data) as { reason: string }).reason
+}
+
+/** A server whose connections the test can cut from the server side. */
+async function startCuttableServer(t: Parameters<typeof startServer>[0], broker: Broker, options: Parameters<typeof createHandler>[0] = {}) {
+  const handler = createHandler({ broker, ...options })
+  const server = http.createServer((req, res) => handler(req, res))
+  const sockets = new Set<Socket>()
+  server.on('connection', (socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  const started = await listen(t, server, handler)
+  return { ...started, dropAll: () => sockets.forEach((socket) => socket.destroy()) }
+}
+
+describe('resume', () => {
+  describe('event ids', () => {
+    it('gives every patch frame an increasing id that names the handler instance', async (t) => {
+      const broker = createBroker()
+      const { port } = await startServer(t, { broker })
+      const client = await openStream(t, port, 'ids')
+      for (let n = 0; n < 5; n++) await publish(broker, 'ids', [['replace', '/n', n]])
+      await client.waitForEvents(6)
+      const ids = client.named('patch').map((event) => event.id ?? '')
+      const [epoch] = (ids[0] ?? '').split('-')
+      assert.ok(ids.every((id) => id.startsWith(`${epoch}-`)))
+      const seqs = ids.map((id) => Number(id.split('-')[1]))
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b))
+      assert.equal(new Set(seqs).size, 5)
+
+      const other = await startServer(t, { broker })
+      const otherClient = await openStream(t, other.port, 'ids')
+      assert.notEqual(otherClient.named('ready')[0]?.id?.split('-')[0], epoch, 'another instance has another epoch')
+    })
+
+    it('sends a fresh stream its position and no older frames', async (t) => {
+      const broker = createBroker()
+      const { port } = await startServer(t, { broker })
+      const first = await openStream(t, port, 'fresh')
+      await publish(broker, 'fresh', [['replace', '/n', 1]])
+      await first.waitForEvents(2)
+      const late = await openStream(t, port, 'fresh')
+      assert.deepEqual(late.events.map((e) => e.event), ['ready'])
+      assert.equal(late.events[0]?.id, first.named('patch')[0]?.id, 'the position is the last frame fanned out')
+      assert.equal(late.events[0]?.data, late.events[0]?.id)
+    })
+  })
+
+  describe('replay', () => {
+    it('replays what a real EventSource missed while its connection was down', async (t) => {
+      const broker = createBroker()
+      const { origin, dropAll } = await startCuttableServer(t, broker, { retryMs: 20 })
+      const source = new EventSource(`${origin}/?topic=room`)
+      t.after(() => source.close())
+      const received: number[] = []
+      const resets: string[] = []
+      let opens = 0
+      source.addEventListener('patch', (event) => received.push(counterOf(event.data)))
+      source.addEventListener('reset', (event) => resets.push(event.data))
+      source.addEventListener('open', () => opens++)
+      let ready = 0
+      source.addEventListener('ready', () => ready++)
+      await until(() => ready === 1, 5000, 'the first ready')
+
+      await publish(broker, 'room', [['replace', '/n', 0]])
+      await publish(broker, 'room', [['replace', '/n', 1]])
+      await until(() => received.length === 2, 5000, 'two live patches')
+      dropAll()
+      for (let n = 2; n < 5; n++) await publish(broker, 'room', [['replace', '/n', n]])
+      await until(() => ready === 2, 5000, 'the reconnect')
+      await publish(broker, 'room', [['replace', '/n', 5]])
+      await until(() => received.length === 6, 5000, 'the replay and the live patch')
+      assert.deepEqual(received, [0, 1, 2, 3, 4, 5])
+      assert.deepEqual(resets, [])
+      assert.equal(opens, 2)
+    })
+
+    it('resumes exactly a stream that dropped before its first patch', async (t) => {
+      const broker = createBroker()
+      const { origin, dropAll } = await startCuttableServer(t, broker, { retryMs: 20 })
+      const source = new EventSource(`${origin}/?topic=quiet`)
+      t.after(() => source.close())
+      const received: number[] = []
+      let ready = 0
+      source.addEventListener('patch', (event) => received.push(counterOf(event.data)))
+      source.addEventListener('ready', () => ready++)
+      await until(() => ready === 1, 5000, 'ready')
+      dropAll()
+      await publish(broker, 'quiet', [['replace', '/n', 7]])
+      await publish(broker, 'quiet', [['replace', '/n', 8]])
+      await until(() => received.length === 2, 5000, 'the replay')
+      assert.deepEqual(received, [7, 8])
+    })
+
+    it('delivers every patch exactly once, in order, across many drops under concurrent publishing', { timeout: 30_000 }, async (t) => {
+      const broker = createBroker()
+      const { port, handler } = await startServer(t, { broker })
+      let publishing = true
+      let next = 0
+      const publisher = (async () => {
+        while (publishing) {
+          await publish(broker, 'busy', [['replace', '/n', next++]])
+          if (next % 3 === 0) await new Promise((resolve) => setImmediate(resolve))
+        }
+      })()
+      const seen: number[] = []
+      let id: string | undefined
+      for (let round = 0; round < 40; round++) {
+        const client = await openStream(t, port, 'busy', id === undefined ? [] : [`Last-Event-ID: ${id}`])
+        assert.equal(resetReason(client), undefined)
+        await until(() => client.named('patch').length >= 3, 5000, 'some patches')
+        client.destroy()
+        // Everything received before the drop counts, up to the last id seen.
+        seen.push(...counters(client))
+        id = lastId(client)
+      }
+      publishing = false
+      await publisher
+      assert.ok(seen.length > 100, `saw ${seen.length} patches`)
+      const first = seen[0] ?? 0
+      assert.deepEqual(seen, Array.from({ length: seen.length }, (_, i) => first + i), 'no gap, no duplicate')
+      assert.equal(handler.stats().dropped, 0)
+    })
+
+    it('takes the position from a lastEventId query parameter, and prefers the header', async (t) => {
+      const broker = createBroker()
+      const { port } = await startServer(t, { broker })
+      const client = await openStream(t, port, 'q')
+      const start = lastId(client)
+      await publish(broker, 'q', [['replace', '/n', 1]])
+      await client.waitForEvents(2)
+      const afterOne = lastId(client)
+      await publish(broker, 'q', [['replace', '/n', 2]])
+
+      const byQuery = await openStream(t, port, 'q', [], `/?lastEventId=${encodeURIComponent(start)}`)
+      assert.deepEqual(counters(byQuery), [1, 2])
+      const both = await openStream(t, port, 'q', [`Last-Event-ID: ${afterOne}`], `/?lastEventId=${encodeURIComponent(start)}`)
+      assert.deepEqual(counters(both), [2])
+    })
+
+    it('replays a slow reader that was cut, once it comes back', async (t) => {
+      const broker = createBroker()
+      const { port, handler } = await startServer(t, { broker, maxBufferedBytes: 16 * 1024 })
+      const slow = await openStream(t, port, 'bulk')
+      slow.socket.pause()
+      const chunk = 'z'.repeat(32 * 1024)
+      let n = 0
+      while (handler.stats().dropped === 0 && n < 2000) {
+        await publish(broker, 'bulk', [['replace', '/n', n++], ['replace', '/chunk', chunk]] as never)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      assert.equal(handler.stats().dropped, 1)
+      slow.socket.resume()
+      await slow.waitForClose()
+      const back = await openStream(t, port, 'bulk', [`Last-Event-ID: ${lastId(slow)}`])
+      const got = [...counters(slow), ...counters(back)]
+      if (resetReason(back) === undefined) assert.deepEqual(got, Array.from({ length: n }, (_, i) => i))
+      else assert.equal(resetReason(back), 'history-exceeded')
+    })
+  })
+
+  describe('reset', () => {
+    const cases: { name: string; reason: string; id: (real: string) => string }[] = [
+      { name: 'a malformed id', reason: 'malformed-id', id: () => 'garbage' },
+      { name: 'an id with the wrong shape', reason: 'malformed-id', id: (real) => `${real}-1` },
+      { name: 'an id of another instance', reason: 'foreign-id', id: (real) => `zzzzzzzzzz-${real.split('-')[1]}` },
+      { name: 'an id from the future', reason: 'foreign-id', id: (real) => `${real.split('-')[0]}-99999` },
+    ]
+    for (const { name, reason, id } of cases) {
+      it(`resets on ${name}`, async (t) => {
+        const broker = createBroker()
+        const { port } = await startServer(t, { broker })
+        const client = await openStream(t, port, 'r')
+        const back = await openStream(t, port, 'r', [`Last-Event-ID: ${id(lastId(client))}`])
+        assert.deepEqual(back.events.map((e) => e.event), ['reset', 'ready'])
+        assert.equal(resetReason(back), reason)
+        assert.equal(back.named('reset')[0]?.id, back.named('ready')[0]?.id, 'the reset carries the current position')
+      })
+    }
+
+    it('resets when the frames after the id left the history (count and bytes)', async (t) => {
+      const broker = createBroker()
+      const byCount = await startServer(t, { broker, history: 2 })
+      const byBytes = await startServer(t, { broker, historyBytes: 200 })
+      const a = await openStream(t, byCount.port, 'h')
+      const b = await openStream(t, byBytes.port, 'h')
+      const [fromA, fromB] = [lastId(a), lastId(b)]
+      for (let n = 0; n < 3; n++) await publish(broker, 'h', [['replace', '/n', n], ['add', '/pad', 'x'.repeat(60)]] as never)
+      await a.waitForEvents(4)
+      await b.waitForEvents(4)
+      const backA = await openStream(t, byCount.port, 'h', [`Last-Event-ID: ${fromA}`])
+      const backB = await openStream(t, byBytes.port, 'h', [`Last-Event-ID: ${fromB}`])
+      assert.equal(resetReason(backA), 'history-exceeded')
+      assert.equal(resetReason(backB), 'history-exceeded')
+      assert.equal(backA.named('patch').length, 0, 'no partial replay')
+      // From one frame later, the two frames still held are enough.
+      const fromSecond = await openStream(t, byCount.port, 'h', [`Last-Event-ID: ${a.named('patch')[0]?.id}`])
+      assert.deepEqual(counters(fromSecond), [1, 2])
+    })
+
+    it('resets when the topic was not subscribed for part of the time since the id', async (t) => {
+      const broker = createBroker()
+      const { port, handler } = await startServer(t, { broker, lingerMs: 0 })
+      const client = await openStream(t, port, 'gap')
+      const other = await openStream(t, port, 'other')
+      const id = lastId(client)
+      client.destroy()
+      await until(() => handler.stats().topics === 1, 2000, 'the topic to be let go')
+      await publish(broker, 'gap', [['replace', '/n', 1]])
+      // Something else happened meanwhile, so the position moved on.
+      await publish(broker, 'other', [['replace', '/n', 1]])
+      await other.waitForEvents(2)
+      const back = await openStream(t, port, 'gap', [`Last-Event-ID: ${id}`])
+      assert.equal(resetReason(back), 'not-subscribed')
+    })
+
+    it('resumes a re-created topic exactly when nothing at all happened since the id', async (t) => {
+      const broker = createBroker()
+      const { port, handler } = await startServer(t, { broker, lingerMs: 0 })
+      const client = await openStream(t, port, 'still')
+      client.destroy()
+      await until(() => handler.stats().topics === 0, 2000, 'the topic to be let go')
+      const back = await openStream(t, port, 'still', [`Last-Event-ID: ${lastId(client)}`])
+      assert.deepEqual(back.events.map((e) => e.event), ['ready'])
+    })
+
+    it('with history 0, resets a reconnect that missed a frame and resumes one that did not', async (t) => {
+      const broker = createBroker()
+      const { port } = await startServer(t, { broker, history: 0 })
+      const client = await openStream(t, port, 'none')
+      const atStart = lastId(client)
+      const unchanged = await openStream(t, port, 'none', [`Last-Event-ID: ${atStart}`])
+      assert.equal(resetReason(unchanged), undefined)
+      await publish(broker, 'none', [['replace', '/n', 1]])
+      await client.waitForEvents(2)
+      const missed = await openStream(t, port, 'none', [`Last-Event-ID: ${atStart}`])
+      assert.equal(resetReason(missed), 'history-exceeded')
+    })
+
+    it('resets every live stream of a topic when the broker reports a gap', async (t) => {
+      const gaps = new Map<string, () => void>()
+      const inner = createBroker()
+      const broker: Broker = {
+        publish: (topic, payload) => inner.publish(topic, payload),
+        subscribe(topic, listener, onGap) {
+          if (onGap) gaps.set(topic, onGap)
+          return inner.subscribe(topic, listener)
+        },
+      }
+      const { port } = await startServer(t, { broker })
+      const client = await openStream(t, port, 'g')
+      const before = lastId(client)
+      await publish(broker, 'g', [['replace', '/n', 1]])
+      gaps.get('g')?.()
+      await publish(broker, 'g', [['replace', '/n', 2]])
+      await client.waitForEvents(4)
+      assert.deepEqual(client.events.map((e) => e.event), ['ready', 'patch', 'reset', 'patch'])
+      assert.equal(resetReason(client), 'broker-gap')
+      // A reconnect from before the gap cannot be exact either.
+      const back = await openStream(t, port, 'g', [`Last-Event-ID: ${before}`])
+      assert.equal(resetReason(back), 'not-subscribed')
+      // From the reset on, it can.
+      const fromReset = await openStream(t, port, 'g', [`Last-Event-ID: ${client.named('reset')[0]?.id}`])
+      assert.deepEqual(counters(fromReset), [2])
+    })
+
+    it('drops a payload with a line break, reports it, and resets the topic', async (t) => {
+      const broker = createBroker()
+      const errors: PatchwireError[] = []
+      const { port } = await startServer(t, { broker, onError: (error) => errors.push(error) })
+      const client = await openStream(t, port, 'evil')
+      await broker.publish('evil', '[]\n\nevent: patch\ndata: [["replace","/admin",true]]')
+      await client.waitForEvents(2)
+      assert.deepEqual(client.events.map((e) => e.event), ['ready', 'reset'])
+      assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_PAYLOAD')
+      assert.doesNotMatch(client.raw, /admin/)
+    })
+
+    it('never lets a Last-Event-ID reach the wire', async (t) => {
+      const { port } = await startServer(t)
+      const injected = encodeURIComponent('x\r\n\r\nevent: patch\r\ndata: [["replace","/admin",true]]\r\n')
+      const client = await openStream(t, port, 'safe', [], `/?lastEventId=${injected}`)
+      assert.equal(resetReason(client), 'malformed-id')
+      assert.doesNotMatch(client.raw, /admin/)
+      assert.deepEqual(client.events.map((e) => e.event), ['reset', 'ready'])
+    })
+  })
+
+  describe('linger', () => {
+    it('keeps a topic subscribed for lingerMs after its last stream, counted in stats', async (t) => {
+      const broker = createBroker()
+      const { port, handler } = await startServer(t, { broker, lingerMs: 300 })
+      const client = await openStream(t, port, 'linger')
+      client.destroy()
+      await until(() => handler.stats().connections === 0, 2000, 'the disconnect')
+      assert.equal(handler.stats().topics, 1, 'the lingering topic is counted')
+      await publish(broker, 'linger', [['replace', '/n', 1]])
+      const back = await openStream(t, port, 'linger', [`Last-Event-ID: ${lastId(client)}`])
+      assert.deepEqual(counters(back), [1], 'a reconnect within lingerMs replays')
+      back.destroy()
+      const started = Date.now()
+      await until(() => handler.stats().topics === 0, 3000, 'the topic to be let go')
+      assert.ok(Date.now() - started >= 250, 'not before lingerMs')
+    })
+
+    it('keeps memory bounded with 10 000 short-lived topics', { timeout: 60_000 }, async (t) => {
+      assert.ok(gc, 'run with --expose-gc')
+      const broker = createBroker()
+      const { port, handler } = await startServer(t, { broker, lingerMs: 200 })
+      gc()
+      const before = process.memoryUsage().heapUsed
+      for (let batch = 0; batch < 100; batch++) {
+        const sockets = await Promise.all(Array.from({ length: 100 }, (_, i) => openQuiet(port, `short-${batch}-${i}`)))
+        for (let i = 0; i < 100; i++) await publish(broker, `short-${batch}-${i}`, [['replace', '/n', i]])
+        for (const socket of sockets) socket.destroy()
+      }
+      await until(() => handler.stats().connections === 0, 10_000, 'all streams to close')
+      await until(() => handler.stats().topics === 0, 10_000, 'every topic to be let go')
+      gc()
+      const grown = process.memoryUsage().heapUsed - before
+      // 10 000 topics with a frame each came and went; 400 bytes each would show as 4 MB.
+      assert.ok(grown < 4 * 1024 * 1024, `heap grew by ${grown} bytes`)
+    })
+  })
+})
