@@ -10,12 +10,32 @@
  *   framed (it contains CR or LF); it was dropped and the topic's streams were reset.
  * - `ERR_PATCHWIRE_BROKER`: the broker could not take or deliver a message
  *   (for example Redis is unreachable).
+ * - `ERR_PATCHWIRE_PATCH` (client): `applyPatch` could not apply an op (bad
+ *   path or index, missing member, failed `test`, unknown op); thrown as a
+ *   `PatchError`, and the target is left exactly as it was.
+ * - `ERR_PATCHWIRE_FRAME` (client): a `patch` frame was not a JSON array of op
+ *   tuples; it was skipped and the subscription goes on.
+ * - `ERR_PATCHWIRE_CALLBACK` (client): an `onPatch`, `onReset` or
+ *   `onStateChange` callback threw; the other subscribers still got the event.
+ * - `ERR_PATCHWIRE_DISCONNECTED` (client): the stream dropped; the
+ *   `EventSource` reconnects by itself and resumes (state `connecting`).
+ * - `ERR_PATCHWIRE_REFUSED` (client): the server refused the stream (an HTTP
+ *   error status such as 400 or 403) and the `EventSource` gave up (state
+ *   `closed`); subscribe again to retry.
+ * - `ERR_PATCHWIRE_RESET` (client): the server reset the stream outside a
+ *   browser and no `onReset` was given, so nothing reloaded the state.
  */
 export type PatchwireErrorCode =
   | 'ERR_PATCHWIRE_AUTHORIZE'
   | 'ERR_PATCHWIRE_LISTENER'
   | 'ERR_PATCHWIRE_PAYLOAD'
   | 'ERR_PATCHWIRE_BROKER'
+  | 'ERR_PATCHWIRE_PATCH'
+  | 'ERR_PATCHWIRE_FRAME'
+  | 'ERR_PATCHWIRE_CALLBACK'
+  | 'ERR_PATCHWIRE_DISCONNECTED'
+  | 'ERR_PATCHWIRE_REFUSED'
+  | 'ERR_PATCHWIRE_RESET'
 
 /**
  * A runtime failure reported by patchwire. Programmer errors (bad options,

@@ -1,0 +1,14 @@
+export { applyPatch, PatchError } from './patch.js'
+export type { ApplyPatchOptions } from './patch.js'
+export { subscribe } from './subscribe.js'
+export type {
+  EventSourceConstructor,
+  EventSourceLike,
+  PatchMeta,
+  SubscribeOptions,
+  Subscription,
+  SubscriptionState,
+} from './subscribe.js'
+export { PatchwireError } from '../errors.js'
+export type { PatchwireErrorCode } from '../errors.js'
+export type { PatchOp, PatchOpName } from '../patch-op.js'

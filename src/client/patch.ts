@@ -1,0 +1,299 @@
+import { PatchwireError } from '../errors.js'
+import type { PatchOp } from '../patch-op.js'
+
+/** Options of {@link applyPatch}. */
+export interface ApplyPatchOptions {
+  /**
+   * Leave `target` untouched and return a new structure that shares every
+   * branch the ops did not touch, for React and stores that compare by
+   * reference. When false, `target` is mutated in place and returned, which
+   * keeps Svelte 5 `$state` and Vue `reactive` proxies reactive.
+   * @defaultValue false
+   */
+  immutable?: boolean
+  /**
+   * The member that identifies an array item, for `upsert` and for `$$<key>`
+   * path segments.
+   * @defaultValue 'id'
+   */
+  key?: string
+}
+
+/**
+ * Thrown by {@link applyPatch} when an op cannot be applied. The target is
+ * then exactly as it was before the call. `code` is `ERR_PATCHWIRE_PATCH`.
+ */
+export class PatchError extends PatchwireError {
+  override name = 'PatchError'
+  /** The position of the failed op in the ops array. */
+  readonly index: number
+  /** The failed op, as given. */
+  readonly op: unknown
+  /** Why it failed, for example `index 9 is out of bounds` or `test failed`. */
+  readonly reason: string
+
+  /**
+   * @param index - the position of the failed op in the ops array
+   * @param op - the failed op
+   * @param reason - why it failed
+   */
+  constructor(index: number, op: unknown, reason: string) {
+    const label = isTuple(op) ? ` (${op[0]} ${JSON.stringify(op[1])})` : ''
+    super('ERR_PATCHWIRE_PATCH', `applyPatch: op ${index}${label} failed: ${reason}`)
+    this.index = index
+    this.op = op
+    this.reason = reason
+  }
+}
+
+/**
+ * Applies JSON-Patch ops to a JSON document, all or nothing.
+ *
+ * Ops are tuples: `[op, path, value]`, or `[op, path, from]` for `move` and
+ * `copy`. Paths are JSON Pointers (RFC 6901, `~0` and `~1` escapes). The six
+ * RFC 6902 operations are supported, plus two for live lists:
+ * `['upsert', '/items/0', item]` replaces the array item whose key equals the
+ * item's key, or else inserts the item at the index; `['limit', '/items', n]`
+ * keeps the first `n` items, or the last `|n|` when `n` is negative. In an
+ * array, a `$$<key>` segment selects the item whose key is `<key>`
+ * (`/items/$$42/done`).
+ *
+ * Inserted values are copied, so one ops array can be applied to several
+ * documents. An op on the root path `""` (`add`/`replace`) returns the new
+ * document instead of changing `target`.
+ *
+ * @param target - the document: mutated in place unless `options.immutable`
+ * @param ops - the ops, applied in order
+ * @param options - see {@link ApplyPatchOptions}
+ * @returns the patched document: `target` itself in place mode (unless the root was replaced)
+ * @throws PatchError (`ERR_PATCHWIRE_PATCH`) when an op fails: unknown op, bad path or index,
+ * missing member or item, failed `test`, or a path through `__proto__`, `constructor` or
+ * `prototype`. Nothing is changed then.
+ * @throws TypeError when `ops` is not an array or `options.key` is not a non-empty string
+ * @example
+ * const state = { counter: 1, items: [{ id: 7, done: false }] }
+ * applyPatch(state, [['replace', '/counter', 2], ['replace', '/items/$$7/done', true]])
+ * const next = applyPatch(state, [['add', '/items/-', { id: 8 }]], { immutable: true })
+ */
+export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: ApplyPatchOptions = {}): T {
+  if (!Array.isArray(ops)) {
+    throw new TypeError('applyPatch: ops must be an array of [op, path, value] tuples')
+  }
+  const { immutable = false, key = 'id' } = options
+  if (typeof key !== 'string' || key === '') {
+    throw new TypeError('applyPatch: options.key must be a non-empty string such as "id"')
+  }
+  let doc: unknown = target
+  // In place, every mutation pushes its inverse here, so a failed op costs
+  // only what was done before it, never a clone of the document.
+  const undo: (() => void)[] = []
+  // Immutable: nodes copied during this call, which later ops may change freely.
+  const fresh = new Set<unknown>()
+
+  const own = (node: unknown): unknown => {
+    if (!immutable || !isObject(node) || fresh.has(node)) return node
+    const copy = Array.isArray(node) ? node.slice() : { ...node }
+    fresh.add(copy)
+    return copy
+  }
+
+  // Resolves one segment in a container. `insert` allows a new member, and
+  // the array position just past the end (`-` or the length).
+  const resolve = (node: unknown, segment: string, insert: boolean): string | number => {
+    if (Array.isArray(node)) {
+      if (segment.startsWith('$$')) {
+        const id = segment.slice(2)
+        const i = node.findIndex((item) => isObject(item) && Object.hasOwn(item, key) && String(item[key]) === id)
+        return i < 0 ? fail(`no item with ${key} "${id}"`) : i
+      }
+      if (insert && segment === '-') return node.length
+      if (!/^(0|[1-9]\d*)$/.test(segment)) fail(`"${segment}" is not an array index`)
+      const i = Number(segment)
+      return i > node.length || (!insert && i === node.length) ? fail(`index ${i} is out of bounds (length ${node.length})`) : i
+    }
+    if (!isObject(node)) fail(`cannot look up "${segment}" in ${node === null ? 'null' : typeof node}`)
+    return insert || Object.hasOwn(node, segment) ? segment : fail(`"${segment}" does not exist`)
+  }
+
+  // The node at the first `depth` segments. With `write`, each node on the way
+  // is made writable: copied once in immutable mode.
+  const walk = (segments: string[], depth: number, write: boolean): Container => {
+    if (write) doc = own(doc)
+    let node = doc as Container
+    for (let i = 0; i < depth; i++) {
+      const k = resolve(node, segments[i] as string, false)
+      if (write && immutable) node[k] = own(node[k])
+      node = node[k] as Container
+    }
+    return node
+  }
+
+  // Each change is made before its inverse is logged: a change that throws
+  // (a frozen object, a proxy's trap) leaves nothing to undo.
+  const set = (node: Container, k: string | number, value: unknown): void => {
+    const had = Object.hasOwn(node, k)
+    const old = node[k]
+    node[k] = value
+    if (!immutable) undo.push(() => (had ? (node[k] = old) : delete node[k]))
+  }
+
+  const remove = (segments: string[]): unknown => {
+    if (segments.length === 0) fail('the root cannot be removed')
+    const [node, k] = parent(segments, false)
+    const value = node[k]
+    if (Array.isArray(node)) {
+      splice(node, k as number, 1)
+    } else {
+      const keys = Object.keys(node)
+      delete node[k]
+      if (!immutable) {
+        // Re-adding a member puts it last; moving the members that followed it
+        // behind it again restores the key order too.
+        undo.push(() => {
+          node[k] = value
+          for (const later of keys.slice(keys.indexOf(k as string) + 1)) {
+            const v = node[later]
+            delete node[later]
+            node[later] = v
+          }
+        })
+      }
+    }
+    return value
+  }
+
+  const splice = (array: unknown[], i: number, count: number, ...items: unknown[]): void => {
+    const removed = array.splice(i, count, ...items)
+    // A loop, not a spread: `limit` can remove more items than a call takes arguments.
+    if (!immutable) undo.push(() => removed.concat(array.splice(i).slice(items.length)).forEach((item) => array.push(item)))
+  }
+
+  const insert = (segments: string[], value: unknown): void => {
+    if (segments.length === 0) {
+      doc = value
+      return
+    }
+    const [node, k] = parent(segments, true)
+    if (Array.isArray(node)) splice(node, k as number, 0, value)
+    else set(node, k, value)
+  }
+
+  // The container of a non-root path's last segment, writable, and that segment resolved.
+  const parent = (segments: string[], insert: boolean): [Container, string | number] => {
+    const node = walk(segments, segments.length - 1, true)
+    return [node, resolve(node, segments[segments.length - 1] as string, insert)]
+  }
+
+  const apply = (op: unknown): void => {
+    if (!isTuple(op)) fail('not an [op, path, value] tuple')
+    const [name, path, arg] = op
+    const segments = parse(path)
+    const given = (): unknown => (arg === undefined ? fail('missing value') : arg)
+    const value = (): unknown => clone(given())
+    const from = (): string => (typeof arg === 'string' ? arg : fail('missing from'))
+    switch (name) {
+      case 'add':
+        return insert(segments, value())
+      case 'remove':
+        return void remove(segments)
+      case 'replace': {
+        const v = value()
+        if (segments.length === 0) doc = v
+        else set(...parent(segments, false), v)
+        return
+      }
+      case 'move': {
+        const source = parse(from())
+        if (path === arg) return void walk(source, source.length, false)
+        if (path.startsWith(`${arg}/`)) fail('a value cannot move into itself')
+        return insert(segments, remove(source))
+      }
+      case 'copy': {
+        const source = parse(from())
+        return insert(segments, clone(walk(source, source.length, false)))
+      }
+      case 'test':
+        return equal(walk(segments, segments.length, false), given()) ? undefined : fail('test failed')
+      case 'upsert': {
+        const v = value()
+        if (segments.length === 0) fail('upsert needs a path into an array')
+        const [node, k] = parent(segments, true)
+        if (!Array.isArray(node)) fail('upsert needs a path into an array')
+        const id = isObject(v) ? v[key] : undefined
+        const found = id === undefined ? -1 : node.findIndex((item) => isObject(item) && item[key] === id)
+        return found < 0 ? splice(node, k as number, 0, v) : set(node, found, v)
+      }
+      case 'limit': {
+        const node = walk(segments, segments.length, true)
+        if (!Array.isArray(node)) fail('limit needs a path to an array')
+        if (!Number.isInteger(arg)) fail('limit needs an integer')
+        const n = arg as number
+        const drop = node.length - Math.abs(n)
+        if (drop > 0) splice(node, n < 0 ? 0 : n, drop)
+        return
+      }
+      default:
+        fail(`unknown op "${name}"`)
+    }
+  }
+
+  for (let i = 0; i < ops.length; i++) {
+    try {
+      apply(ops[i])
+    } catch (error) {
+      for (let j = undo.length - 1; j >= 0; j--) (undo[j] as () => void)()
+      throw typeof error === 'string' ? new PatchError(i, ops[i], error) : error
+    }
+  }
+  return doc as T
+}
+
+type Container = Record<string | number, unknown>
+
+// Failures travel as plain strings inside applyPatch, which turns them into a
+// PatchError that names the op.
+function fail(reason: string): never {
+  throw reason
+}
+
+function isObject(value: unknown): value is Container {
+  return typeof value === 'object' && value !== null
+}
+
+/**
+ * Whether `op` has the shape of an op tuple: an array with a string op and path.
+ * @internal
+ */
+export function isTuple(op: unknown): op is readonly [string, string, unknown?] {
+  return Array.isArray(op) && typeof op[0] === 'string' && typeof op[1] === 'string'
+}
+
+const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype'])
+
+// RFC 6901: "" is the whole document; "/a/b" has the segments "a" and "b".
+function parse(path: string): string[] {
+  if (path === '') return []
+  if (path[0] !== '/') fail(`path ${JSON.stringify(path)} must be "" or start with "/"`)
+  return path.slice(1).split('/').map((segment) => {
+    if (/~([^01]|$)/.test(segment)) fail(`"~" must be followed by 0 or 1 in ${JSON.stringify(path)}`)
+    const unescaped = segment.replace(/~1/g, '/').replace(/~0/g, '~')
+    // Refused everywhere, so no op can reach or write Object.prototype.
+    return FORBIDDEN.has(unescaped) ? fail(`"${unescaped}" is not allowed in a path`) : unescaped
+  })
+}
+
+// A deep copy of a JSON value. fromEntries defines members, so a "__proto__"
+// member stays a plain member instead of setting the copy's prototype.
+function clone(value: unknown): unknown {
+  if (!isObject(value)) return value
+  if (Array.isArray(value)) return value.map(clone)
+  return Object.fromEntries(Object.keys(value).map((k) => [k, clone(value[k])]))
+}
+
+// RFC 6902 section 4.6: equal JSON values; member order does not matter.
+function equal(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (!isObject(a) || !isObject(b) || Array.isArray(a) !== Array.isArray(b)) return false
+  const keys = Object.keys(a)
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && equal(a[k], b[k]))
+}

@@ -1,0 +1,296 @@
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { describe, it, type TestContext } from 'node:test'
+import { EventSource } from 'eventsource'
+import { createBroker, createHandler, publish, type Broker, type Handler, type HandlerOptions } from '../src/index.ts'
+import { applyPatch, subscribe, type PatchMeta, type PatchOp, type PatchwireError, type SubscribeOptions, type Subscription, type SubscriptionState } from '../src/client/index.ts'
+import { startServer, until } from './helpers/server.ts'
+
+const TIMEOUT = { timeout: 15_000 }
+
+/** One subscription and everything it reported. */
+interface Probe {
+  stop: Subscription
+  patches: { ops: PatchOp[]; meta: PatchMeta }[]
+  errors: PatchwireError[]
+  states: SubscriptionState[]
+  resets: string[]
+}
+
+function probe(t: TestContext, url: string, topic: string, options: SubscribeOptions = {}): Probe {
+  const patches: Probe['patches'] = []
+  const errors: PatchwireError[] = []
+  const states: SubscriptionState[] = []
+  const resets: string[] = []
+  const stop = subscribe(topic, (ops, meta) => patches.push({ ops, meta }), {
+    path: url,
+    EventSource,
+    onError: (error) => errors.push(error),
+    onStateChange: (state) => states.push(state),
+    onReset: (reason) => resets.push(reason),
+    ...options,
+  })
+  t.after(stop)
+  return { stop, patches, errors, states, resets }
+}
+
+async function serve(t: TestContext, options: HandlerOptions = {}): Promise<{ url: string; handler: Handler; server: http.Server; broker: Broker }> {
+  const broker = createBroker()
+  const { origin, handler, server } = await startServer(t, { broker, retryMs: 50, ...options })
+  return { url: `${origin}/events`, handler, server, broker }
+}
+
+const codes = (p: Probe): string[] => p.errors.map((error) => error.code)
+
+describe('subscribe', TIMEOUT, () => {
+  describe('against createHandler', () => {
+    it('delivers each publish as ops with its event id', async (t) => {
+      const { url, broker } = await serve(t)
+      const p = probe(t, url, 'room:1')
+      await until(() => p.stop.state === 'open', 5000, 'open')
+      assert.deepEqual(p.states, ['open'])
+      await publish(broker, 'room:1', [['replace', '/counter', 1]])
+      await publish(broker, 'room:1', [['add', '/items/-', { id: 1 }], ['limit', '/items', -10]])
+      await until(() => p.patches.length === 2, 5000, 'two patches')
+      assert.deepEqual(p.patches.map((patch) => patch.ops), [[['replace', '/counter', 1]], [['add', '/items/-', { id: 1 }], ['limit', '/items', -10]]])
+      const [first, second] = p.patches.map((patch) => patch.meta.id)
+      assert.ok(first !== undefined && first !== '' && second !== undefined && second !== first)
+      assert.deepEqual(p.errors, [])
+    })
+
+    it('encodes the topic in the query string, after an existing query', async (t) => {
+      const { url, broker } = await serve(t)
+      const topic = 'a b/ü&c=d?#%'
+      const p = probe(t, `${url}?x=1`, topic)
+      await until(() => p.stop.state === 'open', 5000, 'open')
+      await publish(broker, topic, [['replace', '/x', 1]])
+      await until(() => p.patches.length === 1, 5000, 'a patch')
+    })
+
+    it('shares one EventSource per path and topic, closing it with the last stop', async (t) => {
+      const { url, broker, handler } = await serve(t)
+      const one = probe(t, url, 'shared')
+      const two = probe(t, url, 'shared')
+      const other = probe(t, url, 'other')
+      await until(() => one.stop.state === 'open' && other.stop.state === 'open', 5000, 'open')
+      assert.equal(two.stop.state, 'open')
+      assert.equal(handler.stats().connections, 2)
+
+      one.stop()
+      one.stop()
+      assert.equal(one.stop.state, 'closed')
+      assert.equal(two.stop.state, 'open')
+      await publish(broker, 'shared', [['replace', '/n', 1]])
+      await until(() => two.patches.length === 1, 5000, 'the remaining subscriber gets the patch')
+      assert.equal(one.patches.length, 0)
+      assert.equal(handler.stats().connections, 2)
+
+      two.stop()
+      await until(() => handler.stats().connections === 1, 5000, 'the shared stream closed')
+      assert.equal(other.stop.state, 'open')
+
+      const again = probe(t, url, 'shared')
+      await until(() => again.stop.state === 'open', 5000, 'a new stream for a new subscriber')
+      assert.equal(handler.stats().connections, 2)
+    })
+
+    it('reports a refusal as ERR_PATCHWIRE_REFUSED with state closed, and a later subscribe tries again', async (t) => {
+      const { url, handler } = await serve(t, { topicPrefix: 'ok:' })
+      const p = probe(t, url, 'secret')
+      await until(() => p.errors.length === 1, 5000, 'the refusal')
+      assert.deepEqual(codes(p), ['ERR_PATCHWIRE_REFUSED'])
+      assert.match(p.errors[0]?.message ?? '', /refused the stream .*topic=secret.*403/)
+      assert.equal(p.stop.state, 'closed')
+      assert.deepEqual(p.states, ['closed'])
+      assert.equal(handler.stats().connections, 0)
+
+      const q = probe(t, url, 'secret')
+      await until(() => q.errors.length === 1, 5000, 'a second refusal from a second EventSource')
+      assert.deepEqual(codes(q), ['ERR_PATCHWIRE_REFUSED'])
+      assert.equal(p.errors.length, 1)
+    })
+
+    it('reports a drop as ERR_PATCHWIRE_DISCONNECTED, reconnects and resumes without loss', async (t) => {
+      const { url, broker, server } = await serve(t)
+      const p = probe(t, url, 'feed')
+      await until(() => p.stop.state === 'open', 5000, 'open')
+      await publish(broker, 'feed', [['add', '/l/-', 1]])
+      await until(() => p.patches.length === 1, 5000, 'first patch')
+
+      server.closeAllConnections()
+      await until(() => p.stop.state === 'connecting', 5000, 'the drop')
+      await publish(broker, 'feed', [['add', '/l/-', 2]])
+      await publish(broker, 'feed', [['add', '/l/-', 3]])
+      await until(() => p.patches.length === 3, 5000, 'the replayed patches')
+
+      assert.deepEqual(codes(p), ['ERR_PATCHWIRE_DISCONNECTED'])
+      assert.deepEqual(p.states, ['open', 'connecting', 'open'])
+      assert.deepEqual(p.resets, [])
+      const state = { l: [] as number[] }
+      for (const { ops } of p.patches) applyPatch(state, ops)
+      assert.deepEqual(state.l, [1, 2, 3])
+      assert.equal(new Set(p.patches.map((patch) => patch.meta.id)).size, 3)
+    })
+
+    it('calls onReset with the reason when the server cannot resume (another handler instance)', async (t) => {
+      const broker = createBroker()
+      let handler = createHandler({ broker, retryMs: 50 })
+      const server = http.createServer((req, res) => handler(req, res))
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const first = handler
+      t.after(async () => {
+        await first.close()
+        await handler.close()
+        server.closeAllConnections()
+        await new Promise((resolve) => server.close(resolve))
+      })
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`
+      const p = probe(t, url, 'restart')
+      const silent = probe(t, url, 'restart', { onReset: undefined as never })
+      await until(() => p.stop.state === 'open', 5000, 'open')
+      await publish(broker, 'restart', [['replace', '/v', 1]])
+      await until(() => p.patches.length === 1, 5000, 'first patch')
+
+      handler = createHandler({ broker, retryMs: 50 })
+      await first.close()
+      await until(() => p.resets.length === 1, 5000, 'the reset')
+      assert.deepEqual(p.resets, ['foreign-id'])
+      assert.equal(p.stop.state, 'open')
+      await publish(broker, 'restart', [['replace', '/v', 2]])
+      await until(() => p.patches.length === 2, 5000, 'live patches after the reset')
+      // Outside a browser, nothing can reload the page: the default onReset reports.
+      assert.ok(codes(silent).includes('ERR_PATCHWIRE_RESET'))
+    })
+
+    it('reloads the page on reset by default in a browser', async (t) => {
+      const reloads: number[] = []
+      Object.defineProperty(globalThis, 'location', { value: { reload: () => reloads.push(1) }, configurable: true })
+      t.after(() => delete (globalThis as { location?: unknown }).location)
+      const p = await handWritten(t, ['event: reset\ndata: {"reason":"history-exceeded"}\n\n'])
+      const stop = subscribe('t', () => {}, { path: p.url, EventSource, onError: () => {} })
+      t.after(stop)
+      await until(() => reloads.length === 1, 5000, 'location.reload()')
+    })
+  })
+
+  describe('frames and callbacks', () => {
+    it('reports frames that are not ops as ERR_PATCHWIRE_FRAME and goes on', async (t) => {
+      const server = await handWritten(t, [
+        'id: 1\nevent: patch\ndata: not json\n\n',
+        'id: 2\nevent: patch\ndata: {"op":"add"}\n\n',
+        'id: 3\nevent: patch\ndata: [["add"]]\n\n',
+        'id: 4\nevent: patch\ndata: [["add", 1, 2]]\n\n',
+        'id: 5\nevent: patch\ndata: [["replace","/a",1]]\n\n',
+      ])
+      const p = probe(t, server.url, 't')
+      await until(() => p.patches.length === 1, 5000, 'the good frame')
+      assert.deepEqual(codes(p), ['ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME'])
+      assert.match(p.errors[0]?.message ?? '', /not a JSON array of \[op, path, value\] tuples: not json/)
+      assert.deepEqual(p.patches[0], { ops: [['replace', '/a', 1]], meta: { id: '5' } })
+      assert.equal(p.stop.state, 'open')
+    })
+
+    it('reports a callback that throws as ERR_PATCHWIRE_CALLBACK; the other subscribers still get the patch', async (t) => {
+      const server = await handWritten(t, ['id: 1\nevent: patch\ndata: [["replace","/a",1]]\n\nid: 2\nevent: patch\ndata: [["replace","/a",2]]\n\n'])
+      const boom = new Error('boom')
+      const failing = probe(t, server.url, 't')
+      const errors: PatchwireError[] = []
+      const thrower = subscribe('t', () => { throw boom }, { path: server.url, EventSource, onError: (error) => errors.push(error) })
+      t.after(thrower)
+      const after = probe(t, server.url, 't')
+      await until(() => after.patches.length === 2 && failing.patches.length === 2, 5000, 'both patches')
+      assert.deepEqual(errors.map((error) => [error.code, error.cause]), [['ERR_PATCHWIRE_CALLBACK', boom], ['ERR_PATCHWIRE_CALLBACK', boom]])
+      assert.equal(thrower.state, 'open')
+    })
+
+    it('passes the reason of a reset frame, or its raw data when it is not the JSON form', async (t) => {
+      const server = await handWritten(t, ['event: reset\ndata: {"reason":"history-exceeded"}\n\nevent: reset\ndata: gone\n\nevent: reset\ndata: {"why":1}\n\n'])
+      const p = probe(t, server.url, 't')
+      await until(() => p.resets.length === 3, 5000, 'three resets')
+      assert.deepEqual(p.resets, ['history-exceeded', 'gone', '{"why":1}'])
+    })
+
+    it('lets a callback stop another subscriber of the same stream', async (t) => {
+      const server = await handWritten(t, ['id: 1\nevent: patch\ndata: [["replace","/a",1]]\n\n'])
+      let second: Probe | undefined
+      const first = subscribe('t', () => second?.stop(), { path: server.url, EventSource })
+      t.after(first)
+      second = probe(t, server.url, 't')
+      await until(() => second?.stop.state === 'closed', 5000, 'the second stopped')
+      assert.equal(second.patches.length, 0)
+    })
+
+    it('passes withCredentials to the EventSource only when asked', () => {
+      const inits: unknown[] = []
+      class Recording {
+        readyState = 0
+        constructor(_url: string, init?: unknown) {
+          inits.push(init)
+        }
+        addEventListener(): void {}
+        close(): void {}
+      }
+      const stops = [subscribe('t', () => {}, { path: '/e', EventSource: Recording }), subscribe('t', () => {}, { path: '/e', EventSource: Recording, withCredentials: true })]
+      stops.forEach((stop) => stop())
+      assert.deepEqual(inits, [{ withCredentials: false }, { withCredentials: true }])
+    })
+  })
+
+  describe('environment', () => {
+    it('defaults the path to the page path + /__events', (t) => {
+      const urls: string[] = []
+      class Recording {
+        readyState = 0
+        constructor(url: string) {
+          urls.push(url)
+        }
+        addEventListener(): void {}
+        close(): void {}
+      }
+      const pathname = { value: '/' }
+      Object.defineProperty(globalThis, 'window', { value: { location: { get pathname() { return pathname.value } }, EventSource: Recording }, configurable: true })
+      t.after(() => delete (globalThis as { window?: unknown }).window)
+      for (const value of ['/', '/dashboard', '/dashboard/']) {
+        pathname.value = value
+        subscribe('user:42', () => {})()
+      }
+      assert.deepEqual(urls, ['/__events?topic=user%3A42', '/dashboard/__events?topic=user%3A42', '/dashboard/__events?topic=user%3A42'])
+    })
+
+    it('does nothing during server-side rendering (no window, no EventSource option)', () => {
+      let called = false
+      const stop = subscribe('t', () => (called = true))
+      assert.equal(stop.state, 'closed')
+      stop()
+      stop()
+      assert.equal(called, false)
+    })
+
+    it('needs options.path outside a browser', () => {
+      assert.throws(() => subscribe('t', () => {}, { EventSource }), { name: 'TypeError', message: /options\.path is required outside a browser/ })
+    })
+
+    it('throws a TypeError for a bad topic or onPatch', () => {
+      assert.throws(() => subscribe('', () => {}, { path: '/e', EventSource }), { name: 'TypeError', message: /topic must be a non-empty string/ })
+      assert.throws(() => subscribe(42 as never, () => {}, { path: '/e', EventSource }), TypeError)
+      assert.throws(() => subscribe('t', 'nope' as never, { path: '/e', EventSource }), { name: 'TypeError', message: /onPatch must be a function/ })
+    })
+  })
+})
+
+// A node:http SSE server that writes the given frames on each stream, for
+// frames createHandler never writes (malformed ones).
+async function handWritten(t: TestContext, frames: string[]): Promise<{ url: string }> {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' })
+    res.write('retry: 60000\n\n')
+    for (const frame of frames) res.write(frame)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(async () => {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/events` }
+}
