@@ -78,7 +78,9 @@ export function createBroker(options: BrokerOptions = {}): Broker {
       return () => {
         if (!subscribed) return
         subscribed = false
-        const rest = (topics.get(topic) ?? []).filter((l) => l !== listener)
+        // Remove this subscription only: the same function may be subscribed twice.
+        const rest = [...(topics.get(topic) ?? [])]
+        rest.splice(rest.indexOf(listener), 1)
         if (rest.length === 0) topics.delete(topic)
         else topics.set(topic, rest)
       }

@@ -53,7 +53,7 @@ export function createHandler(options: HandlerOptions = {}): Handler {
       else refuse(res, { status: 404, message: 'Not Found' })
       return
     }
-    const accepted = accept(req, resolved, closed)
+    const accepted = accept(req, res, resolved, closed)
     if ('status' in accepted) {
       refuse(res, accepted)
       return
@@ -113,9 +113,12 @@ const FORBIDDEN: Refusal = { status: 403, message: 'Forbidden' }
 const CLOSED: Refusal = { status: 503, message: 'Service Unavailable: the event stream is shutting down' }
 
 /** Reads what the request asks for, or why it is refused before any `authorize`. */
-function accept(req: Request, options: ResolvedOptions, closed: boolean): StreamRequest | Refusal {
+function accept(req: Request, res: Response, options: ResolvedOptions, closed: boolean): StreamRequest | Refusal {
   if (closed) return CLOSED
   if (req.method !== 'GET') return { status: 405, message: 'Method Not Allowed: event streams are opened with GET' }
+  // A pipelined request waits behind the response before it, which for
+  // another stream never ends: it could neither stream nor be told it closed.
+  if (res.socket === null) return { status: 400, message: 'Bad Request: an event stream cannot be pipelined behind another request; open it on its own connection' }
   const parsed = readStreamRequest(req.url ?? '', options.maxTopicLength)
   if ('status' in parsed) return parsed
   if (!parsed.topic.startsWith(options.topicPrefix)) return FORBIDDEN

@@ -108,7 +108,7 @@ export function resolveOptions(options: HandlerOptions): ResolvedOptions {
       throw new TypeError(`createHandler: unknown option "${name}"; the options are ${[...KNOWN].join(', ')}`)
     }
   }
-  const broker = options.broker ?? defaultBroker
+  const broker = options.broker === undefined ? defaultBroker : options.broker
   if (broker === null || typeof broker !== 'object' || typeof broker.publish !== 'function' || typeof broker.subscribe !== 'function') {
     throw new TypeError('createHandler: option "broker" must implement Broker (publish and subscribe methods); use createBroker() or an adapter')
   }
@@ -146,11 +146,11 @@ type NumberOption = 'heartbeatMs' | 'retryMs' | 'maxBufferedBytes' | 'history' |
 function integer(options: HandlerOptions, name: NumberOption, fallback: number, min: number, max: number): number {
   const value: unknown = options[name]
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`createHandler: option "${name}" must be an integer, got ${typeof value === 'number' ? value : typeof value}`)
+  if (typeof value !== 'number') {
+    throw new TypeError(`createHandler: option "${name}" must be an integer, got ${typeof value}`)
   }
-  if (value < min || value > max) {
-    throw new RangeError(`createHandler: option "${name}" must be between ${min} and ${max}, got ${value}`)
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`createHandler: option "${name}" must be an integer from ${min} to ${max}, got ${value}`)
   }
   return value
 }

@@ -43,9 +43,9 @@ export function readStreamRequest(url: string, maxTopicLength: number): StreamRe
       if (name === 'topic') {
         if (topic !== undefined) return { status: 400, message: 'Repeated "topic" query parameter: give exactly one topic per stream' }
         const raw = eq === -1 ? '' : pair.slice(eq + 1)
-        // A percent-encoded character takes at most 3 characters of the URL,
-        // so this length is over the limit whatever it decodes to.
-        if (raw.length > maxTopicLength * 3) return tooLong(maxTopicLength)
+        // One UTF-16 code unit takes at most 9 characters of the URL (three
+        // percent-encoded bytes), so this is over the limit whatever it decodes to.
+        if (raw.length > maxTopicLength * 9) return tooLong(maxTopicLength)
         topic = decode(raw)
         if (topic === undefined) return { status: 400, message: 'Malformed "topic": broken percent-encoding' }
       } else if (name === 'lastEventId' && lastEventId === undefined && eq !== -1) {

@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Topic } from './fanout.js'
 
-/** What a stream writes to: a socket, an HTTP/2 stream or, as a fallback, the response. */
+/** What a stream writes to: a socket, or an HTTP/2 stream. */
 interface Sink {
   write(chunk: Buffer | string): boolean
   readonly writableLength: number
@@ -86,9 +87,8 @@ export function openStream(req: Request, res: Response, firstChunk: Buffer | str
   h1.writeHead(200, { ...headers, Connection: 'close' })
   // The first write carries the headers with it: one packet per connect.
   h1.write(firstChunk)
-  // A pipelined request's response waits for the one before it and has no
-  // socket yet; it keeps going through the response.
-  return new Stream(res, h1.socket ?? h1, topic)
+  // The handler refuses pipelined requests, so the socket is this response's alone.
+  return new Stream(res, h1.socket as Socket, topic)
 }
 
 let tick = 0

@@ -1,0 +1,124 @@
+/**
+ * formatPatch: the exact wire bytes of a `patch` frame, checked byte for byte
+ * and parsed back with eventsource-parser (a spec-conformant SSE parser), so
+ * that a value which splits the `data:` line cannot go unnoticed.
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { formatPatch, type PatchOp } from '../src/index.ts'
+
+/** Every event a spec parser reads from `text`. */
+function parse(text: string): EventSourceMessage[] {
+  const events: EventSourceMessage[] = []
+  const parser = createParser({ onEvent: (event) => events.push(event) })
+  parser.feed(text)
+  return events
+}
+
+describe('formatPatch', () => {
+  describe('exact bytes', () => {
+    const cases: { name: string; ops: PatchOp[]; id?: string; expected: string }[] = [
+      { name: 'no id', ops: [['replace', '/counter', 7]], expected: 'event: patch\ndata: [["replace","/counter",7]]\n\n' },
+      { name: 'with id', ops: [['replace', '/counter', 7]], id: '42', expected: 'id: 42\nevent: patch\ndata: [["replace","/counter",7]]\n\n' },
+      { name: 'empty ops', ops: [], expected: 'event: patch\ndata: []\n\n' },
+      { name: 'empty ops with id', ops: [], id: 'abc-1', expected: 'id: abc-1\nevent: patch\ndata: []\n\n' },
+      { name: 'remove (two-element tuple)', ops: [['remove', '/a/0']], expected: 'event: patch\ndata: [["remove","/a/0"]]\n\n' },
+      {
+        name: 'several ops, nested values',
+        ops: [['add', '/items/-', { id: 1, tags: ['x', null, true] }], ['move', '/b', '/a'], ['limit', '/feed', -50]],
+        expected: 'event: patch\ndata: [["add","/items/-",{"id":1,"tags":["x",null,true]}],["move","/b","/a"],["limit","/feed",-50]]\n\n',
+      },
+      { name: 'Unicode kept as is', ops: [['replace', '/name', 'Zoë 日本 🎉']], expected: 'event: patch\ndata: [["replace","/name","Zoë 日本 🎉"]]\n\n' },
+      { name: 'LF escaped', ops: [['replace', '/t', 'a\nb']], expected: 'event: patch\ndata: [["replace","/t","a\\nb"]]\n\n' },
+      { name: 'CR escaped', ops: [['replace', '/t', 'a\rb']], expected: 'event: patch\ndata: [["replace","/t","a\\rb"]]\n\n' },
+      { name: 'CRLF escaped', ops: [['replace', '/t', 'a\r\nb']], expected: 'event: patch\ndata: [["replace","/t","a\\r\\nb"]]\n\n' },
+      { name: 'NUL escaped', ops: [['replace', '/t', 'a\0b']], expected: 'event: patch\ndata: [["replace","/t","a\\u0000b"]]\n\n' },
+      { name: 'lone surrogate escaped', ops: [['replace', '/t', '\ud800']], expected: 'event: patch\ndata: [["replace","/t","\\ud800"]]\n\n' },
+      { name: 'newline in a path', ops: [['add', '/a\nb', 1]], expected: 'event: patch\ndata: [["add","/a\\nb",1]]\n\n' },
+    ]
+    for (const { name, ops, id, expected } of cases) {
+      it(name, () => {
+        assert.equal(id === undefined ? formatPatch(ops) : formatPatch(ops, id), expected)
+      })
+    }
+
+    it('treats an explicit undefined id as no id', () => {
+      assert.equal(formatPatch([], undefined), 'event: patch\ndata: []\n\n')
+    })
+  })
+
+  describe('one data line whatever the values contain', () => {
+    const tricky = ['line\nbreak', 'carriage\rreturn', 'crlf\r\nhere', 'ls\u2028ps\u2029', 'nel\u0085', '\n\n\n', 'data: forged\n\nevent: reset', 'tab\tend', '🎉\u0000']
+    for (const value of tricky) {
+      it(`round-trips ${JSON.stringify(value)}`, () => {
+        const ops: PatchOp[] = [['replace', '/v', value], ['add', `/k/${value}`, { [value]: [value] }]]
+        const frame = formatPatch(ops, '7')
+        // Exactly three lines and the blank line ending the frame.
+        assert.deepEqual(frame.split(/\r\n|\r|\n/), ['id: 7', 'event: patch', frame.split('\n')[2], '', ''])
+        assert.equal(frame.match(/^data:/gm)?.length, 1)
+        const events = parse(frame)
+        assert.equal(events.length, 1)
+        const [event] = events
+        assert.equal(event?.event, 'patch')
+        assert.equal(event?.id, '7')
+        assert.deepEqual(JSON.parse(event?.data ?? ''), ops)
+      })
+    }
+
+    it('keeps frames apart when several are concatenated', () => {
+      const a: PatchOp[] = [['replace', '/a', 'x\n\ny']]
+      const b: PatchOp[] = [['replace', '/b', 'z\r\n']]
+      const events = parse(formatPatch(a, '1') + formatPatch(b, '2') + formatPatch([]))
+      assert.deepEqual(events.map((e) => [e.id, e.event, JSON.parse(e.data)]), [['1', 'patch', a], ['2', 'patch', b], [undefined, 'patch', []]])
+    })
+  })
+
+  describe('invalid id', () => {
+    for (const id of ['a\nb', 'a\rb', 'a\r\nb', 'a\0b', '\n', '1\n\ndata: forged']) {
+      it(`throws TypeError for ${JSON.stringify(id)}`, () => {
+        assert.throws(() => formatPatch([], id), TypeError)
+      })
+    }
+  })
+
+  describe('invalid ops', () => {
+    const circular: Record<string, unknown> = {}
+    circular['self'] = circular
+    const throwingToJSON = { toJSON() { throw new Error('nope') } }
+    const cases: { name: string; ops: unknown }[] = [
+      { name: 'undefined', ops: undefined },
+      { name: 'null', ops: null },
+      { name: 'a string', ops: '[["replace","/a",1]]' },
+      { name: 'a number', ops: 1 },
+      { name: 'an object', ops: { 0: ['replace', '/a', 1], length: 1 } },
+      { name: 'a flat tuple instead of a list of tuples', ops: ['replace', '/a', 1] },
+      { name: 'a null op', ops: [null] },
+      { name: 'a hole', ops: [, ['replace', '/a', 1]] },
+      { name: 'an object op', ops: [{ op: 'replace', path: '/a', value: 1 }] },
+      { name: 'an empty tuple', ops: [[]] },
+      { name: 'a tuple without path', ops: [['replace']] },
+      { name: 'a non-string op name', ops: [[1, '/a', 1]] },
+      { name: 'a non-string path', ops: [['replace', 5, 1]] },
+      { name: 'a bad second op', ops: [['replace', '/a', 1], ['add']] },
+      { name: 'a circular value', ops: [['add', '/a', circular]] },
+      { name: 'a BigInt value', ops: [['add', '/a', 1n]] },
+      { name: 'a nested BigInt', ops: [['add', '/a', { deep: [2n] }]] },
+      { name: 'a throwing toJSON', ops: [['add', '/a', throwingToJSON]] },
+    ]
+    for (const { name, ops } of cases) {
+      it(`throws TypeError for ${name}`, () => {
+        assert.throws(() => formatPatch(ops as PatchOp[]), TypeError)
+        assert.throws(() => formatPatch(ops as PatchOp[], '1'), TypeError)
+      })
+    }
+
+    it('keeps the serialisation error as cause', () => {
+      assert.throws(() => formatPatch([['add', '/a', 1n]]), (error: unknown) => {
+        assert.ok(error instanceof TypeError)
+        assert.ok(error.cause instanceof TypeError, 'cause is the JSON.stringify error')
+        return true
+      })
+    })
+  })
+})

@@ -1,0 +1,812 @@
+/**
+ * createHandler over real sockets: option validation, every refusal of
+ * DESIGN.md, async authorize races, the accepted stream's exact bytes,
+ * per-topic fan-out, disconnects, close() and stats().
+ */
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import { describe, it, type TestContext } from 'node:test'
+import { createBroker, createHandler, formatPatch, publish, PatchwireError, type Broker, type HandlerOptions, type PatchOp } from '../src/index.ts'
+import { listen, startServer, until, type TestServer } from './helpers/server.ts'
+import { openRaw, openStream, sendRaw, type RawResponse, type SseClient } from './helpers/sse-client.ts'
+
+/** A broker that counts subscribe and unsubscribe calls around a real in-process broker. */
+function countingBroker(): { broker: Broker; counts: { subscribe: number; unsubscribe: number; topics: string[] } } {
+  const inner = createBroker()
+  const counts = { subscribe: 0, unsubscribe: 0, topics: [] as string[] }
+  const broker: Broker = {
+    publish: (topic, payload) => inner.publish(topic, payload),
+    subscribe(topic, listener) {
+      counts.subscribe++
+      counts.topics.push(topic)
+      const unsubscribe = inner.subscribe(topic, listener)
+      return () => {
+        counts.unsubscribe++
+        unsubscribe()
+      }
+    },
+  }
+  return { broker, counts }
+}
+
+/** The bytes of an HTTP/1.1 request. */
+function request(method: string, target: string, headers: string[] = []): string {
+  return `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`
+}
+
+/** True once the client holds a complete response (by Content-Length), or the connection closed. */
+function answered(client: SseClient, head: boolean): boolean {
+  const response = client.response
+  if (response === undefined) return client.closed
+  const length = response.headers['content-length']
+  if (head || length === undefined) return true
+  return Buffer.byteLength(response.body) >= Number(length)
+}
+
+/** Sends `raw` and waits (bounded) for the complete answer. */
+async function ask(t: TestContext, port: number, raw: string, head = false): Promise<RawResponse> {
+  const client = await sendRaw(t, port, raw)
+  await until(() => answered(client, head), 3000, `an answer to ${JSON.stringify(raw.slice(0, 100))}, got ${JSON.stringify(client.raw)}`)
+  assert.ok(client.response, `a response, not a bare close: ${JSON.stringify(client.raw)}`)
+  return client.response
+}
+
+/** Asserts a refusal: the status, plain text, and no stream or subscription behind it. */
+function assertRefused(response: RawResponse, status: number, server: TestServer, counts?: { subscribe: number }): void {
+  assert.equal(response.status, status, `status of ${JSON.stringify(response.body)}`)
+  assert.match(response.headers['content-type'] ?? '', /^text\/plain/)
+  assert.notEqual(response.headers['content-type'], 'text/event-stream')
+  assert.equal(server.handler.stats().connections, 0)
+  assert.equal(server.handler.stats().topics, 0)
+  if (counts !== undefined) assert.equal(counts.subscribe, 0, 'no broker subscription for a refused request')
+}
+
+/** A promise with its resolve and reject. */
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
+  let resolve!: (value: T) => void
+  let reject!: (error: unknown) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+/** The part of a stream's body after its `ready` frame. */
+function afterReady(client: SseClient): string {
+  const body = client.response?.body ?? ''
+  const ready = body.indexOf('event: ready\n')
+  assert.notEqual(ready, -1, `a ready frame in ${JSON.stringify(body)}`)
+  return body.slice(body.indexOf('\n\n', ready) + 2)
+}
+
+describe('createHandler', () => {
+  describe('option validation', () => {
+    const wrongTypes: [keyof HandlerOptions, unknown][] = [
+      ['broker', 'redis'],
+      ['broker', 1],
+      ['broker', {}],
+      ['broker', { publish: () => Promise.resolve() }],
+      ['broker', { subscribe: () => () => {} }],
+      ['heartbeatMs', '1000'],
+      ['heartbeatMs', null],
+      ['retryMs', '3000'],
+      ['retryMs', true],
+      ['topicPrefix', 1],
+      ['topicPrefix', null],
+      ['authorize', true],
+      ['authorize', null],
+      ['authorize', 'admin'],
+      ['path', 1],
+      ['path', null],
+      ['maxBufferedBytes', '1mb'],
+      ['history', '10'],
+      ['historyBytes', {}],
+      ['lingerMs', '30s'],
+      ['maxTopicLength', []],
+      ['onError', 'console'],
+      ['onError', null],
+    ]
+    for (const [name, value] of wrongTypes) {
+      it(`${name}: ${JSON.stringify(value) ?? typeof value} → TypeError naming the option`, () => {
+        assert.throws(() => createHandler({ [name]: value } as HandlerOptions), (error: unknown) => {
+          assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
+          assert.match(error.message, new RegExp(`\\b${name}\\b`))
+          return true
+        })
+      })
+    }
+
+    it('broker: null → TypeError naming the option', () => {
+      assert.throws(() => createHandler({ broker: null } as unknown as HandlerOptions), /broker/)
+    })
+
+    const outOfRange: [keyof HandlerOptions, number][] = [
+      ['heartbeatMs', -1],
+      ['heartbeatMs', 0],
+      ['heartbeatMs', 2 ** 31],
+      ['retryMs', -1],
+      ['retryMs', 2 ** 31],
+      ['history', -1],
+      ['historyBytes', -1],
+      ['maxBufferedBytes', -1],
+      ['maxTopicLength', 0],
+      ['maxTopicLength', -5],
+      ['lingerMs', -1],
+      ['lingerMs', 2 ** 31],
+    ]
+    for (const [name, value] of outOfRange) {
+      it(`${name}: ${value} → RangeError naming the option`, () => {
+        assert.throws(() => createHandler({ [name]: value }), (error: unknown) => {
+          assert.ok(error instanceof RangeError, `a RangeError, got ${String(error)}`)
+          assert.match(error.message, new RegExp(`\\b${name}\\b`))
+          return true
+        })
+      })
+    }
+
+    for (const value of [1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      it(`heartbeatMs: ${value} → TypeError or RangeError naming the option`, () => {
+        assert.throws(() => createHandler({ heartbeatMs: value }), (error: unknown) => {
+          assert.ok(error instanceof TypeError || error instanceof RangeError, String(error))
+          assert.match(error.message, /heartbeatMs/)
+          return true
+        })
+      })
+    }
+
+    it('accepts the boundaries of every range', (t) => {
+      const handler = createHandler({ heartbeatMs: 1, retryMs: 0, history: 0, historyBytes: 0, maxBufferedBytes: 0, lingerMs: 2 ** 31 - 1, maxTopicLength: 1, topicPrefix: '', path: '/' })
+      t.after(() => handler.close())
+      assert.equal(typeof handler, 'function')
+    })
+
+    it('unknown option → TypeError naming it', () => {
+      assert.throws(() => createHandler({ heartbeat: 1000 } as unknown as HandlerOptions), (error: unknown) => {
+        assert.ok(error instanceof TypeError)
+        assert.match(error.message, /heartbeat\b/)
+        return true
+      })
+    })
+
+    for (const path of ['events', '', 'http://x/events', '/events?topic=a']) {
+      it(`path ${JSON.stringify(path)} → TypeError naming the option`, () => {
+        assert.throws(() => createHandler({ path }), (error: unknown) => {
+          assert.ok(error instanceof TypeError)
+          assert.match(error.message, /path/)
+          return true
+        })
+      })
+    }
+
+    for (const options of [null, 'x', 1]) {
+      it(`options ${JSON.stringify(options)} → TypeError`, () => {
+        assert.throws(() => createHandler(options as unknown as HandlerOptions), TypeError)
+      })
+    }
+
+    it('no options at all is fine', (t) => {
+      const handler = createHandler()
+      t.after(() => handler.close())
+      assert.deepEqual(handler.stats(), { connections: 0, topics: 0, dropped: 0 })
+    })
+  })
+
+  describe('refusals', () => {
+    const badRequests: [string, string][] = [
+      ['no query', '/'],
+      ['empty query', '/?'],
+      ['no topic parameter', '/?other=1'],
+      ['topic without value', '/?topic'],
+      ['empty topic', '/?topic='],
+      ['repeated topic', '/?topic=a&topic=b'],
+      ['repeated identical topic', '/?topic=a&topic=a'],
+      ['empty then repeated topic', '/?topic=&topic=a'],
+      ['repeated topic, one percent-encoded name', '/?topic=a&%74opic=b'],
+      ['NUL', '/?topic=%00'],
+      ['LF', '/?topic=a%0Ab'],
+      ['CR', '/?topic=a%0Db'],
+      ['tab', '/?topic=a%09b'],
+      ['unit separator', '/?topic=%1F'],
+      ['DEL', '/?topic=%7F'],
+      ['truncated UTF-8', '/?topic=%E0%A4%A'],
+      ['invalid hex', '/?topic=%zz'],
+      ['lone percent', '/?topic=a%'],
+      ['overlong UTF-8', '/?topic=%C0%AF'],
+      ['encoded lone surrogate', '/?topic=%ED%A0%80'],
+    ]
+    for (const [name, target] of badRequests) {
+      it(`400 for ${name}: ${target}`, async (t) => {
+        const { broker, counts } = countingBroker()
+        let authorized = 0
+        const server = await startServer(t, { broker, authorize: () => ++authorized > 0 })
+        const response = await ask(t, server.port, request('GET', target))
+        assertRefused(response, 400, server, counts)
+        assert.equal(authorized, 0, 'authorize is not asked about a malformed request')
+      })
+    }
+
+    describe('414', () => {
+      it('for a topic one over the default maxTopicLength (256), not for one at it', async (t) => {
+        const { broker, counts } = countingBroker()
+        const server = await startServer(t, { broker, lingerMs: 0 })
+        assertRefused(await ask(t, server.port, request('GET', `/?topic=${'a'.repeat(257)}`)), 414, server, counts)
+        const ok = await openStream(t, server.port, 'a'.repeat(256))
+        assert.equal(ok.response?.status, 200)
+      })
+
+      it('for a raw-long topic (percent-encoded beyond 3 × maxTopicLength)', async (t) => {
+        const { broker, counts } = countingBroker()
+        const server = await startServer(t, { broker, maxTopicLength: 10 })
+        assertRefused(await ask(t, server.port, request('GET', `/?topic=${'%61'.repeat(11)}`)), 414, server, counts)
+        assertRefused(await ask(t, server.port, request('GET', `/?topic=${'a'.repeat(5000)}`)), 414, server, counts)
+      })
+
+      it('for a topic whose raw form fits but decodes too long', async (t) => {
+        const { broker, counts } = countingBroker()
+        const server = await startServer(t, { broker, maxTopicLength: 10 })
+        // 21 URL characters, 11 topic characters.
+        assertRefused(await ask(t, server.port, request('GET', `/?topic=${'%61'.repeat(5)}${'a'.repeat(6)}`)), 414, server, counts)
+      })
+
+      it('not for a topic at maxTopicLength written fully percent-encoded', async (t) => {
+        const server = await startServer(t, { maxTopicLength: 10 })
+        const client = await openStream(t, server.port, 'a'.repeat(10), [], '/')
+        assert.equal(client.response?.status, 200)
+        const encoded = await openRaw(t, server.port, `/?topic=${'%61'.repeat(10)}`)
+        await until(() => encoded.named('ready').length === 1 || encoded.closed, 3000, 'the encoded stream')
+        assert.equal(encoded.response?.status, 200)
+      })
+
+      it('not for a non-ASCII topic within maxTopicLength UTF-16 code units', async (t) => {
+        const server = await startServer(t, { maxTopicLength: 10 })
+        for (const topic of ['é'.repeat(10), '日'.repeat(10), '🎉'.repeat(5)]) {
+          const client = await openStream(t, server.port, topic)
+          assert.equal(client.response?.status, 200, `status for ${topic}`)
+        }
+      })
+    })
+
+    describe('403', () => {
+      it('for a topic not starting with topicPrefix', async (t) => {
+        const { broker, counts } = countingBroker()
+        let authorized = 0
+        const server = await startServer(t, { broker, topicPrefix: 'dashboard:', authorize: () => ++authorized > 0 })
+        for (const topic of ['other:1', 'Dashboard:1', 'dashboard', ' dashboard:1']) {
+          assertRefused(await ask(t, server.port, request('GET', `/?topic=${encodeURIComponent(topic)}`)), 403, server, counts)
+        }
+        assert.equal(authorized, 0, 'authorize is not asked about a topic outside the prefix')
+        const ok = await openStream(t, server.port, 'dashboard:1')
+        assert.equal(ok.response?.status, 200)
+      })
+
+      const verdicts: [string, () => unknown][] = [
+        ['false', () => false],
+        ['undefined', () => undefined],
+        ['1', () => 1],
+        ['"true"', () => 'true'],
+        ['an object', () => ({})],
+        ['a Promise of false', () => Promise.resolve(false)],
+        ['a Promise of undefined', () => Promise.resolve(undefined)],
+        ['a Promise of 1', () => Promise.resolve(1)],
+      ]
+      for (const [name, verdict] of verdicts) {
+        it(`when authorize returns ${name}`, async (t) => {
+          const { broker, counts } = countingBroker()
+          const server = await startServer(t, { broker, authorize: verdict as HandlerOptions['authorize'] & {} })
+          assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 403, server, counts)
+        })
+      }
+
+      it('authorize gets the request and the decoded topic', async (t) => {
+        const seen: [string | undefined, string][] = []
+        const server = await startServer(t, {
+          authorize: (req, topic) => {
+            seen.push([req.headers['x-user'] as string | undefined, topic])
+            return topic === 'room 1/é'
+          },
+        })
+        assertRefused(await ask(t, server.port, request('GET', '/?topic=room%201%2F%C3%A8', ['X-User: bob'])), 403, server)
+        const ok = await openStream(t, server.port, 'room 1/é', ['X-User: alice'])
+        assert.equal(ok.response?.status, 200)
+        assert.deepEqual(seen, [['bob', 'room 1/è'], ['alice', 'room 1/é']])
+      })
+    })
+
+    describe('500', () => {
+      it('when authorize throws, reported as ERR_PATCHWIRE_AUTHORIZE with the cause', async (t) => {
+        const errors: unknown[] = []
+        const boom = new Error('db down')
+        const { broker, counts } = countingBroker()
+        const server = await startServer(t, { broker, onError: (e) => errors.push(e), authorize: () => { throw boom } })
+        assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server, counts)
+        assert.equal(errors.length, 1)
+        assert.ok(errors[0] instanceof PatchwireError)
+        assert.equal(errors[0].code, 'ERR_PATCHWIRE_AUTHORIZE')
+        assert.equal(errors[0].cause, boom)
+      })
+
+      it('when authorize rejects, reported as ERR_PATCHWIRE_AUTHORIZE with the cause', async (t) => {
+        const errors: unknown[] = []
+        const boom = new Error('timeout')
+        const { broker, counts } = countingBroker()
+        const server = await startServer(t, { broker, onError: (e) => errors.push(e), authorize: () => Promise.reject(boom) })
+        assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server, counts)
+        assert.equal(errors.length, 1)
+        assert.ok(errors[0] instanceof PatchwireError)
+        assert.equal(errors[0].code, 'ERR_PATCHWIRE_AUTHORIZE')
+        assert.equal(errors[0].cause, boom)
+      })
+
+      it('when authorize throws a non-Error', async (t) => {
+        const errors: PatchwireError[] = []
+        const server = await startServer(t, { onError: (e) => errors.push(e), authorize: () => { throw 'nope' as unknown as Error } })
+        assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server)
+        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_AUTHORIZE')
+        assert.equal(errors[0]?.cause, 'nope')
+      })
+
+      it('when the broker cannot subscribe, reported as ERR_PATCHWIRE_BROKER; the topic works once it can', async (t) => {
+        const errors: PatchwireError[] = []
+        const inner = createBroker()
+        let failing = true
+        const boom = new Error('redis down')
+        const broker: Broker = {
+          publish: (topic, payload) => inner.publish(topic, payload),
+          subscribe(topic, listener) {
+            if (failing) throw boom
+            return inner.subscribe(topic, listener)
+          },
+        }
+        const server = await startServer(t, { broker, onError: (e) => errors.push(e) })
+        assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server)
+        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_BROKER')
+        assert.equal(errors[0]?.cause, boom)
+        failing = false
+        const client = await openStream(t, server.port, 'a')
+        await publish(broker, 'a', [['add', '/x', 1]])
+        await client.waitForEvents(2)
+        assert.deepEqual(JSON.parse(client.named('patch')[0]?.data ?? ''), [['add', '/x', 1]])
+      })
+    })
+
+    describe('405', () => {
+      for (const method of ['POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH']) {
+        it(`${method} → 405 with Allow: GET`, async (t) => {
+          const { broker, counts } = countingBroker()
+          const server = await startServer(t, { broker })
+          const body = method === 'POST' || method === 'PUT' || method === 'PATCH' ? 'x=1' : ''
+          const headers = body === '' ? [] : [`Content-Length: ${body.length}`]
+          const response = await ask(t, server.port, request(method, '/?topic=a', headers) + body, method === 'HEAD')
+          assertRefused(response, 405, server, counts)
+          assert.equal(response.headers['allow'], 'GET')
+        })
+      }
+    })
+
+    describe('503', () => {
+      it('after close(), even for a valid request', async (t) => {
+        const { broker, counts } = countingBroker()
+        const server = await startServer(t, { broker })
+        await server.handler.close()
+        assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 503, server, counts)
+      })
+    })
+
+    describe('path option', () => {
+      async function pathServer(t: TestContext, withNext: boolean, options: HandlerOptions = {}): Promise<TestServer & { nextCalls: string[] }> {
+        const nextCalls: string[] = []
+        const handler = createHandler({ path: '/events', lingerMs: 0, ...options })
+        const server = http.createServer((req, res) => {
+          if (!withNext) return handler(req, res)
+          handler(req, res, (...args: unknown[]) => {
+            nextCalls.push(`${req.url ?? ''}${args.length > 0 ? ' with args' : ''}`)
+            res.writeHead(200, { 'Content-Type': 'text/html', 'Content-Length': 3 })
+            res.end('app')
+          })
+        })
+        return { ...(await listen(t, server, handler)), nextCalls }
+      }
+
+      for (const target of ['/other?topic=a', '/', '/events/?topic=a', '/EVENTS?topic=a', '/events/x?topic=a', '/eventsx?topic=a', '/x/events?topic=a']) {
+        it(`other path ${target} → next()`, async (t) => {
+          const server = await pathServer(t, true)
+          const response = await ask(t, server.port, request('GET', target))
+          assert.equal(response.status, 200)
+          assert.equal(response.body, 'app')
+          assert.deepEqual(server.nextCalls, [target])
+          assert.equal(server.handler.stats().connections, 0)
+        })
+
+        it(`other path ${target} without next → 404 text/plain`, async (t) => {
+          const server = await pathServer(t, false)
+          assertRefused(await ask(t, server.port, request('GET', target)), 404, server)
+        })
+      }
+
+      it('other paths go to next() whatever the method, even after close()', async (t) => {
+        const server = await pathServer(t, true)
+        assert.equal((await ask(t, server.port, request('POST', '/api', ['Content-Length: 0']))).body, 'app')
+        await server.handler.close()
+        assert.equal((await ask(t, server.port, request('GET', '/other?topic=a'))).body, 'app')
+        assertRefused(await ask(t, server.port, request('GET', '/events?topic=a')), 503, server)
+        assert.deepEqual(server.nextCalls, ['/api', '/other?topic=a'])
+      })
+
+      it('the query does not affect the path match', async (t) => {
+        const server = await pathServer(t, true)
+        for (const target of ['/events?topic=a', '/events?x=/other&topic=b', '/events?topic=c&path=/x']) {
+          const client = await openRaw(t, server.port, target)
+          await until(() => client.named('ready').length === 1 || client.closed, 3000, `a stream for ${target}`)
+          assert.equal(client.response?.status, 200, target)
+        }
+        assert.deepEqual(server.nextCalls, [])
+        assert.equal(server.handler.stats().connections, 3)
+      })
+
+      it('the path itself still gets the refusals', async (t) => {
+        const server = await pathServer(t, true)
+        assertRefused(await ask(t, server.port, request('GET', '/events')), 400, server)
+        assertRefused(await ask(t, server.port, request('DELETE', '/events?topic=a')), 405, server)
+        assert.deepEqual(server.nextCalls, [])
+      })
+    })
+
+    it('a refusal does not hang a keep-alive connection: the next request on it is answered', async (t) => {
+      const server = await startServer(t, {})
+      const client = await sendRaw(t, server.port, request('GET', '/?topic='))
+      await until(() => answered(client, false), 3000, 'the first answer')
+      assert.equal(client.response?.status, 400)
+      const first = client.raw.length
+      client.socket.write(request('POST', '/?topic=a', ['Content-Length: 0']))
+      await until(() => client.raw.length > first && client.raw.slice(first).includes('\r\n\r\n'), 3000, 'the second answer')
+      assert.match(client.raw.slice(first), /^HTTP\/1\.1 405 /)
+      client.socket.write(request('GET', '/?topic=%zz', ['Connection: close']))
+      await client.waitForClose(3000)
+      assert.equal(server.handler.stats().connections, 0)
+    })
+
+    it('a refusal keeps headers set by earlier middleware', async (t) => {
+      const handler = createHandler()
+      const server = await listen(t, http.createServer((req, res) => {
+        res.setHeader('Access-Control-Allow-Origin', '*')
+        handler(req, res)
+      }), handler)
+      const response = await ask(t, server.port, request('GET', '/?topic='))
+      assert.equal(response.status, 400)
+      assert.equal(response.headers['access-control-allow-origin'], '*')
+    })
+  })
+
+  describe('async authorize', () => {
+    it('resolving true opens the stream', async (t) => {
+      const gate = deferred<boolean>()
+      let asked = false
+      const server = await startServer(t, {
+        authorize: () => {
+          asked = true
+          return gate.promise
+        },
+      })
+      const client = await openRaw(t, server.port, '/?topic=a')
+      await until(() => asked, 3000, 'authorize to be asked')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      assert.equal(client.raw, '', 'nothing is answered before authorize settles')
+      assert.equal(server.handler.stats().connections, 0)
+      gate.resolve(true)
+      await until(() => client.named('ready').length === 1, 3000, 'the stream to open')
+      assert.equal(client.response?.status, 200)
+      assert.equal(server.handler.stats().connections, 1)
+    })
+
+    it('a client that disconnects while authorize is pending gets no stream and no subscription', async (t) => {
+      const gate = deferred<boolean>()
+      const { broker, counts } = countingBroker()
+      let socketClosed = false
+      let asked = false
+      const server = await startServer(t, {
+        broker,
+        authorize: (req) => {
+          asked = true
+          req.socket.once('close', () => (socketClosed = true))
+          return gate.promise
+        },
+      })
+      const client = await openRaw(t, server.port, '/?topic=a')
+      await until(() => asked, 3000, 'authorize to be asked')
+      client.destroy()
+      await until(() => socketClosed, 3000, 'the server to see the disconnect')
+      gate.resolve(true)
+      // The handler's continuation runs in the microtasks before this.
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.deepEqual(server.handler.stats(), { connections: 0, topics: 0, dropped: 0 })
+      assert.equal(counts.subscribe, 0)
+    })
+
+    it('a client that disconnects before authorize rejects: reported, nothing opened, nothing crashes', async (t) => {
+      const gate = deferred<boolean>()
+      const errors: PatchwireError[] = []
+      let socketClosed = false
+      let asked = false
+      const server = await startServer(t, {
+        onError: (e) => errors.push(e),
+        authorize: (req) => {
+          asked = true
+          req.socket.once('close', () => (socketClosed = true))
+          return gate.promise
+        },
+      })
+      const client = await openRaw(t, server.port, '/?topic=a')
+      await until(() => asked, 3000, 'authorize to be asked')
+      client.destroy()
+      await until(() => socketClosed, 3000, 'the server to see the disconnect')
+      gate.reject(new Error('late'))
+      await until(() => errors.length === 1, 3000, 'the error report')
+      assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_AUTHORIZE')
+      assert.equal(server.handler.stats().connections, 0)
+    })
+
+    it('a handler closed while authorize is pending answers 503', async (t) => {
+      const gate = deferred<boolean>()
+      const { broker, counts } = countingBroker()
+      let asked = false
+      const server = await startServer(t, {
+        broker,
+        authorize: () => {
+          asked = true
+          return gate.promise
+        },
+      })
+      const client = await sendRaw(t, server.port, request('GET', '/?topic=a'))
+      await until(() => asked, 3000, 'authorize to be asked')
+      await server.handler.close()
+      gate.resolve(true)
+      await until(() => answered(client, false), 3000, 'the answer')
+      assert.ok(client.response)
+      assertRefused(client.response, 503, server, counts)
+    })
+  })
+
+  describe('accepted stream', () => {
+    it('answers 200 with exactly the SSE headers, close-delimited, then retry: 3000', async (t) => {
+      const server = await startServer(t, {})
+      const client = await openStream(t, server.port, 'a')
+      const response = client.response
+      assert.ok(response)
+      assert.equal(response.status, 200)
+      assert.equal(response.headers['content-type'], 'text/event-stream')
+      assert.equal(response.headers['cache-control'], 'no-cache, no-transform')
+      assert.equal(response.headers['x-accel-buffering'], 'no')
+      assert.equal(response.headers['connection'], 'close')
+      assert.equal(response.headers['transfer-encoding'], undefined)
+      assert.equal(response.headers['content-length'], undefined)
+      assert.deepEqual(Object.keys(response.headers).sort(), ['cache-control', 'connection', 'content-type', 'date', 'x-accel-buffering'])
+      const head = client.raw.slice(0, client.raw.indexOf('\r\n\r\n'))
+      assert.match(head, /^HTTP\/1\.1 200 OK\r\n/)
+      assert.equal(head.match(/^content-type:/gim)?.length, 1)
+      assert.ok(response.body.startsWith('retry: 3000\n\n'), JSON.stringify(response.body))
+      assert.deepEqual(client.retries, [3000])
+    })
+
+    for (const retryMs of [1234, 0]) {
+      it(`sends a custom retryMs (${retryMs}) first`, async (t) => {
+        const server = await startServer(t, { retryMs })
+        const client = await openStream(t, server.port, 'a')
+        assert.ok(client.response?.body.startsWith(`retry: ${retryMs}\n\n`), JSON.stringify(client.response?.body))
+        assert.deepEqual(client.retries, [retryMs])
+      })
+    }
+
+    it('flushes the headers at once, before anything is published', async (t) => {
+      const server = await startServer(t, {})
+      const client = await openRaw(t, server.port, '/?topic=quiet')
+      await until(() => client.response !== undefined, 3000, 'the headers')
+      assert.equal(client.response?.status, 200)
+      assert.equal(client.named('patch').length, 0)
+    })
+
+    it('keeps headers set by earlier middleware (CORS), and overrides a conflicting Content-Type', async (t) => {
+      const handler = createHandler()
+      const server = await listen(t, http.createServer((req, res) => {
+        res.setHeader('Access-Control-Allow-Origin', 'https://app.example')
+        res.setHeader('Access-Control-Allow-Credentials', 'true')
+        res.setHeader('Content-Type', 'text/html')
+        handler(req, res)
+      }), handler)
+      const client = await openStream(t, server.port, 'a')
+      const headers = client.response?.headers ?? {}
+      assert.equal(headers['access-control-allow-origin'], 'https://app.example')
+      assert.equal(headers['access-control-allow-credentials'], 'true')
+      assert.equal(headers['content-type'], 'text/event-stream')
+    })
+
+    it('writes exactly the formatPatch bytes for a publish', async (t) => {
+      const broker = createBroker()
+      const server = await startServer(t, { broker })
+      const client = await openStream(t, server.port, 'a')
+      const ops: PatchOp[] = [['replace', '/text', 'line\r\nbreak \u2028 é']]
+      await publish(broker, 'a', ops)
+      await client.waitForEvents(2)
+      const patch = client.named('patch')[0]
+      assert.ok(patch?.id)
+      assert.equal(afterReady(client), formatPatch(ops, patch.id))
+      assert.deepEqual(JSON.parse(patch.data), ops)
+    })
+  })
+
+  describe('fan-out', () => {
+    it('holds one broker subscription per topic however many streams', async (t) => {
+      const { broker, counts } = countingBroker()
+      const server = await startServer(t, { broker })
+      const a = await Promise.all(Array.from({ length: 6 }, () => openStream(t, server.port, 'a')))
+      const b = await Promise.all(Array.from({ length: 3 }, () => openStream(t, server.port, 'b')))
+      assert.equal(a.length + b.length, 9)
+      assert.equal(counts.subscribe, 2)
+      assert.deepEqual(counts.topics.sort(), ['a', 'b'])
+      assert.deepEqual(server.handler.stats(), { connections: 9, topics: 2, dropped: 0 })
+    })
+
+    it('two handlers on one broker each hold their own subscription', async (t) => {
+      const { broker, counts } = countingBroker()
+      const one = await startServer(t, { broker })
+      const two = await startServer(t, { broker })
+      const c1 = await openStream(t, one.port, 'a')
+      const c2 = await openStream(t, two.port, 'a')
+      assert.equal(counts.subscribe, 2)
+      await publish(broker, 'a', [['add', '/n', 1]])
+      await c1.waitForEvents(2)
+      await c2.waitForEvents(2)
+    })
+
+    it('delivers a publish to every stream of its topic, the same bytes, and to no other topic', async (t) => {
+      const broker = createBroker()
+      const server = await startServer(t, { broker })
+      const a = await Promise.all(Array.from({ length: 5 }, () => openStream(t, server.port, 'a')))
+      const b = await Promise.all(Array.from({ length: 2 }, () => openStream(t, server.port, 'b')))
+      const opsA: PatchOp[] = [['add', '/list/-', { n: 1, s: 'x\ny' }]]
+      const opsB: PatchOp[] = [['remove', '/list/0']]
+      await publish(broker, 'a', opsA)
+      await Promise.all(a.map((c) => c.waitForEvents(2)))
+      await publish(broker, 'b', opsB)
+      await Promise.all(b.map((c) => c.waitForEvents(2)))
+      await publish(broker, 'c', [['add', '/z', 0]])
+      await publish(broker, 'a', [])
+      await Promise.all(a.map((c) => c.waitForEvents(3)))
+      const bytes = a.map(afterReady)
+      for (const other of bytes) assert.equal(other, bytes[0])
+      const [first, second] = a[0]?.named('patch') ?? []
+      assert.ok(first?.id && second?.id)
+      assert.equal(bytes[0], formatPatch(opsA, first.id) + formatPatch([], second.id))
+      for (const client of b) {
+        assert.deepEqual(client.named('patch').map((e) => JSON.parse(e.data)), [opsB])
+      }
+      for (const client of a) assert.ok(!client.raw.includes('/z') && !client.raw.includes('/list/0'))
+    })
+
+    it('with lingerMs 0, unsubscribes as soon as the last stream of a topic leaves, and subscribes again on a new one', async (t) => {
+      const { broker, counts } = countingBroker()
+      const server = await startServer(t, { broker, lingerMs: 0 })
+      const one = await openStream(t, server.port, 'a')
+      const two = await openStream(t, server.port, 'a')
+      one.destroy()
+      await until(() => server.handler.stats().connections === 1, 3000, 'one stream to leave')
+      assert.equal(counts.unsubscribe, 0, 'still subscribed while a stream is open')
+      two.destroy()
+      await until(() => server.handler.stats().connections === 0, 3000, 'the last stream to leave')
+      assert.equal(counts.unsubscribe, 1)
+      assert.equal(server.handler.stats().topics, 0)
+      await openStream(t, server.port, 'a')
+      assert.equal(counts.subscribe, 2)
+    })
+
+    it('with a small lingerMs, unsubscribes after it, and a reconnect within it keeps the subscription', async (t) => {
+      const { broker, counts } = countingBroker()
+      const server = await startServer(t, { broker, lingerMs: 150 })
+      const first = await openStream(t, server.port, 'a')
+      first.destroy()
+      await until(() => server.handler.stats().connections === 0, 3000, 'the stream to leave')
+      assert.equal(server.handler.stats().topics, 1, 'the topic lingers')
+      assert.equal(counts.unsubscribe, 0)
+      const second = await openStream(t, server.port, 'a')
+      assert.equal(counts.subscribe, 1, 'a reconnect within lingerMs reuses the subscription')
+      second.destroy()
+      const left = Date.now()
+      await until(() => counts.unsubscribe === 1, 3000, 'the unsubscribe after lingerMs')
+      assert.ok(Date.now() - left >= 100, `lingered ${Date.now() - left} ms`)
+      assert.equal(server.handler.stats().topics, 0)
+    })
+  })
+
+  describe('disconnect', () => {
+    it('forgets a closed client at once, without any publish', async (t) => {
+      const { broker, counts } = countingBroker()
+      const server = await startServer(t, { broker, lingerMs: 0 })
+      const clients = await Promise.all(Array.from({ length: 3 }, () => openStream(t, server.port, 'a')))
+      assert.equal(server.handler.stats().connections, 3)
+      clients[1]?.destroy()
+      await until(() => server.handler.stats().connections === 2, 2000, 'the close event')
+      clients[0]?.socket.end()
+      await until(() => server.handler.stats().connections === 1, 2000, 'the half-close')
+      clients[2]?.destroy()
+      await until(() => server.handler.stats().connections === 0, 2000, 'the last close')
+      assert.equal(counts.unsubscribe, 1)
+    })
+
+    it('still delivers to the remaining streams after others left', async (t) => {
+      const broker = createBroker()
+      const server = await startServer(t, { broker })
+      const clients = await Promise.all(Array.from({ length: 4 }, () => openStream(t, server.port, 'a')))
+      clients[0]?.destroy()
+      clients[2]?.destroy()
+      await until(() => server.handler.stats().connections === 2, 2000, 'two to leave')
+      await publish(broker, 'a', [['add', '/a', 1]])
+      await clients[1]?.waitForEvents(2)
+      await clients[3]?.waitForEvents(2)
+    })
+
+    it('refuses a stream request pipelined behind another, and leaks nothing when the connection closes', async (t) => {
+      const server = await startServer(t, { lingerMs: 0 })
+      const client = await sendRaw(t, server.port, request('GET', '/?topic=a') + request('GET', '/?topic=b'))
+      await until(() => server.handler.stats().connections === 1, 3000, 'the first request to stream')
+      // The refusal waits behind the first stream, which never ends.
+      assert.equal(server.handler.stats().topics, 1)
+      client.destroy()
+      await until(() => server.handler.stats().connections === 0, 2000, 'both to be forgotten')
+      assert.equal(server.handler.stats().topics, 0)
+    })
+  })
+
+  describe('#close', () => {
+    it('ends every stream, resolves, empties stats, unsubscribes, and later requests get 503', async (t) => {
+      const { broker, counts } = countingBroker()
+      const server = await startServer(t, { broker })
+      const clients = [
+        await openStream(t, server.port, 'a'),
+        await openStream(t, server.port, 'a'),
+        await openStream(t, server.port, 'b'),
+      ]
+      assert.deepEqual(server.handler.stats(), { connections: 3, topics: 2, dropped: 0 })
+      const result = server.handler.close()
+      assert.ok(result instanceof Promise)
+      assert.equal(await result, undefined)
+      await Promise.all(clients.map((c) => c.waitForClose(3000)))
+      assert.deepEqual(server.handler.stats(), { connections: 0, topics: 0, dropped: 0 })
+      assert.equal(counts.unsubscribe, 2)
+      assert.doesNotThrow(() => void publish(broker, 'a', [['add', '/late', 1]]))
+      await publish(broker, 'a', [['add', '/late', 1]])
+      for (const client of clients) assert.equal(client.named('patch').length, 0)
+      assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 503, server)
+      await server.handler.close()
+    })
+
+    it('resolves with nothing open', async (t) => {
+      const server = await startServer(t, {})
+      await server.handler.close()
+      assert.deepEqual(server.handler.stats(), { connections: 0, topics: 0, dropped: 0 })
+    })
+
+    it('lets go of lingering topics too', async (t) => {
+      const { broker, counts } = countingBroker()
+      const server = await startServer(t, { broker, lingerMs: 60_000 })
+      const client = await openStream(t, server.port, 'a')
+      client.destroy()
+      await until(() => server.handler.stats().connections === 0, 2000, 'the stream to leave')
+      assert.equal(server.handler.stats().topics, 1)
+      await server.handler.close()
+      assert.equal(server.handler.stats().topics, 0)
+      assert.equal(counts.unsubscribe, 1)
+    })
+  })
+
+  describe('#stats', () => {
+    it('has the shape { connections, topics, dropped } of numbers', async (t) => {
+      const server = await startServer(t, { lingerMs: 0 })
+      const stats = server.handler.stats()
+      assert.deepEqual(stats, { connections: 0, topics: 0, dropped: 0 })
+      await openStream(t, server.port, 'a')
+      await openStream(t, server.port, 'b')
+      await openStream(t, server.port, 'b')
+      assert.deepEqual(server.handler.stats(), { connections: 3, topics: 2, dropped: 0 })
+    })
+  })
+})

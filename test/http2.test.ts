@@ -1,0 +1,162 @@
+/**
+ * The same handler on `node:http2` (h2c, no TLS) through the compatibility
+ * API, with a real `node:http2` client. The TLS server with `allowHTTP1` is
+ * covered with issue 7.
+ */
+import assert from 'node:assert/strict'
+import http2 from 'node:http2'
+import type { AddressInfo } from 'node:net'
+import { describe, it, type TestContext } from 'node:test'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { createBroker, createHandler, formatPatch, publish, type Broker, type Handler, type HandlerOptions, type PatchOp } from '../src/index.ts'
+import { until } from './helpers/server.ts'
+
+interface H2Server {
+  handler: Handler
+  broker: Broker
+  session: http2.ClientHttp2Session
+}
+
+/** An h2c server around a handler and a connected client session; all closed after the test. */
+async function startH2(t: TestContext, options: HandlerOptions = {}): Promise<H2Server> {
+  const broker = createBroker()
+  const handler = createHandler({ broker, ...options })
+  const server = http2.createServer((req, res) => handler(req, res))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  const session = http2.connect(`http://127.0.0.1:${port}`)
+  session.on('error', () => {})
+  t.after(async () => {
+    await handler.close()
+    session.destroy()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return { handler, broker, session }
+}
+
+interface H2Stream {
+  stream: http2.ClientHttp2Stream
+  headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader
+  body: () => string
+  events: EventSourceMessage[]
+  retries: number[]
+  ended: () => boolean
+}
+
+/** Requests `path` and resolves once the response headers are in. */
+async function request(session: http2.ClientHttp2Session, path: string, method = 'GET'): Promise<H2Stream> {
+  const stream = session.request({ ':method': method, ':path': path })
+  stream.setEncoding('utf8')
+  let body = ''
+  let ended = false
+  const events: EventSourceMessage[] = []
+  const retries: number[] = []
+  const parser = createParser({ onEvent: (event) => events.push(event), onRetry: (ms) => retries.push(ms) })
+  stream.on('data', (chunk: string) => {
+    body += chunk
+    parser.feed(chunk)
+  })
+  stream.on('end', () => (ended = true))
+  stream.on('close', () => (ended = true))
+  stream.on('error', () => {})
+  if (method !== 'GET') stream.end()
+  const headers = await new Promise<http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader>((resolve, reject) => {
+    stream.once('response', resolve)
+    stream.once('error', reject)
+  })
+  return { stream, headers, body: () => body, events, retries, ended: () => ended }
+}
+
+describe('createHandler on node:http2 (h2c)', () => {
+  it('opens a stream with the SSE headers, no connection header, then retry and ready', async (t) => {
+    const { handler, session } = await startH2(t, { retryMs: 2500 })
+    const res = await request(session, '/?topic=a')
+    assert.equal(res.headers[':status'], 200)
+    assert.equal(res.headers['content-type'], 'text/event-stream')
+    assert.equal(res.headers['cache-control'], 'no-cache, no-transform')
+    assert.equal(res.headers['x-accel-buffering'], 'no')
+    assert.equal(res.headers['connection'], undefined)
+    assert.equal(res.headers['transfer-encoding'], undefined)
+    assert.equal(res.headers['content-length'], undefined)
+    await until(() => res.events.some((e) => e.event === 'ready'), 3000, 'the ready frame')
+    assert.ok(res.body().startsWith('retry: 2500\n\n'), JSON.stringify(res.body()))
+    assert.deepEqual(res.retries, [2500])
+    assert.equal(handler.stats().connections, 1)
+  })
+
+  it('delivers a publish as the exact formatPatch bytes, to every h2 stream of the topic only', async (t) => {
+    const { broker, session } = await startH2(t)
+    const a1 = await request(session, '/?topic=a')
+    const a2 = await request(session, '/?topic=a')
+    const b = await request(session, '/?topic=b')
+    for (const s of [a1, a2, b]) await until(() => s.events.length === 1, 3000, 'ready')
+    const ops: PatchOp[] = [['replace', '/msg', 'héllo\nworld']]
+    await publish(broker, 'a', ops)
+    for (const s of [a1, a2]) await until(() => s.events.length === 2, 3000, 'the patch')
+    const patch = a1.events[1]
+    assert.equal(patch?.event, 'patch')
+    assert.deepEqual(JSON.parse(patch?.data ?? ''), ops)
+    assert.ok(patch?.id)
+    assert.ok(a1.body().endsWith(formatPatch(ops, patch.id)))
+    assert.ok(a2.body().endsWith(formatPatch(ops, patch.id)))
+    // b's own patch comes after anything wrongly sent to it before.
+    await publish(broker, 'b', [['add', '/b', 1]])
+    await until(() => b.events.length >= 2, 3000, 'the patch on b')
+    assert.deepEqual(b.events.slice(1).map((e) => JSON.parse(e.data)), [[['add', '/b', 1]]], 'the other topic got only its own patch')
+  })
+
+  it('forgets a stream the client closes, while the session stays open', async (t) => {
+    const { handler, session } = await startH2(t, { lingerMs: 0 })
+    const one = await request(session, '/?topic=a')
+    const two = await request(session, '/?topic=a')
+    await until(() => handler.stats().connections === 2, 3000, 'two streams')
+    one.stream.close(http2.constants.NGHTTP2_CANCEL)
+    await until(() => handler.stats().connections === 1, 3000, 'the closed stream to be forgotten')
+    assert.equal(handler.stats().topics, 1)
+    two.stream.close(http2.constants.NGHTTP2_CANCEL)
+    await until(() => handler.stats().connections === 0, 3000, 'the last stream to be forgotten')
+    assert.equal(handler.stats().topics, 0)
+    assert.equal(session.closed, false)
+  })
+
+  it('forgets every stream when the whole session goes away', async (t) => {
+    const { handler, session } = await startH2(t)
+    await request(session, '/?topic=a')
+    await request(session, '/?topic=b')
+    await until(() => handler.stats().connections === 2, 3000, 'two streams')
+    session.destroy()
+    await until(() => handler.stats().connections === 0, 3000, 'the streams to be forgotten')
+  })
+
+  it('close() ends the h2 streams and later requests get 503', async (t) => {
+    const { handler, session } = await startH2(t)
+    const one = await request(session, '/?topic=a')
+    const two = await request(session, '/?topic=b')
+    await until(() => handler.stats().connections === 2, 3000, 'two streams')
+    await handler.close()
+    await until(() => one.ended() && two.ended(), 3000, 'the streams to end')
+    assert.deepEqual(handler.stats(), { connections: 0, topics: 0, dropped: 0 })
+    const late = await request(session, '/?topic=a')
+    assert.equal(late.headers[':status'], 503)
+    assert.match(String(late.headers['content-type']), /^text\/plain/)
+  })
+
+  it('refuses over h2 like over HTTP/1', async (t) => {
+    const { handler, session } = await startH2(t, { topicPrefix: 'p:' })
+    const cases: [string, string, number][] = [
+      ['GET', '/?topic=', 400],
+      ['GET', '/?topic=%zz', 400],
+      ['GET', `/?topic=p:${'a'.repeat(300)}`, 414],
+      ['GET', '/?topic=q:1', 403],
+      ['POST', '/?topic=p:1', 405],
+    ]
+    for (const [method, path, status] of cases) {
+      const res = await request(session, path, method)
+      assert.equal(res.headers[':status'], status, `${method} ${path}`)
+      assert.match(String(res.headers['content-type']), /^text\/plain/)
+      if (status === 405) assert.equal(res.headers['allow'], 'GET')
+      await until(res.ended, 3000, `the ${status} body to end`)
+    }
+    assert.equal(handler.stats().connections, 0)
+  })
+})
