@@ -5,8 +5,11 @@ import type { PatchOp } from './patch-op.js'
 /** Receives a topic's payloads: the ops already serialised as JSON, exactly once per publish. */
 export type BrokerListener = (payload: string) => void
 
-/** Stops a subscription. Calling it again does nothing. */
-export type Unsubscribe = () => void
+/**
+ * Stops a subscription. Calling it again does nothing. `ready`, when present,
+ * settles once the subscription is live (see {@link Broker.subscribe}).
+ */
+export type Unsubscribe = (() => void) & { readonly ready?: PromiseLike<unknown> }
 
 /**
  * The minimal interface every broker implements: the in-process one from
@@ -27,7 +30,11 @@ export interface Broker {
    * @param onGap - called when messages on this topic may have been lost
    * (for example a connection to Redis dropped and came back). Subscribers
    * that promise ordered delivery must then tell their readers to resync.
-   * @returns a function that unsubscribes; it is idempotent
+   * @returns a function that unsubscribes; it is idempotent. A broker whose
+   * subscription takes effect later (a network round trip) gives that
+   * function a `ready` Promise that settles once messages flow, or rejects if
+   * subscribing failed: the handler holds a topic's first streams until then,
+   * so that none of them can miss a message published in between.
    */
   subscribe(topic: string, listener: BrokerListener, onGap?: () => void): Unsubscribe
 }

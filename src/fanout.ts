@@ -33,6 +33,8 @@ export class Topic {
   /** When a topic without streams is let go, on `performance.now()`'s clock; 0 while it has streams. */
   lingerUntil = 0
   unsubscribe: Unsubscribe = noop
+  /** Set while the broker's subscription is not live yet (see {@link Broker.subscribe}). */
+  pending: Promise<void> | undefined
   readonly fanout: Fanout
 
   constructor(fanout: Fanout, name: string, history: History, coveredFrom: number) {
@@ -56,7 +58,12 @@ type TaggedResponse = Response & { [kStream]?: Stream }
 export class Fanout {
   readonly #options: ResolvedOptions
   readonly #epoch = newEpoch()
-  /** Frames fanned out so far, on every topic: the current position. */
+  /**
+   * The current position: it advances with every frame fanned out, on any
+   * topic, and whenever a topic's coverage starts afresh (subscribed, or
+   * after a broker gap), so that no id issued before such a start can pass
+   * for one after it.
+   */
   #seq = 0
   readonly #topics = new Map<string, Topic>()
   /** Topics without streams, in the order they expire (every one waits `lingerMs`). */
@@ -78,7 +85,18 @@ export class Fanout {
   }
 
   /**
-   * Opens a stream on `name`: `retry:`, then the replay after `lastEventId`
+   * Subscribes to `name` if this handler is not subscribed yet.
+   * @returns a promise to wait for before {@link open} when the broker's
+   * subscription is not live yet (it rejects if subscribing failed), else undefined
+   * @throws PatchwireError when the broker throws on subscribe
+   */
+  prepare(name: string): Promise<void> | undefined {
+    return (this.#topics.get(name) ?? this.#subscribe(name)).pending
+  }
+
+  /**
+   * Opens a stream on `name`, which {@link prepare} has made ready:
+   * `retry:`, then the replay after `lastEventId`
    * (or a reset when it cannot be exact), then the `ready` position, then
    * live frames. All of it happens synchronously, so no frame can fall
    * between the replay and the live stream.
@@ -145,10 +163,14 @@ export class Fanout {
   }
 
   #subscribe(name: string): Topic {
-    const topic = new Topic(this, name, new History(this.#options.history, this.#options.historyBytes, this.#seq), this.#seq)
+    // While the topic was not subscribed, publishes on it went nowhere and
+    // moved no position: coverage starts at a position no earlier id has.
+    const start = ++this.#seq
+    const topic = new Topic(this, name, new History(this.#options.history, this.#options.historyBytes, start), start)
     this.#topics.set(name, topic)
+    let unsubscribe: Unsubscribe
     try {
-      topic.unsubscribe = this.#options.broker.subscribe(
+      unsubscribe = this.#options.broker.subscribe(
         name,
         (payload) => this.#deliver(topic, payload),
         () => this.#gap(topic),
@@ -157,7 +179,33 @@ export class Fanout {
       this.#topics.delete(name)
       throw new PatchwireError('ERR_PATCHWIRE_BROKER', `the broker could not subscribe to topic "${name}"`, { cause: error })
     }
+    topic.unsubscribe = unsubscribe
+    const ready = (unsubscribe as { ready?: unknown }).ready
+    if (isThenable(ready)) topic.pending = this.#await(topic, ready)
     return topic
+  }
+
+  /** Holds the topic's first streams until the broker's subscription is live. */
+  #await(topic: Topic, ready: PromiseLike<unknown>): Promise<void> {
+    const pending = Promise.resolve(ready).then(
+      () => {
+        topic.pending = undefined
+        // The streams that waited open right after this; if they all left meanwhile, the topic lingers.
+        if (topic.streams.length === 0 && this.#topics.get(topic.name) === topic) this.#linger(topic)
+      },
+      (error: unknown) => {
+        const failure = new PatchwireError('ERR_PATCHWIRE_BROKER', `the broker could not subscribe to topic "${topic.name}"`, { cause: error })
+        if (this.#topics.get(topic.name) === topic) {
+          this.#topics.delete(topic.name)
+          this.#unsubscribe(topic)
+          this.#options.onError(failure)
+        }
+        throw failure
+      },
+    )
+    // The waiting requests handle the failure; this keeps it from counting as unhandled.
+    pending.catch(noop)
+    return pending
   }
 
   #deliver(topic: Topic, payload: string): void {
@@ -178,9 +226,10 @@ export class Fanout {
   /** Messages may have been lost: nothing before now can be replayed exactly. */
   #gap(topic: Topic): void {
     if (this.#topics.get(topic.name) !== topic) return
-    topic.coveredFrom = this.#seq
-    topic.history.clear(this.#seq)
-    this.#write(topic.streams, Buffer.from(resetFrame('broker-gap', formatEventId(this.#epoch, this.#seq))))
+    const start = ++this.#seq
+    topic.coveredFrom = start
+    topic.history.clear(start)
+    this.#write(topic.streams, Buffer.from(resetFrame('broker-gap', formatEventId(this.#epoch, start))))
   }
 
   #write(streams: Stream[], frame: Buffer): void {
@@ -265,6 +314,10 @@ export class Fanout {
 const LINE_BREAK = /[\r\n]/
 
 function noop(): void {}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
+}
 
 function concat(chunks: (Buffer | string)[]): Buffer {
   return Buffer.concat(chunks.map((chunk) => (typeof chunk === 'string' ? Buffer.from(chunk) : chunk)))

@@ -89,16 +89,29 @@ export function createHandler(options: HandlerOptions = {}): Handler {
 
   function start(req: Request, res: Response, topic: string, lastEventId: string | undefined): void {
     try {
-      fanout.open(req, res, topic, lastEventId)
+      const pending = fanout.prepare(topic)
+      if (pending === undefined) {
+        fanout.open(req, res, topic, lastEventId)
+        return
+      }
+      pending.then(
+        () => {
+          if (isGone(res)) return
+          if (closed) refuse(res, CLOSED)
+          else start(req, res, topic, lastEventId)
+        },
+        // The fan-out reported the failure once for every waiting request.
+        () => refuse(res, FAILED),
+      )
     } catch (error) {
       resolved.onError(error instanceof PatchwireError ? error : new PatchwireError('ERR_PATCHWIRE_BROKER', `could not open a stream on topic "${topic}"`, { cause: error }))
-      refuse(res, { status: 500, message: 'Internal Server Error' })
+      refuse(res, FAILED)
     }
   }
 
   function failAuthorize(res: Response, topic: string, error: unknown): void {
     resolved.onError(new PatchwireError('ERR_PATCHWIRE_AUTHORIZE', `authorize threw for topic "${topic}"; the request was answered 500`, { cause: error }))
-    if (!isGone(res)) refuse(res, { status: 500, message: 'Internal Server Error' })
+    if (!isGone(res)) refuse(res, FAILED)
   }
 
   handler.close = async () => {
@@ -110,6 +123,7 @@ export function createHandler(options: HandlerOptions = {}): Handler {
 }
 
 const FORBIDDEN: Refusal = { status: 403, message: 'Forbidden' }
+const FAILED: Refusal = { status: 500, message: 'Internal Server Error' }
 const CLOSED: Refusal = { status: 503, message: 'Service Unavailable: the event stream is shutting down' }
 
 /** Reads what the request asks for, or why it is refused before any `authorize`. */

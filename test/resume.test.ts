@@ -5,7 +5,7 @@ import { describe, it } from 'node:test'
 import { EventSource } from 'eventsource'
 import { createBroker, createHandler, publish, type Broker, type PatchwireError } from '../src/index.ts'
 import { listen, startServer, until } from './helpers/server.ts'
-import { openQuiet, openStream, type SseClient } from './helpers/sse-client.ts'
+import { openQuiet, openRaw, openStream, type SseClient } from './helpers/sse-client.ts'
 
 const gc = globalThis.gc as (() => void) | undefined
 
@@ -243,14 +243,16 @@ describe('resume', () => {
       assert.equal(resetReason(back), 'not-subscribed')
     })
 
-    it('resumes a re-created topic exactly when nothing at all happened since the id', async (t) => {
+    it('resets on a re-created topic even when nothing reached the handler meanwhile', async (t) => {
       const broker = createBroker()
       const { port, handler } = await startServer(t, { broker, lingerMs: 0 })
       const client = await openStream(t, port, 'still')
       client.destroy()
       await until(() => handler.stats().topics === 0, 2000, 'the topic to be let go')
+      // Nobody listened, so this moved no position; the reconnect must still not pass for exact.
+      await publish(broker, 'still', [['replace', '/n', 1]])
       const back = await openStream(t, port, 'still', [`Last-Event-ID: ${lastId(client)}`])
-      assert.deepEqual(back.events.map((e) => e.event), ['ready'])
+      assert.equal(resetReason(back), 'not-subscribed')
     })
 
     it('with history 0, resets a reconnect that missed a frame and resumes one that did not', async (t) => {
@@ -312,6 +314,81 @@ describe('resume', () => {
       assert.equal(resetReason(client), 'malformed-id')
       assert.doesNotMatch(client.raw, /admin/)
       assert.deepEqual(client.events.map((e) => e.event), ['reset', 'ready'])
+    })
+  })
+
+  describe('a broker whose subscription goes live later', () => {
+    /** A broker whose subscriptions go live when the test says so. */
+    function lateBroker() {
+      const inner = createBroker()
+      const subscriptions: { topic: string; live: () => void; fail: (error: Error) => void; off: () => void }[] = []
+      const broker: Broker = {
+        publish: (topic, payload) => inner.publish(topic, payload),
+        subscribe(topic, listener) {
+          let live!: () => void
+          let fail!: (error: Error) => void
+          const ready = new Promise<void>((resolve, reject) => {
+            live = resolve
+            fail = reject
+          })
+          let off = () => {}
+          const unsubscribe = Object.assign(() => off(), { ready })
+          subscriptions.push({ topic, live: () => ((off = inner.subscribe(topic, listener)), live()), fail, off: unsubscribe })
+          return unsubscribe
+        },
+      }
+      return { broker, subscriptions }
+    }
+
+    it('holds the first streams until the subscription is live, so none misses a message', async (t) => {
+      const { broker, subscriptions } = lateBroker()
+      let arrived = 0
+      const { port, handler } = await startServer(t, { broker, authorize: () => ++arrived > 0 })
+      const a = await openRaw(t, port, '/?topic=late')
+      const b = await openRaw(t, port, '/?topic=late')
+      await until(() => arrived === 2, 2000, 'both requests to arrive')
+      // Published before the subscription is live: nobody could get it, and nobody was told they would.
+      await publish(broker, 'late', [['replace', '/n', 0]])
+      assert.equal(a.raw, '')
+      assert.equal(handler.stats().connections, 0)
+      subscriptions[0]?.live()
+      await until(() => a.named('ready').length === 1 && b.named('ready').length === 1, 2000, 'both streams to open')
+      await publish(broker, 'late', [['replace', '/n', 1]])
+      await a.waitForEvents(2)
+      await b.waitForEvents(2)
+      assert.deepEqual(counters(a), [1])
+      assert.equal(subscriptions.length, 1, 'one subscription for both')
+    })
+
+    it('answers 500 and reports once when the subscription fails, then subscribes afresh', async (t) => {
+      const { broker, subscriptions } = lateBroker()
+      const errors: PatchwireError[] = []
+      let arrived = 0
+      const authorize = () => ++arrived > 0
+      const { port, handler } = await startServer(t, { broker, authorize, onError: (error) => errors.push(error) })
+      const a = await openRaw(t, port, '/?topic=fails')
+      const b = await openRaw(t, port, '/?topic=fails')
+      await until(() => arrived === 2, 2000, 'both requests to arrive')
+      subscriptions[0]?.fail(new Error('no route to Redis'))
+      await until(() => a.response?.status === 500 && b.response?.status === 500, 2000, 'both refusals')
+      assert.deepEqual(errors.map((e) => e.code), ['ERR_PATCHWIRE_BROKER'])
+      assert.equal(handler.stats().topics, 0)
+      const c = await openRaw(t, port, '/?topic=fails')
+      await until(() => subscriptions.length === 2, 2000, 'a new subscribe call')
+      subscriptions[1]?.live()
+      await until(() => c.named('ready').length === 1, 2000, 'the stream to open')
+    })
+
+    it('lets the topic linger and go when every waiting client left', async (t) => {
+      const { broker, subscriptions } = lateBroker()
+      const { port, handler } = await startServer(t, { broker, lingerMs: 50 })
+      const a = await openRaw(t, port, '/?topic=left')
+      await until(() => subscriptions.length === 1, 2000, 'the subscribe call')
+      a.destroy()
+      await new Promise((resolve) => a.socket.once('close', resolve))
+      subscriptions[0]?.live()
+      await until(() => handler.stats().topics === 0, 2000, 'the topic to be let go')
+      assert.equal(handler.stats().connections, 0)
     })
   })
 
