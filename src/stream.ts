@@ -3,7 +3,7 @@ import type { Socket } from 'node:net'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Topic } from './fanout.js'
 
-/** What a stream writes to: a socket, or an HTTP/2 stream. */
+/** What a stream writes to: a socket, an HTTP/2 stream, or (when a middleware encodes the body) the response. */
 interface Sink {
   write(chunk: Buffer | string): boolean
   readonly writableLength: number
@@ -87,8 +87,10 @@ export function openStream(req: Request, res: Response, firstChunk: Buffer | str
   h1.writeHead(200, { ...headers, Connection: 'close' })
   // The first write carries the headers with it: one packet per connect.
   h1.write(firstChunk)
-  // The handler refuses pipelined requests, so the socket is this response's alone.
-  return new Stream(res, h1.socket as Socket, topic)
+  // A middleware that encodes the body despite `no-transform` must see every
+  // frame, so only an untouched body goes straight to the socket (which the
+  // handler's refusal of pipelined requests makes this response's alone).
+  return new Stream(res, h1.getHeader('Content-Encoding') === undefined ? (h1.socket as Socket) : h1, topic)
 }
 
 let tick = 0

@@ -620,6 +620,26 @@ describe('createHandler', () => {
       assert.equal(headers['content-type'], 'text/event-stream')
     })
 
+    it('sends every frame through a middleware that encodes the body despite no-transform', async (t) => {
+      const broker = createBroker()
+      const handler = createHandler({ broker })
+      const seen: string[] = []
+      const server = await listen(t, http.createServer((req, res) => {
+        // A stand-in for a compressor that ignores Cache-Control: no-transform.
+        const write = res.write.bind(res) as (chunk: unknown) => boolean
+        res.write = ((chunk: unknown) => {
+          seen.push(String(chunk))
+          return write(chunk)
+        }) as typeof res.write
+        res.setHeader('Content-Encoding', 'x-test')
+        handler(req, res)
+      }), handler)
+      const client = await openStream(t, server.port, 'a')
+      await publish(broker, 'a', [['replace', '/n', 1]])
+      await client.waitForEvents(2)
+      assert.ok(seen.some((chunk) => chunk.includes('event: patch')), 'the patch went through res.write')
+    })
+
     it('writes exactly the formatPatch bytes for a publish', async (t) => {
       const broker = createBroker()
       const server = await startServer(t, { broker })
