@@ -124,7 +124,9 @@ export class Fanout {
     stream.index = topic.streams.push(stream) - 1
     this.#connections++
     this.#heartbeat.start()
-    // One shared listener, not a closure per stream: the stream rides on the response.
+    // One shared listener, not a closure per stream: the stream rides on the
+    // response, which (unlike the socket) has no other 'close' listener to
+    // turn its listener slot into an array.
     ;(res as TaggedResponse)[kStream] = stream
     res.on('close', onResponseClose)
   }
@@ -137,7 +139,7 @@ export class Fanout {
     for (const topic of this.#topics.values()) {
       for (const stream of topic.streams) {
         stream.index = -1
-        stream.res.end()
+        stream.sink.end()
       }
       topic.streams.length = 0
       this.#unsubscribe(topic)
@@ -265,7 +267,7 @@ export class Fanout {
   #cut(stream: Stream): void {
     this.#dropped++
     this.detach(stream)
-    stream.res.destroy()
+    stream.sink.destroy()
   }
 
   #linger(topic: Topic): void {

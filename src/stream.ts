@@ -1,12 +1,14 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
+import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import type { Socket } from 'node:net'
 import type { Topic } from './fanout.js'
 
-/** What a stream writes to: a socket, an HTTP/2 stream, or (when a middleware encodes the body) the response. */
+/** What a stream writes to: the connection's socket (HTTP/1) or its `Http2Stream`. */
 interface Sink {
   write(chunk: Buffer | string): boolean
   readonly writableLength: number
+  end(): void
+  destroy(): void
 }
 
 /** Requests the handler answers: `node:http`, `node:https` and `node:http2`'s compatibility API. */
@@ -15,12 +17,11 @@ export type Request = IncomingMessage | Http2ServerRequest
 export type Response = ServerResponse | Http2ServerResponse
 
 /**
- * One open SSE response and its slow-reader bookkeeping. Deliberately small:
+ * One open SSE stream and its slow-reader bookkeeping. Deliberately small:
  * thousands of idle streams are the common case.
  * @internal
  */
 export class Stream {
-  readonly res: Response
   readonly sink: Sink
   readonly topic: Topic
   /** This stream's slot in its topic's stream list (swap-remove). */
@@ -30,8 +31,7 @@ export class Stream {
   #batchTick = -1
   #batchBytes = 0
 
-  constructor(res: Response, sink: Sink, topic: Topic) {
-    this.res = res
+  constructor(sink: Sink, topic: Topic) {
     this.sink = sink
     this.topic = topic
   }
@@ -59,38 +59,58 @@ export class Stream {
   }
 }
 
+/** The headers of every stream; on HTTP/2 without `Connection`, which HTTP/2 forbids. */
+const STREAM_HEADERS = {
+  'Content-Type': 'text/event-stream',
+  'Cache-Control': 'no-cache, no-transform',
+  'X-Accel-Buffering': 'no',
+}
+const HTTP1_HEAD = `${Object.entries(STREAM_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('')}Connection: close\r\n`
+
 /**
- * Opens the SSE response and picks the cheapest sink that keeps it correct.
+ * Header names a stream sets itself, or that would break its framing,
+ * so a value set earlier by a middleware is left out.
+ */
+const OWN_HEADERS = new Set(['content-type', 'cache-control', 'x-accel-buffering', 'connection', 'content-length', 'transfer-encoding', 'content-encoding', 'keep-alive'])
+
+/**
+ * Starts the SSE response and returns the stream writing to it.
  *
- * HTTP/1: the body is close-delimited (no chunked framing), so once the
- * headers are out every frame is the same bytes for every stream, written
- * straight to the socket without `ServerResponse` bookkeeping. HTTP/2: the
- * frames go to the `Http2Stream`, which does its own framing.
+ * HTTP/1: the response head is written straight to the socket, followed by a
+ * close-delimited body (no chunked framing), so every frame is the same bytes
+ * for every stream and nothing of the head stays in memory: `ServerResponse`
+ * would keep its serialised head for the life of the connection, most of an
+ * idle stream's cost. Headers set earlier with `res.setHeader` (CORS, say)
+ * are kept. HTTP/2: the compatibility API sends the headers, and frames go to
+ * the `Http2Stream`, which does its own framing.
  * @internal
  */
 export function openStream(req: Request, res: Response, firstChunk: Buffer | string, topic: Topic): Stream {
-  const headers: Record<string, string> = {
-    'Content-Type': 'text/event-stream',
-    'Cache-Control': 'no-cache, no-transform',
-    'X-Accel-Buffering': 'no',
-  }
   if (req.httpVersionMajor === 2) {
     const h2 = res as Http2ServerResponse
-    h2.writeHead(200, headers)
+    h2.writeHead(200, STREAM_HEADERS)
     h2.write(firstChunk)
-    return new Stream(res, h2.stream, topic)
+    return new Stream(h2.stream, topic)
   }
   const h1 = res as ServerResponse
-  // Without Content-Length and Transfer-Encoding the body ends when the
-  // connection does, which is exactly an SSE stream's life.
-  h1.removeHeader('Transfer-Encoding')
-  h1.writeHead(200, { ...headers, Connection: 'close' })
-  // The first write carries the headers with it: one packet per connect.
-  h1.write(firstChunk)
-  // A middleware that encodes the body despite `no-transform` must see every
-  // frame, so only an untouched body goes straight to the socket (which the
-  // handler's refusal of pipelined requests makes this response's alone).
-  return new Stream(res, h1.getHeader('Content-Encoding') === undefined ? (h1.socket as Socket) : h1, topic)
+  // The handler refuses pipelined requests, so the socket is this response's alone.
+  const socket = h1.socket as Socket
+  socket.cork()
+  socket.write(`HTTP/1.1 200 OK\r\n${keptHeaders(h1)}${HTTP1_HEAD}Date: ${new Date().toUTCString()}\r\n\r\n`)
+  socket.write(firstChunk)
+  socket.uncork()
+  return new Stream(socket, topic)
+}
+
+/** Headers that earlier middleware set on the response, as header lines. `setHeader` has already refused CR and LF in them. */
+function keptHeaders(res: ServerResponse): string {
+  let lines = ''
+  for (const name of res.getHeaderNames()) {
+    if (OWN_HEADERS.has(name)) continue
+    const value = res.getHeader(name) as OutgoingHttpHeader
+    for (const line of Array.isArray(value) ? value : [value]) lines += `${name}: ${line}\r\n`
+  }
+  return lines
 }
 
 let tick = 0
