@@ -1,0 +1,148 @@
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import net from 'node:net'
+
+/** A private `redis-server` for tests that stop, pause or restart Redis. */
+export interface RedisServer {
+  /** The TCP port it listens on (127.0.0.1); it keeps it across restarts. */
+  readonly port: number
+  /** `redis://127.0.0.1:<port>` */
+  readonly url: string
+  /** Kills the server abruptly (SIGKILL), as a crash would; resolves once it has exited. */
+  kill(): Promise<void>
+  /** Starts it again on the same port, unless it runs; resolves once it answers PING. */
+  start(): Promise<void>
+  /** Freezes it (SIGSTOP): connections stay open but nothing is answered. Resolves once it is stopped. */
+  pause(): Promise<void>
+  /** Undoes {@link RedisServer.pause}. */
+  resume(): void
+}
+
+const READY_TIMEOUT_MS = 5000
+
+/**
+ * Starts a `redis-server` on a free port of 127.0.0.1, without persistence,
+ * and stops it (and any restart of it) when `t.after`/`after` calls the
+ * returned `stop`.
+ * @param args - more command-line options, such as `['--user', …]`
+ * @returns the server and a `stop()` that kills it; `stop` is idempotent
+ */
+export async function startRedisServer(args: readonly string[] = []): Promise<RedisServer & { stop(): Promise<void> }> {
+  // A port found free can be taken before redis-server binds it; try a few.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    let child: ChildProcess | undefined
+    try {
+      child = await spawnRedis(port, args)
+    } catch (error) {
+      if (attempt >= 3) throw error
+      continue
+    }
+    let current: ChildProcess | undefined = child
+    const kill = async (): Promise<void> => {
+      const proc = current
+      current = undefined
+      if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return
+      const exited = once(proc, 'exit')
+      proc.kill('SIGKILL')
+      await exited
+    }
+    return {
+      port,
+      url: `redis://127.0.0.1:${port}`,
+      kill,
+      stop: kill,
+      async start() {
+        if (current === undefined) current = await spawnRedis(port, args)
+      },
+      async pause() {
+        const proc = current
+        if (proc?.pid === undefined) return
+        proc.kill('SIGSTOP')
+        // The signal is asynchronous: a command sent right after kill() could
+        // still be answered, so wait until the kernel reports it stopped.
+        const deadline = Date.now() + READY_TIMEOUT_MS
+        while (!(await isStopped(proc.pid))) {
+          if (Date.now() > deadline) throw new Error('redis-server did not stop on SIGSTOP')
+          await new Promise((resolve) => setTimeout(resolve, 5))
+        }
+      },
+      resume() {
+        current?.kill('SIGCONT')
+      },
+    }
+  }
+}
+
+async function isStopped(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  // The state follows the parenthesised command name.
+  return /\) [Tt] /.test(stat)
+}
+
+/**
+ * A free port below the ephemeral range. A client reconnecting to a port of
+ * that range while the server is down can be given that same port as its
+ * own local port and connect to itself (TCP simultaneous open), which then
+ * keeps the server from binding it again.
+ */
+async function freePort(): Promise<number> {
+  const [ephemeralStart] = (await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/).map(Number)
+  const high = Math.min(ephemeralStart ?? 32768, 32768)
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * (high - 20000))
+    const server = net.createServer()
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false))
+      server.listen(port, '127.0.0.1', () => resolve(true))
+    })
+    if (bound) {
+      server.close()
+      await once(server, 'close')
+      return port
+    }
+  }
+}
+
+async function spawnRedis(port: number, args: readonly string[]): Promise<ChildProcess> {
+  const child = spawn('redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...args,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${output}`)
+    if (await answersPing(port) && child.exitCode === null) {
+      // A crashed test run must not leave a server behind.
+      const killOnExit = (): void => { child.kill('SIGKILL') }
+      process.once('exit', killOnExit)
+      child.once('exit', () => process.removeListener('exit', killOnExit))
+      return child
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  child.kill('SIGKILL')
+  throw new Error(`redis-server on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${output}`)
+}
+
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    let reply = ''
+    socket.setTimeout(500)
+    socket.on('connect', () => socket.write('PING\r\n'))
+    socket.on('data', (chunk) => {
+      reply += chunk.toString()
+      if (reply.includes('\r\n')) {
+        socket.destroy()
+        resolve(reply.startsWith('+PONG'))
+      }
+    })
+    socket.on('timeout', () => { socket.destroy(); resolve(false) })
+    socket.on('error', () => resolve(false))
+  })
+}

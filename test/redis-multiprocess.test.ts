@@ -1,0 +1,124 @@
+/**
+ * End to end across processes: two handler processes on two ports, one on
+ * node-redis and one on ioredis, share a private Redis with a third process
+ * that publishes. Every stream must get every patch, in publish order,
+ * exactly once, and after a Redis restart an `event: reset` before the
+ * patches that follow.
+ */
+import assert from 'node:assert/strict'
+import { fork } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { after, before, describe, it } from 'node:test'
+import type { TestContext } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { startRedisServer } from './helpers/redis-server.js'
+import type { RedisServer } from './helpers/redis-server.js'
+import { until } from './helpers/server.js'
+import { openStream } from './helpers/sse-client.js'
+import type { SseClient } from './helpers/sse-client.js'
+
+const TOPIC = 'room:1'
+const FIRST_BATCH = 200
+const SECOND_BATCH = 200
+const WAIT_MS = 10_000
+
+interface Child {
+  process: ChildProcess
+  messages: Record<string, unknown>[]
+  /** Resolves with the first message (received so far or later) that has `key`. */
+  next(key: string): Promise<Record<string, unknown>>
+}
+
+/** Starts `test/fixtures/<script>` with tsx and an IPC channel; killed after the test. */
+function spawnChild(t: TestContext, script: string, args: string[]): Child {
+  const child = fork(fileURLToPath(new URL(`./fixtures/${script}`, import.meta.url)), args, {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  t.after(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = once(child, 'exit')
+    child.kill('SIGKILL')
+    await exited
+  })
+  const messages: Record<string, unknown>[] = []
+  child.on('message', (message: Record<string, unknown>) => messages.push(message))
+  let seen = 0
+  return {
+    process: child,
+    messages,
+    async next(key) {
+      await until(() => messages.slice(seen).some((message) => key in message) || child.exitCode !== null, WAIT_MS, `a "${key}" message from ${script}`)
+      const index = messages.findIndex((message, i) => i >= seen && key in message)
+      if (index === -1) throw new Error(`${script} exited with ${child.exitCode}`)
+      seen = index + 1
+      return messages[index] as Record<string, unknown>
+    },
+  }
+}
+
+/** The stream's patches and resets, as `n` (the published counter) and `'reset'`. */
+function sequence(client: SseClient): (number | 'reset')[] {
+  return client.events
+    .filter((event) => event.event === 'patch' || event.event === 'reset')
+    .map((event) => {
+      if (event.event === 'reset') return 'reset'
+      const ops = JSON.parse(event.data) as [[string, string, number]]
+      return ops[0][2]
+    })
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i)
+}
+
+describe('Redis broker across processes', { timeout: 60_000 }, () => {
+  let redis: RedisServer & { stop(): Promise<void> }
+  before(async () => { redis = await startRedisServer() })
+  after(async () => { await redis.stop() })
+
+  it('delivers every patch to every stream of both handler processes, in order, exactly once, with a reset after a Redis restart', { timeout: 45_000 }, async (t) => {
+    const handlers = [
+      spawnChild(t, 'redis-handler-process.ts', [String(redis.port), 'node-redis']),
+      spawnChild(t, 'redis-handler-process.ts', [String(redis.port), 'ioredis']),
+    ]
+    const publisher = spawnChild(t, 'redis-publisher-process.ts', [String(redis.port), TOPIC])
+    const ports = await Promise.all(handlers.map(async (handler) => Number((await handler.next('port'))['port'])))
+    assert.notEqual(ports[0], ports[1])
+    await publisher.next('ready')
+
+    // Two streams per process; each is live once its `ready` frame came.
+    const streams: SseClient[] = []
+    for (const port of ports) {
+      for (let i = 0; i < 2; i++) {
+        const stream = await openStream(t, port, TOPIC)
+        assert.equal(stream.response?.status, 200)
+        streams.push(stream)
+      }
+    }
+
+    publisher.process.send({ from: 1, to: FIRST_BATCH })
+    assert.deepEqual(await publisher.next('published'), { published: FIRST_BATCH })
+    await until(() => streams.every((stream) => sequence(stream).length >= FIRST_BATCH), WAIT_MS, 'the first batch on every stream')
+    for (const stream of streams) assert.deepEqual(sequence(stream), range(1, FIRST_BATCH))
+
+    await redis.kill()
+    await redis.start()
+    await until(() => streams.every((stream) => sequence(stream).includes('reset')), WAIT_MS, 'a reset on every stream')
+    for (const stream of streams) {
+      const reset = stream.named('reset')
+      assert.equal(reset.length, 1)
+      assert.deepEqual(JSON.parse(reset[0]?.data ?? '{}'), { reason: 'broker-gap' })
+    }
+
+    publisher.process.send({ from: FIRST_BATCH + 1, to: FIRST_BATCH + SECOND_BATCH })
+    assert.deepEqual(await publisher.next('published'), { published: FIRST_BATCH + SECOND_BATCH })
+    const expected = [...range(1, FIRST_BATCH), 'reset', ...range(FIRST_BATCH + 1, FIRST_BATCH + SECOND_BATCH)]
+    await until(() => streams.every((stream) => sequence(stream).length >= expected.length), WAIT_MS, 'the second batch on every stream')
+    for (const stream of streams) {
+      assert.deepEqual(sequence(stream), expected)
+      assert.equal(stream.closed, false)
+    }
+  })
+})
