@@ -16,18 +16,11 @@ import { createRedisBroker } from '../src/adapters/redis.js'
 import { publish } from '../src/index.js'
 import { benchOps, TOPIC } from './protocol.js'
 import type { PublisherCommand, PublisherReport } from './protocol.js'
+import { reportToOrchestrator } from './peer.js'
 
 const { values: args } = parseArgs({ options: { 'redis-url': { type: 'string' }, 'redis-prefix': { type: 'string' } } })
 
-function send(report: PublisherReport): void {
-  process.send?.(report)
-}
-
-process.on('disconnect', () => process.exit(0))
-process.on('uncaughtException', (error) => {
-  send({ type: 'error', message: error.stack ?? String(error) })
-  process.exit(1)
-})
+const send = reportToOrchestrator<PublisherReport>()
 
 const publisher = createClient({ url: args['redis-url'] ?? 'redis://127.0.0.1:6379' })
 const subscriber = publisher.duplicate()

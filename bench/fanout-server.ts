@@ -31,6 +31,7 @@ import type { Broker } from '../src/broker.js'
 import { benchOps, TOPIC } from './protocol.js'
 import type { BroadcastReport, ServerCommand, ServerReport } from './protocol.js'
 import type { Variant, VariantOptions } from './variants/variant.js'
+import { reportToOrchestrator } from './peer.js'
 
 const [variantName, ...rest] = process.argv.slice(2)
 const heartbeatMs = Number(option('--heartbeat-ms') ?? 1000)
@@ -41,17 +42,7 @@ function option(name: string): string | undefined {
   return i === -1 ? undefined : rest[i + 1]
 }
 
-function send(report: ServerReport): void {
-  process.send?.(report)
-}
-
-// The orchestrator owns this process: when it goes away, so does the server
-// and every socket it holds.
-process.on('disconnect', () => process.exit(0))
-process.on('uncaughtException', (error) => {
-  send({ type: 'error', message: error.stack ?? String(error) })
-  process.exit(1)
-})
+const send = reportToOrchestrator<ServerReport>()
 
 const options: VariantOptions = { heartbeatMs, topic: TOPIC }
 let arrivals = 0

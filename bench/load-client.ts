@@ -30,21 +30,14 @@
 import net from 'node:net'
 import { MARKER, STREAM_PATH } from './protocol.js'
 import type { ClientCommand, ClientReport, ClientTarget } from './protocol.js'
+import { reportToOrchestrator } from './peer.js'
 
 const REQUEST = `GET ${STREAM_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`
 const STATUS_OK = Buffer.from('HTTP/1.1 200')
 const NEWLINE = 0x0a
 const COLON = 0x3a
 
-function send(report: ClientReport): void {
-  process.send?.(report)
-}
-
-process.on('disconnect', () => process.exit(0))
-process.on('uncaughtException', (error) => {
-  send({ type: 'error', message: error.stack ?? String(error) })
-  process.exit(1)
-})
+const send = reportToOrchestrator<ClientReport>()
 
 const readBuffer = Buffer.allocUnsafe(64 * 1024)
 let counts = new Uint32Array(0)

@@ -1,8 +1,9 @@
 /**
- * The fan-out bench's child processes, seen from the orchestrator: spawn one
+ * The fan-out bench's child processes. Seen from the orchestrator: spawn one
  * with an IPC channel, send it commands, await its reports, and make sure it
- * dies with the orchestrator. Every child also exits by itself when the IPC
- * channel closes, which covers an orchestrator killed with SIGKILL.
+ * dies with the orchestrator. Seen from a child: {@link reportToOrchestrator},
+ * which also makes it exit by itself when the IPC channel closes (an
+ * orchestrator killed with SIGKILL) or when it fails.
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -124,4 +125,22 @@ export class Peer<Command, R extends Report> {
     for (const waiter of this.#waiters) waiter.reject(this.#failure)
     this.#waiters.clear()
   }
+}
+
+/**
+ * Sets up a child process of the bench: it exits when the orchestrator goes
+ * away (taking its server and every socket with it), and reports an uncaught
+ * error as `{ type: 'error' }` before exiting.
+ * @returns the function that sends a report to the orchestrator
+ */
+export function reportToOrchestrator<R extends Report>(): (report: R | { type: 'error'; message: string }) => void {
+  const send = (report: R | { type: 'error'; message: string }): void => {
+    process.send?.(report)
+  }
+  process.on('disconnect', () => process.exit(0))
+  process.on('uncaughtException', (error) => {
+    send({ type: 'error', message: error.stack ?? String(error) })
+    process.exit(1)
+  })
+  return send
 }
