@@ -35,6 +35,8 @@ export class Topic {
   unsubscribe: Unsubscribe = noop
   /** Set while the broker's subscription is not live yet (see {@link Broker.subscribe}). */
   pending: Promise<void> | undefined
+  /** Gives up waiting for the subscription, so that {@link Fanout.close} leaves no request waiting. */
+  abandon: ((reason: unknown) => void) | undefined
   readonly fanout: Fanout
 
   constructor(fanout: Fanout, name: string, history: History, coveredFrom: number) {
@@ -137,6 +139,7 @@ export class Fanout {
     clearTimeout(this.#lingerTimer)
     this.#lingerTimer = undefined
     for (const topic of this.#topics.values()) {
+      topic.abandon?.(new Error('the handler was closed'))
       for (const stream of topic.streams) {
         stream.index = -1
         stream.sink.end()
@@ -189,9 +192,14 @@ export class Fanout {
 
   /** Holds the topic's first streams until the broker's subscription is live. */
   #await(topic: Topic, ready: PromiseLike<unknown>): Promise<void> {
-    const pending = Promise.resolve(ready).then(
+    const settled = new Promise<unknown>((resolve, reject) => {
+      topic.abandon = reject
+      Promise.resolve(ready).then(resolve, reject)
+    })
+    const pending = settled.then(
       () => {
         topic.pending = undefined
+        topic.abandon = undefined
         // The streams that waited open right after this; if they all left meanwhile, the topic lingers.
         if (topic.streams.length === 0 && this.#topics.get(topic.name) === topic) this.#linger(topic)
       },

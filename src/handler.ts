@@ -101,7 +101,7 @@ export function createHandler(options: HandlerOptions = {}): Handler {
           else start(req, res, topic, lastEventId)
         },
         // The fan-out reported the failure once for every waiting request.
-        () => refuse(res, FAILED),
+        () => refuse(res, closed ? CLOSED : FAILED),
       )
     } catch (error) {
       resolved.onError(error instanceof PatchwireError ? error : new PatchwireError('ERR_PATCHWIRE_BROKER', `could not open a stream on topic "${topic}"`, { cause: error }))

@@ -379,6 +379,20 @@ describe('resume', () => {
       await until(() => c.named('ready').length === 1, 2000, 'the stream to open')
     })
 
+    it('answers the waiting requests 503 when the handler closes first', async (t) => {
+      const { broker, subscriptions } = lateBroker()
+      const errors: PatchwireError[] = []
+      let arrived = 0
+      const { port, handler } = await startServer(t, { broker, authorize: () => ++arrived > 0, onError: (error) => errors.push(error) })
+      const a = await openRaw(t, port, '/?topic=closing')
+      await until(() => arrived === 1 && subscriptions.length === 1, 2000, 'the request to wait for the subscription')
+      await handler.close()
+      await until(() => a.response !== undefined, 2000, 'an answer')
+      assert.equal(a.response?.status, 503)
+      assert.deepEqual(errors, [], 'closing is no failure')
+      assert.deepEqual(handler.stats(), { connections: 0, topics: 0, dropped: 0 })
+    })
+
     it('lets the topic linger and go when every waiting client left', async (t) => {
       const { broker, subscriptions } = lateBroker()
       const { port, handler } = await startServer(t, { broker, lingerMs: 50 })
