@@ -47,7 +47,7 @@ export class Stream {
    * @param tick - the current event-loop turn, from {@link currentTick}
    * @returns false when the stream is too far behind: the caller cuts it
    */
-  send(frame: Buffer | string, size: number, tick: number, maxBufferedBytes: number): boolean {
+  send(frame: Buffer, size: number, tick: number, maxBufferedBytes: number): boolean {
     if (this.sink.writableLength - this.#batchBytes > maxBufferedBytes) return false
     if (this.#batchTick !== tick) {
       this.#batchTick = tick
