@@ -10,6 +10,8 @@
  *   framed (it contains CR or LF); it was dropped and the topic's streams were reset.
  * - `ERR_PATCHWIRE_BROKER`: the broker could not take or deliver a message
  *   (for example Redis is unreachable).
+ * - `ERR_PATCHWIRE_RESPONSE`: the handler was given a response whose head
+ *   was already sent, so it could not open a stream; it ended the response.
  * - `ERR_PATCHWIRE_PATCH` (client): `applyPatch` could not apply an op (bad
  *   path or index, missing member, failed `test`, unknown op); thrown as a
  *   `PatchError`, and the target is left exactly as it was.
@@ -30,6 +32,7 @@ export type PatchwireErrorCode =
   | 'ERR_PATCHWIRE_LISTENER'
   | 'ERR_PATCHWIRE_PAYLOAD'
   | 'ERR_PATCHWIRE_BROKER'
+  | 'ERR_PATCHWIRE_RESPONSE'
   | 'ERR_PATCHWIRE_PATCH'
   | 'ERR_PATCHWIRE_FRAME'
   | 'ERR_PATCHWIRE_CALLBACK'

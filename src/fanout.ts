@@ -30,6 +30,8 @@ export class Topic {
   readonly history: History
   /** Positions from here on are complete: the topic has been subscribed since. */
   coveredFrom: number
+  /** Why positions before {@link coveredFrom} cannot be replayed. */
+  uncoveredBecause: 'not-subscribed' | 'broker-gap' = 'not-subscribed'
   /** When a topic without streams is let go, on `performance.now()`'s clock; 0 while it has streams. */
   lingerUntil = 0
   unsubscribe: Unsubscribe = noop
@@ -113,7 +115,7 @@ export class Fanout {
       const seq = parseEventId(lastEventId, this.#epoch, this.#seq)
       const replay = typeof seq === 'number' ? topic.history.after(seq) : undefined
       if (replay !== undefined) chunks.push(...replay)
-      else chunks.push(resetFrame(typeof seq === 'string' ? seq : seq < topic.coveredFrom ? 'not-subscribed' : 'history-exceeded', position))
+      else chunks.push(resetFrame(typeof seq === 'string' ? seq : seq < topic.coveredFrom ? topic.uncoveredBecause : 'history-exceeded', position))
     }
     chunks.push(readyFrame(position))
     let stream: Stream
@@ -131,6 +133,9 @@ export class Fanout {
     // turn its listener slot into an array.
     ;(res as TaggedResponse)[kStream] = stream
     res.on('close', onResponseClose)
+    // A connection that went while the request waited (authorize, the
+    // broker) has already emitted 'close'.
+    if (stream.sink.destroyed) this.detach(stream)
   }
 
   /** Ends every stream and lets every topic go. */
@@ -142,7 +147,10 @@ export class Fanout {
       topic.abandon?.(new Error('the handler was closed'))
       for (const stream of topic.streams) {
         stream.index = -1
-        stream.sink.end()
+        // end() waits for the backlog to drain: a stalled reader would hold
+        // the connection, and with it server.close(), open for ever.
+        if (stream.sink.writableLength > 0) stream.sink.destroy()
+        else stream.sink.end()
       }
       topic.streams.length = 0
       this.#unsubscribe(topic)
@@ -163,7 +171,10 @@ export class Fanout {
       streams[index] = last
       last.index = index
     }
-    if (streams.length === 0) this.#linger(stream.topic)
+    if (streams.length === 0) {
+      if (this.#options.lingerMs === 0) this.#drop(stream.topic)
+      else this.#linger(stream.topic)
+    }
     if (--this.#connections === 0) this.#heartbeat.stop()
   }
 
@@ -200,7 +211,8 @@ export class Fanout {
       () => {
         topic.pending = undefined
         topic.abandon = undefined
-        // The streams that waited open right after this; if they all left meanwhile, the topic lingers.
+        // The streams that waited open right after this, before any timer
+        // (even with lingerMs 0); if they all left meanwhile, the topic lingers.
         if (topic.streams.length === 0 && this.#topics.get(topic.name) === topic) this.#linger(topic)
       },
       (error: unknown) => {
@@ -238,6 +250,7 @@ export class Fanout {
     if (this.#topics.get(topic.name) !== topic) return
     const start = ++this.#seq
     topic.coveredFrom = start
+    topic.uncoveredBecause = 'broker-gap'
     topic.history.clear(start)
     this.#write(topic.streams, Buffer.from(resetFrame('broker-gap', formatEventId(this.#epoch, start))))
   }
@@ -278,11 +291,8 @@ export class Fanout {
     stream.sink.destroy()
   }
 
+  /** Lets the topic go `lingerMs` from now, on the shared sweep timer. */
   #linger(topic: Topic): void {
-    if (this.#options.lingerMs === 0) {
-      this.#drop(topic)
-      return
-    }
     topic.lingerUntil = performance.now() + this.#options.lingerMs
     this.#lingering.add(topic)
     this.#scheduleSweep()

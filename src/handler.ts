@@ -25,7 +25,11 @@ export interface Handler {
    * @param next - called for requests outside `path`; without it they get 404
    */
   (req: Request, res: Response, next?: (error?: unknown) => void): void
-  /** Ends every open stream, stops the heartbeat, lets go of every topic; later requests get 503. */
+  /**
+   * Ends every open stream (cutting any whose reader has not taken what it
+   * was sent, so that nothing holds `server.close()` open), stops the
+   * heartbeat, lets go of every topic; later requests get 503.
+   */
   close(): Promise<void>
   /** Current counters; see {@link HandlerStats}. */
   stats(): HandlerStats
@@ -53,6 +57,12 @@ export function createHandler(options: HandlerOptions = {}): Handler {
       else refuse(res, { status: 404, message: 'Not Found' })
       return
     }
+    if (res.headersSent) {
+      // Whatever sent it owns the response; a second head would corrupt the connection.
+      resolved.onError(new PatchwireError('ERR_PATCHWIRE_RESPONSE', 'the response head was already sent (by a middleware?), so no event stream could be opened; give the handler the request before anything writes to the response'))
+      res.end()
+      return
+    }
     const accepted = accept(req, res, resolved, closed)
     if ('status' in accepted) {
       refuse(res, accepted)
@@ -66,12 +76,14 @@ export function createHandler(options: HandlerOptions = {}): Handler {
     let verdict: boolean | Promise<boolean>
     try {
       verdict = resolved.authorize(req, topic)
+      // Promise.resolve adopts any thenable without letting a throwing `then` escape.
+      if (typeof verdict !== 'boolean') verdict = Promise.resolve(verdict)
     } catch (error) {
       failAuthorize(res, topic, error)
       return
     }
-    if (!isThenable(verdict)) {
-      if (verdict === true) start(req, res, topic, lastEventId)
+    if (typeof verdict === 'boolean') {
+      if (verdict) start(req, res, topic, lastEventId)
       else refuse(res, FORBIDDEN)
       return
     }
@@ -162,10 +174,8 @@ function refuse(res: Response, { status, message }: Refusal): void {
   }
 }
 
+/** Whether the client went, or the response ended, while the request waited. */
 function isGone(res: Response): boolean {
-  return res.destroyed || res.writableEnded
-}
-
-function isThenable(value: unknown): value is Promise<boolean> {
-  return typeof (value as Promise<boolean> | null)?.then === 'function'
+  // An Http2ServerResponse has no `destroyed` of its own: its stream has.
+  return res.writableEnded || ('stream' in res ? res.stream.destroyed : res.destroyed)
 }

@@ -6,7 +6,9 @@
 export class History {
   readonly #maxFrames: number
   readonly #maxBytes: number
-  // Parallel rings, grown on demand so that a quiet topic costs next to nothing.
+  // Parallel rings of one capacity, doubled as needed up to maxFrames, so a
+  // quiet topic costs next to nothing and a ring that the byte cap keeps
+  // short stays short however large maxFrames is.
   #seqs: number[] = []
   #frames: Buffer[] = []
   #head = 0
@@ -33,7 +35,8 @@ export class History {
       return
     }
     while (this.#size === this.#maxFrames || this.#bytes + frame.length > this.#maxBytes) this.#dropOldest()
-    const at = (this.#head + this.#size) % this.#maxFrames
+    if (this.#size === this.#seqs.length) this.#grow()
+    const at = (this.#head + this.#size) % this.#seqs.length
     this.#seqs[at] = seq
     this.#frames[at] = frame
     this.#size++
@@ -48,7 +51,7 @@ export class History {
     if (seq < this.lastDroppedSeq) return undefined
     const frames: Buffer[] = []
     for (let i = 0; i < this.#size; i++) {
-      const at = (this.#head + i) % this.#maxFrames
+      const at = (this.#head + i) % this.#seqs.length
       if ((this.#seqs[at] as number) > seq) frames.push(this.#frames[at] as Buffer)
     }
     return frames
@@ -70,9 +73,27 @@ export class History {
     this.#bytes -= (this.#frames[at] as Buffer).length
     // Drop the reference so the frame can be collected before it is overwritten.
     this.#frames[at] = EMPTY
-    this.#head = (at + 1) % this.#maxFrames
+    this.#head = (at + 1) % this.#seqs.length
     this.#size--
+  }
+
+  /** Copies the ring, oldest first, into arrays of twice the capacity (at most maxFrames). */
+  #grow(): void {
+    const capacity = Math.min(this.#maxFrames, Math.max(MIN_CAPACITY, this.#seqs.length * 2))
+    const seqs: number[] = []
+    const frames: Buffer[] = []
+    for (let i = 0; i < this.#size; i++) {
+      const at = (this.#head + i) % this.#seqs.length
+      seqs.push(this.#seqs[at] as number)
+      frames.push(this.#frames[at] as Buffer)
+    }
+    seqs.length = capacity
+    frames.length = capacity
+    this.#seqs = seqs
+    this.#frames = frames
+    this.#head = 0
   }
 }
 
 const EMPTY = Buffer.alloc(0)
+const MIN_CAPACITY = 8

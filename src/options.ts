@@ -51,9 +51,11 @@ export interface HandlerOptions {
   path?: string
   /**
    * Slow-reader cut-off, in bytes. Before a frame is written, a stream whose
-   * backlog (bytes written but not yet taken by the kernel, not counting its
-   * latest batch) exceeds this is closed instead and counted in
-   * `stats().dropped`. One large frame alone never cuts a stream.
+   * backlog (bytes written but not yet taken by the kernel) exceeds this is
+   * closed instead and counted in `stats().dropped`. Two batches of writes
+   * (one event-loop turn's each) are left out while unsent: the latest, and
+   * the earlier one with the most left to send; so one large frame or a
+   * large replay alone never cuts a stream.
    * @defaultValue 1048576 (1 MiB)
    */
   maxBufferedBytes?: number

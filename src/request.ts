@@ -23,8 +23,16 @@ const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
  * @internal
  */
 export function pathOf(url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
+  let start = 0
+  // The absolute form (`GET http://host/events?…`, RFC 9112 section 3.2.2)
+  // names scheme and authority before the path.
+  if (!url.startsWith('/')) {
+    const authority = url.indexOf('://')
+    if (authority !== -1) start = url.indexOf('/', authority + 3)
+    if (start === -1) return '/'
+  }
+  const q = url.indexOf('?', start)
+  return url.slice(start, q === -1 ? url.length : q)
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Topic } from './fanout.js'
 interface Sink {
   write(chunk: Buffer | string): boolean
   readonly writableLength: number
+  readonly destroyed: boolean
   end(): void
   destroy(): void
 }
@@ -19,6 +20,9 @@ export type Response = ServerResponse | Http2ServerResponse
 /**
  * One open SSE stream and its slow-reader bookkeeping. Deliberately small:
  * thousands of idle streams are the common case.
+ *
+ * Positions below are byte offsets in everything written to the sink, so
+ * that `written - sink.writableLength` is what the kernel has taken.
  * @internal
  */
 export class Stream {
@@ -28,32 +32,52 @@ export class Stream {
   index = -1
   /** The heartbeat interval in which the stream last got a frame; it then needs no heartbeat. */
   wroteInBeat = -1
-  #batchTick = -1
-  #batchBytes = 0
+  #written: number
+  #batchTick: number
+  /** Where the latest batch (the writes of one event-loop turn) starts. */
+  #batchStart = 0
+  /** The earlier batch that is exempt while it is unsent, as [start, end). */
+  #bigStart = 0
+  #bigEnd = 0
 
-  constructor(sink: Sink, topic: Topic) {
+  /**
+   * @param openedWith - the bytes written on open (head, `retry:`, replay,
+   * `ready`): the stream's first batch
+   */
+  constructor(sink: Sink, topic: Topic, openedWith: number) {
     this.sink = sink
     this.topic = topic
+    this.#written = openedWith
+    this.#batchTick = currentTick()
   }
 
   /**
    * Writes `frame` unless the reader has fallen behind.
    *
    * The backlog is what Node still holds because the kernel has not taken it.
-   * The latest batch of writes (everything written in the most recent event
-   * loop turn that wrote to this stream) is left out of it: a healthy reader
-   * always has that in flight, and one large frame alone must never cut it.
+   * Two batches are left out of it while unsent: the latest one (a healthy
+   * reader always has that in flight) and the larger-remaining of the earlier
+   * ones, so that one large frame, or a large replay, never cuts a stream,
+   * not even when small frames follow it before it has drained. Everything
+   * else counts, so a stalled reader is still cut, whatever it was sent.
    *
    * @param tick - the current event-loop turn, from {@link currentTick}
    * @returns false when the stream is too far behind: the caller cuts it
    */
   send(frame: Buffer, size: number, tick: number, maxBufferedBytes: number): boolean {
-    if (this.sink.writableLength - this.#batchBytes > maxBufferedBytes) return false
+    const backlog = this.sink.writableLength
+    const sent = this.#written - backlog
     if (this.#batchTick !== tick) {
+      if (this.#written - Math.max(this.#batchStart, sent) >= this.#bigEnd - Math.max(this.#bigStart, sent)) {
+        this.#bigStart = this.#batchStart
+        this.#bigEnd = this.#written
+      }
       this.#batchTick = tick
-      this.#batchBytes = 0
+      this.#batchStart = this.#written
     }
-    this.#batchBytes += size
+    const exempt = Math.max(0, this.#bigEnd - Math.max(this.#bigStart, sent)) + this.#written - Math.max(this.#batchStart, sent)
+    if (backlog - exempt > maxBufferedBytes) return false
+    this.#written += size
     this.sink.write(frame)
     return true
   }
@@ -88,18 +112,21 @@ const OWN_HEADERS = new Set(['content-type', 'cache-control', 'x-accel-buffering
 export function openStream(req: Request, res: Response, firstChunk: Buffer | string, topic: Topic): Stream {
   if (req.httpVersionMajor === 2) {
     const h2 = res as Http2ServerResponse
+    // The compatibility API merges headers set earlier; drop those that would break the stream.
+    for (const name of OWN_HEADERS) h2.removeHeader(name)
     h2.writeHead(200, STREAM_HEADERS)
     h2.write(firstChunk)
-    return new Stream(h2.stream, topic)
+    return new Stream(h2.stream, topic, Buffer.byteLength(firstChunk))
   }
   const h1 = res as ServerResponse
   // The handler refuses pipelined requests, so the socket is this response's alone.
   const socket = h1.socket as Socket
+  const head = `HTTP/1.1 200 OK\r\n${keptHeaders(h1)}${HTTP1_HEAD}Date: ${new Date().toUTCString()}\r\n\r\n`
   socket.cork()
-  socket.write(`HTTP/1.1 200 OK\r\n${keptHeaders(h1)}${HTTP1_HEAD}Date: ${new Date().toUTCString()}\r\n\r\n`)
+  socket.write(head)
   socket.write(firstChunk)
   socket.uncork()
-  return new Stream(socket, topic)
+  return new Stream(socket, topic, Buffer.byteLength(head) + Buffer.byteLength(firstChunk))
 }
 
 /** Headers that earlier middleware set on the response, as header lines. `setHeader` has already refused CR and LF in them. */

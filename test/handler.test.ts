@@ -346,6 +346,17 @@ describe('createHandler', () => {
         assert.equal(errors[0]?.cause, 'nope')
       })
 
+      it('when authorize returns a thenable whose then throws, instead of crashing', async (t) => {
+        const errors: PatchwireError[] = []
+        const boom = new Error('bad thenable')
+        const thenable = { then: () => { throw boom } } as unknown as Promise<boolean>
+        const { broker, counts } = countingBroker()
+        const server = await startServer(t, { broker, onError: (e) => errors.push(e), authorize: () => thenable })
+        assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server, counts)
+        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_AUTHORIZE')
+        assert.equal(errors[0]?.cause, boom)
+      })
+
       it('when the broker cannot subscribe, reported as ERR_PATCHWIRE_BROKER; the topic works once it can', async (t) => {
         const errors: PatchwireError[] = []
         const inner = createBroker()
@@ -444,12 +455,32 @@ describe('createHandler', () => {
         assert.equal(server.handler.stats().connections, 3)
       })
 
+      it('matches a request-target in absolute form (RFC 9112 section 3.2.2)', async (t) => {
+        const server = await pathServer(t, true)
+        const client = await openRaw(t, server.port, `http://127.0.0.1:${server.port}/events?topic=a`)
+        await until(() => client.named('ready').length === 1 || client.closed, 3000, 'the stream')
+        assert.equal(client.response?.status, 200)
+        assert.equal((await ask(t, server.port, request('GET', 'http://127.0.0.1/other?topic=a'))).body, 'app')
+        assert.equal((await ask(t, server.port, request('GET', 'http://127.0.0.1'))).body, 'app')
+        assert.deepEqual(server.nextCalls, ['http://127.0.0.1/other?topic=a', 'http://127.0.0.1'])
+      })
+
       it('the path itself still gets the refusals', async (t) => {
         const server = await pathServer(t, true)
         assertRefused(await ask(t, server.port, request('GET', '/events')), 400, server)
         assertRefused(await ask(t, server.port, request('DELETE', '/events?topic=a')), 405, server)
         assert.deepEqual(server.nextCalls, [])
       })
+    })
+
+    it('400 for a stream request pipelined behind an ordinary one', async (t) => {
+      const handler = createHandler({ path: '/events' })
+      const server = http.createServer((req, res) => handler(req, res, () => res.writeHead(200, { 'Content-Length': 2 }).end('ok')))
+      const { port } = await listen(t, server, handler)
+      const client = await sendRaw(t, port, request('GET', '/page') + request('GET', '/events?topic=a'))
+      await until(() => client.raw.includes('open it on its own connection'), 3000, `the refusal after the page: ${JSON.stringify(client.raw)}`)
+      assert.match(client.raw, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nokHTTP\/1\.1 400 Bad Request\r\nContent-Type: text\/plain/)
+      assert.deepEqual(handler.stats(), { connections: 0, topics: 0, dropped: 0 })
     })
 
     it('a refusal does not hang a keep-alive connection: the next request on it is answered', async (t) => {
@@ -646,6 +677,21 @@ describe('createHandler', () => {
       assert.deepEqual(JSON.parse(client.named('patch')[0]?.data ?? ''), [['replace', '/n', 1]])
     })
 
+    it('is not opened on a response whose head a middleware already sent: reported, ended, one head on the wire', async (t) => {
+      const errors: PatchwireError[] = []
+      const handler = createHandler({ onError: (e) => errors.push(e) })
+      const server = http.createServer((req, res) => {
+        res.flushHeaders()
+        handler(req, res)
+      })
+      const { port } = await listen(t, server, handler)
+      const client = await openRaw(t, port, '/?topic=a')
+      await until(() => client.raw.endsWith('0\r\n\r\n'), 3000, `the response to end: ${JSON.stringify(client.raw)}`)
+      assert.equal(client.raw.match(/HTTP\/1\.1 /g)?.length, 1)
+      assert.deepEqual(errors.map((e) => e.code), ['ERR_PATCHWIRE_RESPONSE'])
+      assert.deepEqual(handler.stats(), { connections: 0, topics: 0, dropped: 0 })
+    })
+
     it('writes exactly the formatPatch bytes for a publish', async (t) => {
       const broker = createBroker()
       const server = await startServer(t, { broker })
@@ -803,6 +849,25 @@ describe('createHandler', () => {
       for (const client of clients) assert.equal(client.named('patch').length, 0)
       assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 503, server)
       await server.handler.close()
+    })
+
+    it('ends a stalled reader\'s stream too, so that server.close() completes', async (t) => {
+      const broker = createBroker()
+      const handler = createHandler({ broker })
+      const server = http.createServer((req, res) => handler(req, res))
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      t.after(() => server.closeAllConnections())
+      const { port } = server.address() as import('node:net').AddressInfo
+      const stalled = await openRaw(t, port, '/?topic=a')
+      await until(() => handler.stats().connections === 1, 3000, 'the stream')
+      stalled.socket.pause()
+      // More than the kernel's buffers take: the rest waits in Node, behind a reader that never reads.
+      await publish(broker, 'a', [['replace', '/blob', 'z'.repeat(32 * 1024 * 1024)]])
+      await handler.close()
+      let serverClosed = false
+      server.close(() => (serverClosed = true))
+      await until(() => serverClosed, 3000, 'server.close() to complete')
+      assert.equal(handler.stats().connections, 0)
     })
 
     it('resolves with nothing open', async (t) => {

@@ -17,11 +17,17 @@ interface H2Server {
   session: http2.ClientHttp2Session
 }
 
-/** An h2c server around a handler and a connected client session; all closed after the test. */
-async function startH2(t: TestContext, options: HandlerOptions = {}): Promise<H2Server> {
+/**
+ * An h2c server around a handler and a connected client session; all closed after the test.
+ * @param before - runs on each request before the handler, as a middleware would
+ */
+async function startH2(t: TestContext, options: HandlerOptions = {}, before?: (res: http2.Http2ServerResponse) => void): Promise<H2Server> {
   const broker = createBroker()
   const handler = createHandler({ broker, ...options })
-  const server = http2.createServer((req, res) => handler(req, res))
+  const server = http2.createServer((req, res) => {
+    before?.(res)
+    handler(req, res)
+  })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   const session = http2.connect(`http://127.0.0.1:${port}`)
@@ -139,6 +145,85 @@ describe('createHandler on node:http2 (h2c)', () => {
     const late = await request(session, '/?topic=a')
     assert.equal(late.headers[':status'], 503)
     assert.match(String(late.headers['content-type']), /^text\/plain/)
+  })
+
+  it('leaves out headers set earlier that would break the stream, and keeps the others', async (t) => {
+    const { broker, session } = await startH2(t, {}, (res) => {
+      res.setHeader('Content-Length', '10')
+      res.setHeader('Content-Encoding', 'gzip')
+      res.setHeader('Access-Control-Allow-Origin', '*')
+    })
+    const res = await request(session, '/?topic=a')
+    assert.equal(res.headers[':status'], 200)
+    assert.equal(res.headers['content-length'], undefined)
+    assert.equal(res.headers['content-encoding'], undefined)
+    assert.equal(res.headers['access-control-allow-origin'], '*')
+    await until(() => res.events.length === 1, 3000, 'the ready frame')
+    await publish(broker, 'a', [['add', '/x', 1]])
+    await until(() => res.events.length === 2, 3000, 'the patch')
+    assert.equal(res.ended(), false)
+  })
+
+  it('forgets a stream whose client left while authorize was pending', async (t) => {
+    let allow!: (allowed: boolean) => void
+    let requestStream: http2.ServerHttp2Stream | undefined
+    const { handler, session } = await startH2(t, {
+      authorize: (req) => {
+        requestStream = (req as http2.Http2ServerRequest).stream
+        return new Promise<boolean>((resolve) => (allow = resolve))
+      },
+    })
+    const res = session.request({ ':path': '/?topic=a' })
+    res.on('error', () => {})
+    await until(() => requestStream !== undefined, 3000, 'authorize to be asked')
+    res.close(http2.constants.NGHTTP2_CANCEL)
+    await until(() => requestStream?.destroyed === true, 3000, 'the server to see the cancel')
+    allow(true)
+    // The handler's continuation runs in the microtasks before this.
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(handler.stats(), { connections: 0, topics: 0, dropped: 0 })
+  })
+
+  it('forgets a stream whose client left while the broker subscription was not live yet', async (t) => {
+    const inner = createBroker()
+    let live!: () => void
+    const broker: Broker = {
+      publish: (topic, payload) => inner.publish(topic, payload),
+      subscribe(topic, listener) {
+        const off = inner.subscribe(topic, listener)
+        return Object.assign(off, { ready: new Promise<void>((resolve) => (live = resolve)) })
+      },
+    }
+    let requestStream: http2.ServerHttp2Stream | undefined
+    const { handler, session } = await startH2(t, {
+      broker,
+      lingerMs: 0,
+      authorize: (req) => {
+        requestStream = (req as http2.Http2ServerRequest).stream
+        return true
+      },
+    })
+    const res = session.request({ ':path': '/?topic=a' })
+    res.on('error', () => {})
+    await until(() => requestStream !== undefined, 3000, 'the request to wait for the subscription')
+    res.close(http2.constants.NGHTTP2_CANCEL)
+    await until(() => requestStream?.destroyed === true, 3000, 'the server to see the cancel')
+    live()
+    await until(() => handler.stats().topics === 0, 3000, 'the topic to be let go')
+    assert.equal(handler.stats().connections, 0)
+  })
+
+  it('close() ends a stream whose reader stalled', async (t) => {
+    const { handler, broker, session } = await startH2(t)
+    const res = await request(session, '/?topic=a')
+    await until(() => res.events.length === 1, 3000, 'the ready frame')
+    res.stream.pause()
+    // Far beyond the flow-control window: the rest waits in the server's stream.
+    await publish(broker, 'a', [['replace', '/blob', 'w'.repeat(4 * 1024 * 1024)]])
+    await handler.close()
+    // The client has not read what it holds, so it emits no 'close' yet; the stream is closed all the same.
+    await until(() => res.stream.closed, 3000, 'the stalled stream to be closed')
+    assert.equal(handler.stats().connections, 0)
   })
 
   it('refuses over h2 like over HTTP/1', async (t) => {

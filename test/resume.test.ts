@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { Socket } from 'node:net'
-import { describe, it } from 'node:test'
+import { describe, it, mock } from 'node:test'
 import { EventSource } from 'eventsource'
 import { createBroker, createHandler, publish, type Broker, type PatchwireError } from '../src/index.ts'
 import { listen, startServer, until } from './helpers/server.ts'
@@ -151,6 +151,29 @@ describe('resume', () => {
       assert.equal(handler.stats().dropped, 0)
     })
 
+    it('does not cut a reconnect as a slow reader for the size of its replay', async (t) => {
+      const broker = createBroker()
+      const { port, handler } = await startServer(t, { broker, maxBufferedBytes: 64 * 1024, historyBytes: 64 * 1024 * 1024 })
+      const first = await openStream(t, port, 'replay')
+      const from = lastId(first)
+      first.destroy()
+      const chunk = 'r'.repeat(1024 * 1024)
+      for (let n = 0; n < 16; n++) await publish(broker, 'replay', [['replace', '/n', n], ['replace', '/chunk', chunk]])
+      // The replay is written on open, as one batch; the reader takes its time.
+      const back = await openRaw(t, port, '/?topic=replay', [`Last-Event-ID: ${from}`])
+      back.socket.pause()
+      await until(() => handler.stats().connections === 1, 3000, 'the reconnect to open')
+      for (let n = 16; n < 19; n++) {
+        await new Promise((resolve) => setImmediate(resolve))
+        await publish(broker, 'replay', [['replace', '/n', n]])
+      }
+      assert.equal(handler.stats().dropped, 0)
+      back.socket.resume()
+      await back.waitForEvents(1 + 19, 20_000)
+      assert.deepEqual(counters(back), Array.from({ length: 19 }, (_, n) => n))
+      assert.equal(handler.stats().dropped, 0)
+    })
+
     it('takes the position from a lastEventId query parameter, and prefers the header', async (t) => {
       const broker = createBroker()
       const { port } = await startServer(t, { broker })
@@ -287,9 +310,9 @@ describe('resume', () => {
       await client.waitForEvents(4)
       assert.deepEqual(client.events.map((e) => e.event), ['ready', 'patch', 'reset', 'patch'])
       assert.equal(resetReason(client), 'broker-gap')
-      // A reconnect from before the gap cannot be exact either.
+      // A reconnect from before the gap cannot be exact either, and says why.
       const back = await openStream(t, port, 'g', [`Last-Event-ID: ${before}`])
-      assert.equal(resetReason(back), 'not-subscribed')
+      assert.equal(resetReason(back), 'broker-gap')
       // From the reset on, it can.
       const fromReset = await openStream(t, port, 'g', [`Last-Event-ID: ${client.named('reset')[0]?.id}`])
       assert.deepEqual(counters(fromReset), [2])
@@ -393,6 +416,20 @@ describe('resume', () => {
       assert.deepEqual(handler.stats(), { connections: 0, topics: 0, dropped: 0 })
     })
 
+    it('opens the waiting streams with lingerMs 0 too, on one subscription', async (t) => {
+      const { broker, subscriptions } = lateBroker()
+      const { port, handler } = await startServer(t, { broker, lingerMs: 0 })
+      const a = await openRaw(t, port, '/?topic=zero')
+      await until(() => subscriptions.length === 1, 2000, 'the subscribe call')
+      subscriptions[0]?.live()
+      await until(() => a.named('ready').length === 1, 2000, 'the stream to open')
+      await publish(broker, 'zero', [['replace', '/n', 1]])
+      await a.waitForEvents(2)
+      assert.deepEqual(counters(a), [1])
+      assert.equal(subscriptions.length, 1)
+      assert.deepEqual(handler.stats(), { connections: 1, topics: 1, dropped: 0 })
+    })
+
     it('lets the topic linger and go when every waiting client left', async (t) => {
       const { broker, subscriptions } = lateBroker()
       const { port, handler } = await startServer(t, { broker, lingerMs: 50 })
@@ -406,14 +443,40 @@ describe('resume', () => {
     })
   })
 
+  describe('history', () => {
+    it('stays within historyBytes however large history is', { timeout: 30_000 }, async (t) => {
+      assert.ok(gc, 'run with --expose-gc')
+      const broker = createBroker()
+      const { port, handler } = await startServer(t, { broker, history: 1e9, historyBytes: 4096, lingerMs: 60_000 })
+      const client = await openStream(t, port, 'long')
+      client.destroy()
+      // The topic lingers, still subscribed: every publish goes into its history and nowhere else.
+      await until(() => handler.stats().connections === 0, 2000, 'the stream to leave')
+      gc()
+      const before = process.memoryUsage().heapUsed
+      for (let n = 0; n < 300_000; n++) await publish(broker, 'long', [['replace', '/n', n]])
+      gc()
+      const grown = process.memoryUsage().heapUsed - before
+      // About 60 frames fit in 4 KiB; 300 000 slots would take several MB.
+      assert.ok(grown < 1024 * 1024, `heap grew by ${grown} bytes`)
+      assert.equal(handler.stats().topics, 1)
+    })
+  })
+
   describe('linger', () => {
     it('keeps a topic subscribed for lingerMs after its last stream, counted in stats', async (t) => {
       const broker = createBroker()
       const { port, handler } = await startServer(t, { broker, lingerMs: 300 })
       const client = await openStream(t, port, 'linger')
+      const setTimeoutSpy = mock.method(globalThis, 'setTimeout')
+      t.after(() => mock.restoreAll())
       client.destroy()
       await until(() => handler.stats().connections === 0, 2000, 'the disconnect')
       assert.equal(handler.stats().topics, 1, 'the lingering topic is counted')
+      // The helpers poll with 5 ms timeouts; the sweep is the handler's.
+      const sweeps = setTimeoutSpy.mock.calls.filter((call) => call.arguments[1] !== 5)
+      assert.equal(sweeps.length, 1)
+      assert.equal(sweeps[0]?.result?.hasRef(), false, 'unref\'d: a lingering topic never keeps the process alive')
       await publish(broker, 'linger', [['replace', '/n', 1]])
       const back = await openStream(t, port, 'linger', [`Last-Event-ID: ${lastId(client)}`])
       assert.deepEqual(counters(back), [1], 'a reconnect within lingerMs replays')
