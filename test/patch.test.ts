@@ -278,8 +278,10 @@ describe('applyPatch', () => {
     })
 
     it('returns the target itself when nothing changes', () => {
-      const doc = { a: 1 }
+      const doc = { a: 1, feed: [1, 2] }
       assert.equal(applyPatch(doc, [['test', '/a', 1]], { immutable: true }), doc)
+      // A limit the list is already within changes nothing, so it copies nothing.
+      assert.equal(applyPatch(doc, [['limit', '/feed', 5], ['limit', '/feed', -2]], { immutable: true }), doc)
     })
 
     it('works on frozen documents', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { describe, it, type TestContext } from 'node:test'
+import { describe, it, mock, type TestContext } from 'node:test'
 import { EventSource } from 'eventsource'
 import { createBroker, createHandler, publish, type Broker, type Handler, type HandlerOptions } from '../src/index.ts'
 import { applyPatch, subscribe, type PatchMeta, type PatchOp, type PatchwireError, type SubscribeOptions, type Subscription, type SubscriptionState } from '../src/client/index.ts'
@@ -163,14 +163,28 @@ describe('subscribe', TIMEOUT, () => {
       assert.ok(codes(silent).includes('ERR_PATCHWIRE_RESET'))
     })
 
-    it('reloads the page on reset by default in a browser', async (t) => {
+    it('reloads the page on reset by default in a browser, once however many subscribers', async (t) => {
       const reloads: number[] = []
       Object.defineProperty(globalThis, 'location', { value: { reload: () => reloads.push(1) }, configurable: true })
       t.after(() => delete (globalThis as { location?: unknown }).location)
       const p = await handWritten(t, ['event: reset\ndata: {"reason":"history-exceeded"}\n\n'])
-      const stop = subscribe('t', () => {}, { path: p.url, EventSource, onError: () => {} })
-      t.after(stop)
+      for (let i = 0; i < 3; i++) t.after(subscribe('t', () => {}, { path: p.url, EventSource, onError: () => {} }))
       await until(() => reloads.length === 1, 5000, 'location.reload()')
+      // Every subscriber was told in that same dispatch.
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.equal(reloads.length, 1)
+    })
+
+    it('reports each state change once, however many errors a reconnect goes through', async (t) => {
+      const { url, server } = await serve(t)
+      const p = probe(t, url, 'down')
+      await until(() => p.stop.state === 'open', 5000, 'open')
+      server.close()
+      server.closeAllConnections()
+      // Every failed reconnect is an error event; the state stays connecting.
+      await until(() => p.errors.length >= 3, 5000, 'three failed reconnects')
+      assert.deepEqual(p.states, ['open', 'connecting'])
+      assert.ok(codes(p).every((code) => code === 'ERR_PATCHWIRE_DISCONNECTED'))
     })
   })
 
@@ -202,6 +216,21 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => after.patches.length === 2 && failing.patches.length === 2, 5000, 'both patches')
       assert.deepEqual(errors.map((error) => [error.code, error.cause]), [['ERR_PATCHWIRE_CALLBACK', boom], ['ERR_PATCHWIRE_CALLBACK', boom]])
       assert.equal(thrower.state, 'open')
+    })
+
+    it('keeps an onError that throws out of the page: reported on the console, the other subscribers still get the patch', async (t) => {
+      const server = await handWritten(t, ['id: 1\nevent: patch\ndata: [["replace","/a",1]]\n\n'])
+      const logged: unknown[][] = []
+      mock.method(console, 'error', (...args: unknown[]) => logged.push(args))
+      t.after(() => mock.restoreAll())
+      const broken = new Error('onError broke')
+      const thrower = subscribe('t', () => { throw new Error('onPatch broke') }, { path: server.url, EventSource, onError: () => { throw broken } })
+      t.after(thrower)
+      const after = probe(t, server.url, 't')
+      await until(() => after.patches.length === 1, 5000, 'the patch at the other subscriber')
+      assert.equal(logged.length, 1)
+      assert.match(String(logged[0]?.[0]), /ERR_PATCHWIRE_CALLBACK: the onError callback .* threw/)
+      assert.equal(logged[0]?.[1], broken)
     })
 
     it('passes the reason of a reset frame, or its raw data when it is not the JSON form', async (t) => {
@@ -258,6 +287,46 @@ describe('subscribe', TIMEOUT, () => {
       assert.deepEqual(urls, ['/__events?topic=user%3A42', '/dashboard/__events?topic=user%3A42', '/dashboard/__events?topic=user%3A42'])
     })
 
+    it('puts the topic before a #fragment of the path', () => {
+      const urls: string[] = []
+      class Recording {
+        readyState = 0
+        constructor(url: string) {
+          urls.push(url)
+        }
+        addEventListener(): void {}
+        close(): void {}
+      }
+      subscribe('t', () => {}, { path: '/e#main', EventSource: Recording })()
+      subscribe('t', () => {}, { path: '/e?x=1#main', EventSource: Recording })()
+      assert.deepEqual(urls, ['/e?topic=t', '/e?x=1&topic=t'])
+    })
+
+    it('uses the global EventSource in a worker, where there is no window', (t) => {
+      const urls: string[] = []
+      class Recording {
+        readyState = 0
+        constructor(url: string) {
+          urls.push(url)
+        }
+        addEventListener(): void {}
+        close(): void {}
+      }
+      const scope = globalThis as { WorkerGlobalScope?: unknown; EventSource?: unknown }
+      const saved = scope.EventSource
+      scope.WorkerGlobalScope = class {}
+      scope.EventSource = Recording
+      t.after(() => {
+        delete scope.WorkerGlobalScope
+        scope.EventSource = saved
+      })
+      const stop = subscribe('t', () => {}, { path: '/e' })
+      assert.equal(stop.state, 'connecting')
+      stop()
+      assert.deepEqual(urls, ['/e?topic=t'])
+      assert.throws(() => subscribe('t', () => {}), { name: 'TypeError', message: /options\.path is required outside a page/ })
+    })
+
     it('does nothing during server-side rendering (no window, no EventSource option)', () => {
       let called = false
       const stop = subscribe('t', () => (called = true))
@@ -268,13 +337,14 @@ describe('subscribe', TIMEOUT, () => {
     })
 
     it('needs options.path outside a browser', () => {
-      assert.throws(() => subscribe('t', () => {}, { EventSource }), { name: 'TypeError', message: /options\.path is required outside a browser/ })
+      assert.throws(() => subscribe('t', () => {}, { EventSource }), { name: 'TypeError', message: /options\.path is required outside a page/ })
     })
 
     it('throws a TypeError for a bad topic or onPatch', () => {
       assert.throws(() => subscribe('', () => {}, { path: '/e', EventSource }), { name: 'TypeError', message: /topic must be a non-empty string/ })
       assert.throws(() => subscribe(42 as never, () => {}, { path: '/e', EventSource }), TypeError)
       assert.throws(() => subscribe('t', 'nope' as never, { path: '/e', EventSource }), { name: 'TypeError', message: /onPatch must be a function/ })
+      assert.throws(() => subscribe('a\ud800', () => {}, { path: '/e', EventSource }), { name: 'TypeError', message: /well-formed Unicode/ })
     })
   })
 })

@@ -87,6 +87,9 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
   // In place, every mutation pushes its inverse here, so a failed op costs
   // only what was done before it, never a clone of the document.
   const undo: (() => void)[] = []
+  // The member order of each object a remove touched, read once, before its
+  // first remove: re-added members go last, so a rollback restores the order.
+  const orders = new Map<Container, string[]>()
   // Immutable: nodes copied during this call, which later ops may change freely.
   const fresh = new Set<unknown>()
 
@@ -144,20 +147,9 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
     if (Array.isArray(node)) {
       splice(node, k as number, 1)
     } else {
-      const keys = Object.keys(node)
+      if (!immutable && !orders.has(node)) orders.set(node, Object.keys(node))
       delete node[k]
-      if (!immutable) {
-        // Re-adding a member puts it last; moving the members that followed it
-        // behind it again restores the key order too.
-        undo.push(() => {
-          node[k] = value
-          for (const later of keys.slice(keys.indexOf(k as string) + 1)) {
-            const v = node[later]
-            delete node[later]
-            node[later] = v
-          }
-        })
-      }
+      if (!immutable) undo.push(() => (node[k] = value))
     }
     return value
   }
@@ -224,12 +216,13 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
         return found < 0 ? splice(node, k as number, 0, v) : set(node, found, v)
       }
       case 'limit': {
-        const node = walk(segments, segments.length, true)
+        const node = walk(segments, segments.length, false)
         if (!Array.isArray(node)) fail('limit needs a path to an array')
         if (!Number.isInteger(arg)) fail('limit needs an integer')
         const n = arg as number
         const drop = node.length - Math.abs(n)
-        if (drop > 0) splice(node, n < 0 ? 0 : n, drop)
+        // Made writable (copied, when immutable) only when something goes.
+        if (drop > 0) splice(walk(segments, segments.length, true) as unknown as unknown[], n < 0 ? 0 : n, drop)
         return
       }
       default:
@@ -242,6 +235,15 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
       apply(ops[i])
     } catch (error) {
       for (let j = undo.length - 1; j >= 0; j--) (undo[j] as () => void)()
+      for (const [node, keys] of orders) {
+        for (const k of keys) {
+          // A member that an earlier op of this call added is gone again.
+          if (!Object.hasOwn(node, k)) continue
+          const v = node[k]
+          delete node[k]
+          node[k] = v
+        }
+      }
       throw typeof error === 'string' ? new PatchError(i, ops[i], error) : error
     }
   }

@@ -45,7 +45,7 @@ export interface SubscribeOptions {
    * The URL path (or full URL) of the server's event handler; the topic is
    * added as the `topic` query parameter.
    * @defaultValue the page's path followed by `/__events`
-   * (`/dashboard/` → `/dashboard/__events`); required outside a browser
+   * (`/dashboard/` → `/dashboard/__events`); required outside a page (in a worker, say)
    */
   path?: string
   /**
@@ -81,7 +81,8 @@ export interface SubscribeOptions {
   /**
    * The `EventSource` to use: a polyfill, or Node's (`eventsource` package,
    * or the global one on Node 22+).
-   * @defaultValue `window.EventSource`; without a `window`, subscribe does nothing
+   * @defaultValue the global `EventSource` in a page or a worker; elsewhere
+   * (server-side rendering) subscribe does nothing
    */
   EventSource?: EventSourceConstructor
 }
@@ -92,7 +93,7 @@ export interface SubscribeOptions {
  * Subscriptions to the same path and topic in one page share one
  * `EventSource`, which closes when the last of them stops. Dropped streams
  * reconnect by themselves and resume without loss; when they cannot, the
- * server says so and `onReset` runs. Without a `window` (server-side
+ * server says so and `onReset` runs. Outside a page or a worker (server-side
  * rendering) and without `options.EventSource`, it does nothing and returns
  * a stop function whose state is `closed`.
  *
@@ -101,8 +102,8 @@ export interface SubscribeOptions {
  * and `{ id }`; typically `(ops) => applyPatch(state, ops)`
  * @param options - see {@link SubscribeOptions}
  * @returns the stop function, with a `state` getter; see {@link Subscription}
- * @throws TypeError when `topic` is not a non-empty string, `onPatch` is not a
- * function, or `options.path` is missing outside a browser
+ * @throws TypeError when `topic` is not a non-empty string of well-formed
+ * Unicode, `onPatch` is not a function, or `options.path` is missing outside a page
  * @example
  * const stop = subscribe('dashboard:user:42', (ops) => applyPatch(state, ops), {
  *   path: '/dashboard/__events',
@@ -122,15 +123,27 @@ export function subscribe(
   if (typeof onPatch !== 'function') {
     throw new TypeError('subscribe: onPatch must be a function, such as (ops) => applyPatch(state, ops)')
   }
+  let query: string
+  try {
+    query = `topic=${encodeURIComponent(topic)}`
+  } catch {
+    throw new TypeError('subscribe: topic must be well-formed Unicode')
+  }
   const win = typeof window === 'undefined' ? undefined : window
-  const Source = options.EventSource ?? win?.EventSource
+  // A page, or a worker (no `window`, but a browser all the same); anywhere
+  // else, without options.EventSource, is server-side rendering.
+  const isWorker = typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined'
+  const Source = options.EventSource ?? (win ?? (isWorker ? globalThis : undefined))?.EventSource
   if (Source === undefined) return CLOSED
   let path = options.path
   if (path === undefined) {
-    if (win === undefined) throw new TypeError('subscribe: options.path is required outside a browser')
+    if (win === undefined) throw new TypeError('subscribe: options.path is required outside a page')
     path = `${win.location.pathname.replace(/\/$/, '')}/__events`
   }
-  const url = `${path}${path.includes('?') ? '&' : '?'}topic=${encodeURIComponent(topic)}`
+  // The query goes before any #fragment, which is never sent.
+  const hash = path.indexOf('#')
+  const base = hash === -1 ? path : path.slice(0, hash)
+  const url = `${base}${base.includes('?') ? '&' : '?'}${query}`
   const withCredentials = options.withCredentials === true
   const id = `${withCredentials}${url}`
   const stream = streams.get(id) ?? open(id, new Source(url, { withCredentials }), url)
@@ -170,7 +183,14 @@ function open(id: string, source: EventSourceLike, url: string): Stream {
   const stream: Stream = { source, subscribers: new Set(), state: 'connecting' }
   streams.set(id, stream)
 
-  const report = (subscriber: Subscriber, error: PatchwireError): void => (subscriber.options.onError ?? reportToConsole)(error)
+  // An onError that throws must not escape into the EventSource either.
+  const report = (subscriber: Subscriber, error: PatchwireError): void => {
+    try {
+      ;(subscriber.options.onError ?? reportToConsole)(error)
+    } catch (thrown) {
+      reportToConsole(new PatchwireError('ERR_PATCHWIRE_CALLBACK', `the onError callback of the subscription to ${url} threw`, { cause: thrown }))
+    }
+  }
 
   // A callback may stop any subscriber; those stopped are skipped, and one
   // that throws does not keep the event from the others.
@@ -232,9 +252,14 @@ function open(id: string, source: EventSourceLike, url: string): Stream {
       // The raw data is the reason then.
     }
     const text = typeof reason === 'string' ? reason : event.data
+    // Subscribers without onReset share one reload of the page.
+    let reloaded = false
     each((subscriber) => {
       if (subscriber.options.onReset !== undefined) subscriber.options.onReset(text)
-      else if (typeof location !== 'undefined') location.reload()
+      else if (typeof location !== 'undefined' && typeof location.reload === 'function') {
+        if (!reloaded) location.reload()
+        reloaded = true
+      }
       else report(subscriber, new PatchwireError('ERR_PATCHWIRE_RESET', `the server reset the stream ${url} (${text}) and no onReset reloads the state`))
     })
   })
