@@ -27,6 +27,8 @@ import { listen, until } from './helpers/server.ts'
 import { openStream, SseClient } from './helpers/sse-client.ts'
 
 const TIMEOUT = { timeout: 15_000 }
+/** How long a clean-up may take before it fails (see {@link bounded}). */
+const CLEANUP_MS = 5000
 const OPS = [['replace', '/counter', 7]] as const
 
 /** What a test needs of an open stream, whatever carries it. */
@@ -291,7 +293,7 @@ describe('recipes', () => {
       app.addHook('preClose', () => events.close())
       app.get('/', async () => 'home')
       await app.listen({ port: 0, host: '127.0.0.1' })
-      t.after(() => app.close())
+      t.after(() => bounded('app.close()', app.close(), () => app.server.closeAllConnections()))
       const { port } = app.server.address() as AddressInfo
       return { app, events, logs, port, origin: `http://127.0.0.1:${port}` }
     }
@@ -410,12 +412,41 @@ async function serve(t: TestContext, server: tls.Server, events: Handler): Promi
     socket.on('close', () => sockets.delete(socket))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.after(async () => {
-    await events.close()
+  const dropAll = (): void => {
     for (const socket of sockets) socket.destroy()
+  }
+  const close = async (): Promise<void> => {
+    await events.close()
+    dropAll()
     await new Promise((resolve) => server.close(resolve))
-  })
+  }
+  t.after(() => bounded('closing the handler and the server', close(), () => {
+    dropAll()
+    server.close()
+  }))
   return (server.address() as AddressInfo).port
+}
+
+/**
+ * Bounds a clean-up: `t.after` hooks have no time limit, so one that never
+ * settles (a server that waits for a stream nothing ended) would hang the run
+ * instead of failing it. Past {@link CLEANUP_MS}, `force` cuts what the
+ * clean-up waits for, so that the process can still exit, and the clean-up
+ * fails with an error that names it.
+ */
+async function bounded(what: string, cleanUp: Promise<unknown>, force: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      force()
+      reject(new Error(`clean-up: ${what} did not finish within ${CLEANUP_MS} ms`))
+    }, CLEANUP_MS)
+  })
+  try {
+    await Promise.race([cleanUp, timedOut])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** The raw HTTP/1.1 client over TLS; resolves once the stream is ready or refused. */

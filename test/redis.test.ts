@@ -17,8 +17,10 @@ import type { RedisBrokerOptions, RedisClient } from '../src/adapters/redis.js'
 import { publish } from '../src/broker.js'
 import type { Broker } from '../src/broker.js'
 import { PatchwireError } from '../src/errors.js'
-import { startRedisServer } from './helpers/redis-server.js'
+import { startRedisProxy, startRedisServer } from './helpers/redis-server.js'
 import type { RedisServer } from './helpers/redis-server.js'
+import { startServer } from './helpers/server.js'
+import { openStream } from './helpers/sse-client.js'
 
 const SHARED_PORT = 6379
 const HOST = '127.0.0.1'
@@ -33,19 +35,21 @@ interface Lib {
   name: string
   /**
    * A connected client, closed after the test (even when connecting fails);
-   * it reconnects fast so that restart tests stay short. It has no `error`
-   * listener: the broker must add one. (Removing a listener from a node-redis
-   * client detaches all later ones, so none is added for the connect phase.)
+   * it reconnects fast so that restart tests stay short, and gives up for
+   * good after `giveUpAfter` failed attempts (default: never). It has no
+   * `error` listener: the broker must add one. (Removing a listener from a
+   * node-redis client detaches all later ones, so none is added for the
+   * connect phase.)
    */
-  connect(t: TestContext, port: number): Promise<Connection>
+  connect(t: TestContext, port: number, giveUpAfter?: number): Promise<Connection>
   /** A client that has not connected yet. */
   unconnected(port: number): { client: RedisClient, connect(): Promise<unknown>, close(): void }
 }
 
 const nodeRedis: Lib = {
   name: 'node-redis',
-  async connect(t, port) {
-    const client = createClient({ socket: { host: HOST, port, reconnectStrategy: (retries: number) => Math.min(20 * retries, 200) } })
+  async connect(t, port, giveUpAfter = Number.POSITIVE_INFINITY) {
+    const client = createClient({ socket: { host: HOST, port, reconnectStrategy: (retries: number) => retries >= giveUpAfter ? new Error('gave up') : Math.min(20 * retries, 200) } })
     const close = (): void => { if (client.isOpen) client.destroy() }
     t.after(close)
     await client.connect()
@@ -59,8 +63,9 @@ const nodeRedis: Lib = {
 
 const ioRedis: Lib = {
   name: 'ioredis',
-  async connect(t, port) {
-    const client = new Redis({ host: HOST, port, lazyConnect: true, retryStrategy: (times: number) => Math.min(20 * times, 200) })
+  async connect(t, port, giveUpAfter = Number.POSITIVE_INFINITY) {
+    // ioredis counts from 1, node-redis from 0.
+    const client = new Redis({ host: HOST, port, lazyConnect: true, retryStrategy: (times: number) => times > giveUpAfter ? null : Math.min(20 * times, 200) })
     const close = (): void => client.disconnect()
     t.after(close)
     await client.connect()
@@ -76,47 +81,29 @@ const ioRedis: Lib = {
 
 const LIBS = [nodeRedis, ioRedis]
 
-/** A broker over two fresh clients of `lib`; everything is closed after the test. */
-async function brokerOn(t: TestContext, lib: Lib, port: number, options: Partial<RedisBrokerOptions> = {}): Promise<{ broker: Broker, errors: PatchwireError[], publisher: Connection, subscriber: Connection, confirmed: Set<string> }> {
+/**
+ * A broker over two fresh clients of `lib` (a `subscriber` of its own when
+ * given); everything is closed after the test.
+ */
+async function brokerOn(t: TestContext, lib: Lib, port: number, options: Partial<RedisBrokerOptions> = {}, subscriber?: Connection): Promise<{ broker: Broker, errors: PatchwireError[], publisher: Connection, subscriber: Connection }> {
   const publisher = await lib.connect(t, port)
-  const subscriber = await lib.connect(t, port)
+  subscriber ??= await lib.connect(t, port)
   const errors: PatchwireError[] = []
-  const confirmed = new Set<string>()
-  const broker = createRedisBroker({ publisher: publisher.client, subscriber: confirming(subscriber.client, confirmed), onError: (error) => errors.push(error), ...options })
+  const broker = createRedisBroker({ publisher: publisher.client, subscriber: subscriber.client, onError: (error) => errors.push(error), ...options })
   for (const { client } of [publisher, subscriber]) {
     // Without one, a lost connection crashes the process; checked here so
     // that a regression fails the tests instead of crashing the run.
     assert.ok((client as unknown as EventEmitter).listenerCount('error') > 0, 'the broker must listen to error events')
   }
-  return { broker, errors, publisher, subscriber, confirmed }
-}
-
-/**
- * The client, seen through a proxy that records in `confirmed` each channel
- * whose SUBSCRIBE succeeded since the connection was last (re)established.
- */
-function confirming(client: RedisClient, confirmed: Set<string>): RedisClient {
-  // Registered before the broker's own listener, so it runs first.
-  client.on('ready', () => confirmed.clear())
-  return new Proxy(client, {
-    get(target, property) {
-      const value: unknown = Reflect.get(target, property, target)
-      if (typeof value !== 'function') return value
-      if (property !== 'subscribe') return value.bind(target)
-      return (channel: string, ...rest: unknown[]) => {
-        const result = (value as (...args: unknown[]) => Promise<unknown>).call(target, channel, ...rest)
-        return result.then((reply) => {
-          confirmed.add(channel)
-          return reply
-        })
-      }
-    },
-  })
+  return { broker, errors, publisher, subscriber }
 }
 
 /** A plain node-redis client for assertions: PUBSUB NUMSUB, MONITOR, raw SUBSCRIBE. */
 async function probe(t: TestContext, port = SHARED_PORT) {
   const client = createClient({ socket: { host: HOST, port } })
+  // A private server may be stopped first (clean-ups run in the order they
+  // were registered): that must not crash the run.
+  client.on('error', () => undefined)
   await client.connect()
   t.after(() => client.destroy())
   return client
@@ -125,6 +112,38 @@ async function probe(t: TestContext, port = SHARED_PORT) {
 async function numsub(client: Awaited<ReturnType<typeof probe>>, channel: string): Promise<number> {
   const reply = await client.sendCommand(['PUBSUB', 'NUMSUB', channel]) as [string, number]
   return Number(reply[1])
+}
+
+/**
+ * Records, through MONITOR, the commands Redis runs on channels of `prefix`.
+ * `count(name, channel)` tells how many `name` commands (`subscribe`,
+ * `unsubscribe`) it saw for the channel; `barrier()` resolves once MONITOR
+ * has shown every command Redis ran before it was called.
+ */
+async function monitorOf(t: TestContext, prefix: string, port = SHARED_PORT) {
+  const admin = await probe(t, port)
+  const monitor = await probe(t, port)
+  const seen: string[] = []
+  await monitor.monitor((line: string) => { if (line.includes(prefix)) seen.push(line) })
+  return {
+    count: (name: string, channel: string): number => seen.filter((line) => line.toLowerCase().includes(`"${name}" "${channel.toLowerCase()}"`)).length,
+    async barrier(): Promise<void> {
+      const marker = `${prefix}barrier:${randomUUID()}`
+      await admin.sendCommand(['ECHO', marker])
+      await eventually(() => seen.some((line) => line.includes(marker)), 'the MONITOR barrier')
+    },
+  }
+}
+
+/** ACL: whether Redis lets the default user (every client of the tests) run SUBSCRIBE. */
+async function allowSubscribe(client: Awaited<ReturnType<typeof probe>>, allowed: boolean): Promise<void> {
+  await client.sendCommand(['ACL', 'SETUSER', 'default', allowed ? '+subscribe' : '-subscribe'])
+}
+
+/** Where each PUBSUB reply (`subscribe`, `unsubscribe`; RESP2 or RESP3) in `bytes` ends. */
+function pubsubReplies(bytes: Buffer): number[] {
+  return [...bytes.toString('latin1').matchAll(/[*>]3\r\n\$\d+\r\n(?:un)?subscribe\r\n\$\d+\r\n[^\r]*\r\n:\d+\r\n/g)]
+    .map((match) => match.index + match[0].length)
 }
 
 /** Polls `check` until it holds; fails after `ms`. */
@@ -171,13 +190,16 @@ describe('createRedisBroker', { timeout: 60_000 }, () => {
         const prefix = uniquePrefix()
         const a = await brokerOn(t, lib, SHARED_PORT, { prefix })
         const b = await brokerOn(t, lib, SHARED_PORT, { prefix })
+        const admin = await probe(t)
         const got: string[] = []
         for (let i = 0; i < 20; i++) {
           const stop = b.broker.subscribe(`topic-${i}`, (payload) => got.push(payload))
           const again = b.broker.subscribe(`topic-${i}`, () => undefined)
           assert.equal(again.ready, stop.ready, 'one SUBSCRIBE, one ready')
           await stop.ready
-          assert.ok(b.confirmed.has(`${prefix}topic-${i}`), 'ready settled before Redis answered the SUBSCRIBE')
+          // Asked of Redis itself: a client library's promise may settle
+          // without a round trip (node-redis, for a channel it has a listener for).
+          assert.equal(await numsub(admin, `${prefix}topic-${i}`), 1, 'ready settled before Redis ran the SUBSCRIBE')
           await a.broker.publish(`topic-${i}`, `[${i}]`)
         }
         await eventually(() => got.length === 20, 'every message')
@@ -249,15 +271,8 @@ describe('createRedisBroker', { timeout: 60_000 }, () => {
         const channel = `${prefix}room`
         const { broker, errors } = await brokerOn(t, lib, SHARED_PORT, { prefix })
         const admin = await probe(t)
-        const monitor = await probe(t)
-        const seen: string[] = []
-        await monitor.monitor((line: string) => { if (line.includes(prefix)) seen.push(line) })
-        const commands = (name: string): number => seen.filter((line) => line.toLowerCase().includes(`"${name}" "${channel.toLowerCase()}"`)).length
-        const barrier = async (): Promise<void> => {
-          const marker = `${prefix}barrier:${randomUUID()}`
-          await admin.sendCommand(['ECHO', marker])
-          await eventually(() => seen.some((line) => line.includes(marker)), 'the MONITOR barrier')
-        }
+        const { count, barrier } = await monitorOf(t, prefix)
+        const commands = (name: string): number => count(name, channel)
 
         const got: string[][] = [[], [], []]
         const stops = got.map((inbox) => broker.subscribe('room', (payload) => inbox.push(payload)))
@@ -305,6 +320,31 @@ describe('createRedisBroker', { timeout: 60_000 }, () => {
         assert.deepEqual(first, [])
         assert.deepEqual(second, ['["x"]'])
         assert.deepEqual(errors, [])
+      })
+
+      it('unsubscribes a topic let go twice even when the connection drops before Redis answers the second UNSUBSCRIBE', { timeout: 10_000 }, async (t) => {
+        const prefix = uniquePrefix()
+        const proxy = await startRedisProxy(SHARED_PORT)
+        t.after(() => proxy.close())
+        const { broker, errors, subscriber } = await brokerOn(t, lib, SHARED_PORT, { prefix }, await lib.connect(t, proxy.port))
+        const admin = await probe(t)
+        let reconnected = false
+        const stop = broker.subscribe('room', () => undefined)
+        await stop.ready
+        subscriber.client.on('ready', () => { reconnected = true })
+
+        proxy.hold()
+        stop()
+        broker.subscribe('room', () => undefined)()
+        // UNSUBSCRIBE, SUBSCRIBE, UNSUBSCRIBE: the client gets the first two
+        // answers, and loses the connection before the last one.
+        await eventually(() => pubsubReplies(proxy.held).length === 3, 'the three answers')
+        proxy.cut(pubsubReplies(proxy.held)[1] ?? 0)
+        await eventually(() => reconnected, 'the subscriber to reconnect')
+        // Sent after whatever the broker sends on reconnecting, on the same connection.
+        await broker.subscribe('barrier', () => undefined).ready
+        assert.equal(await numsub(admin, `${prefix}room`), 0, 'the topic let go is still subscribed')
+        assert.ok(errors.every(isBrokerError), String(errors))
       })
 
       it('reports nothing when the application closes its clients', { timeout: 10_000 }, async (t) => {
@@ -366,6 +406,25 @@ describe('createRedisBroker', { timeout: 60_000 }, () => {
         assert.equal(errors[1]?.cause, boom)
       })
 
+      it('sends SUBSCRIBE again for a new subscription to a topic whose SUBSCRIBE failed', { timeout: 10_000 }, async (t) => {
+        const server = await startRedisServer()
+        t.after(() => server.stop())
+        const { broker, errors } = await brokerOn(t, lib, server.port)
+        const admin = await probe(t, server.port)
+        const got: string[][] = [[], []]
+        await allowSubscribe(admin, false)
+        const first = broker.subscribe('room', (payload) => got[0]?.push(payload))
+        await assert.rejects(Promise.resolve(first.ready), (error: unknown) => isBrokerError(error))
+
+        await allowSubscribe(admin, true)
+        await broker.subscribe('room', (payload) => got[1]?.push(payload)).ready
+        assert.equal(await numsub(admin, 'patchwire:room'), 1)
+        await broker.publish('room', '[1]')
+        await eventually(() => got.every((inbox) => inbox.length === 1), 'both listeners to get the message')
+        assert.equal(errors.length, 1, String(errors))
+        assert.ok(isBrokerError(errors[0]), String(errors[0]))
+      })
+
       it('rejects a publish that Redis refuses, with the Redis error as cause', { timeout: 10_000 }, async (t) => {
         const server = await startRedisServer(['--user', 'default', 'on', 'nopass', '~*', '&*', '+@all', '-publish'])
         t.after(() => server.stop())
@@ -394,6 +453,38 @@ describe('createRedisBroker', { timeout: 60_000 }, () => {
         await eventually(() => got.length === 1, 'the message')
         assert.deepEqual(got, ['["after"]'])
         assert.ok(errors.every(isBrokerError), String(errors))
+      })
+
+      it('serves a handler: one SUBSCRIBE for all the streams of a topic, UNSUBSCRIBE lingerMs after the last one', { timeout: 10_000 }, async (t) => {
+        const server = await startRedisServer()
+        t.after(() => server.stop())
+        const { broker, errors } = await brokerOn(t, lib, server.port)
+        const admin = await probe(t, server.port)
+        const { count, barrier } = await monitorOf(t, 'patchwire:', server.port)
+        const lingerMs = 200
+        const web = await startServer(t, { broker, lingerMs })
+
+        const streams = await Promise.all([1, 2, 3].map(() => openStream(t, web.port, 'room')))
+        assert.deepEqual(streams.map((stream) => stream.response?.status), [200, 200, 200])
+        assert.equal(await numsub(admin, 'patchwire:room'), 1)
+        await publish(broker, 'room', [['replace', '/counter', 7]])
+        await eventually(() => streams.every((stream) => stream.named('patch').length > 0), 'every stream to get the patch')
+        assert.deepEqual(streams.map((stream) => stream.named('patch').map((event) => event.data)), Array(3).fill(['[["replace","/counter",7]]']))
+        await barrier()
+        assert.equal(count('subscribe', 'patchwire:room'), 1)
+        assert.equal(web.handler.stats().topics, 1)
+
+        for (const stream of streams) stream.destroy()
+        await eventually(() => web.handler.stats().connections === 0, 'the handler to see the streams go')
+        const left = performance.now()
+        await eventually(async () => web.handler.stats().topics === 0 && await numsub(admin, 'patchwire:room') === 0, 'the topic to be let go')
+        const lingered = performance.now() - left
+        // Checked while polling, so a little short of the full linger at worst.
+        assert.ok(lingered >= lingerMs * 0.75, `let go after ${lingered} ms, before lingerMs`)
+        await barrier()
+        assert.equal(count('unsubscribe', 'patchwire:room'), 1)
+        assert.equal(count('subscribe', 'patchwire:room'), 1)
+        assert.deepEqual(errors, [])
       })
 
       describe('when Redis fails (private redis-server)', () => {
@@ -430,20 +521,20 @@ describe('createRedisBroker', { timeout: 60_000 }, () => {
         })
 
         it('subscribes every active topic again after a restart, then calls onGap for each subscription', { timeout: 15_000 }, async (t) => {
-          const { broker, errors, confirmed } = await brokerOn(t, lib, server.port)
+          const { broker, errors } = await brokerOn(t, lib, server.port)
           const admin = await probe(t, server.port)
           const got = new Map<string, string[]>([['a', []], ['b', []], ['gone', []]])
-          const unconfirmed: string[] = []
+          const subscribedAtGap: Promise<number>[] = []
           const gaps: string[] = []
           let rawConnected: (client: Awaited<ReturnType<typeof probe>>) => void = () => undefined
           const raw = new Promise<Awaited<ReturnType<typeof probe>>>((resolve) => { rawConnected = resolve })
           const afterGap: Promise<unknown>[] = []
           const onGap = (topic: string) => () => {
             gaps.push(topic)
-            if (!confirmed.has(`patchwire:${topic}`)) unconfirmed.push(topic)
-            // Published as soon as onGap has run and a connection to the
-            // restarted server is up: it must arrive, so the topic must be
-            // subscribed again before onGap is called.
+            // Asked and published as soon as onGap has run and a connection
+            // to the restarted server is up: the topic must be subscribed
+            // again before onGap is called.
+            subscribedAtGap.push(raw.then((client) => numsub(client, `patchwire:${topic}`)))
             const payload = `["after gap ${gaps.length}"]`
             afterGap.push(raw.then((client) => client.publish(`patchwire:${topic}`, payload)))
           }
@@ -462,7 +553,7 @@ describe('createRedisBroker', { timeout: 60_000 }, () => {
           await eventually(() => gaps.length === 3, 'three onGap calls')
           await Promise.all(afterGap)
           assert.deepEqual(gaps.toSorted(), ['a', 'a', 'b'])
-          assert.deepEqual(unconfirmed, [], 'onGap came before Redis confirmed the SUBSCRIBE')
+          assert.deepEqual(await Promise.all(subscribedAtGap), [1, 1, 1], 'onGap came before Redis ran the SUBSCRIBE')
           await eventually(() => got.get('a')?.length === 2 && got.get('b')?.length === 1, 'the messages published after onGap')
           const admin2 = await raw
           await eventually(async () => await numsub(admin2, 'patchwire:gone') === 0, 'the channel let go to be unsubscribed')
@@ -471,6 +562,54 @@ describe('createRedisBroker', { timeout: 60_000 }, () => {
           await eventually(() => got.get('b')?.length === 2, 'a publish through the broker')
           assert.deepEqual(got.get('gone'), [])
           assert.ok(errors.every(isBrokerError), String(errors))
+        })
+
+        it('settles ready for new subscriptions once a topic whose SUBSCRIBE failed is subscribed again on reconnect', { timeout: 15_000 }, async (t) => {
+          // A server of its own: the ACL change must not outlive the test.
+          const own = await startRedisServer()
+          t.after(() => own.stop())
+          const { broker, errors } = await brokerOn(t, lib, own.port)
+          const admin = await probe(t, own.port)
+          const got: string[] = []
+          let gaps = 0
+          await allowSubscribe(admin, false)
+          const first = broker.subscribe('room', (payload) => got.push(payload), () => { gaps++ })
+          await assert.rejects(Promise.resolve(first.ready), (error: unknown) => isBrokerError(error))
+          admin.destroy()
+
+          // The restart also forgets the ACL change.
+          await own.kill()
+          await own.start()
+          await eventually(() => gaps === 2, 'the topic to be subscribed again (onGap)')
+          const admin2 = await probe(t, own.port)
+          // Refused again, so that only the SUBSCRIBE of the reconnect can settle it.
+          await allowSubscribe(admin2, false)
+          await broker.subscribe('room', () => undefined).ready
+          await eventually(async () => broker.publish('room', '["after"]').then(() => true, () => false), 'the publisher to be back')
+          await eventually(() => got.length > 0, 'the message')
+          assert.ok(errors.every(isBrokerError), String(errors))
+        })
+
+        it('reports a subscriber that gives up reconnecting, resets every topic, and refuses new subscriptions', { timeout: 15_000 }, async (t) => {
+          const { broker, errors } = await brokerOn(t, lib, server.port, {}, await lib.connect(t, server.port, 1))
+          const gaps: string[] = []
+          await broker.subscribe('a', () => undefined, () => gaps.push('a')).ready
+          await broker.subscribe('b', () => undefined, () => gaps.push('b')).ready
+          const closedForGood = (): PatchwireError[] => errors.filter((error) => /subscriber closed for good/.test(error.message))
+
+          await server.kill()
+          await eventually(() => closedForGood().length > 0, 'the subscriber to be reported closed')
+          assert.deepEqual(gaps.toSorted(), ['a', 'b'])
+          assert.ok(errors.every(isBrokerError), String(errors))
+          // At once, rather than a subscription that waits for ever.
+          for (const topic of ['a', 'c']) {
+            await assert.rejects(Promise.resolve(broker.subscribe(topic, () => undefined).ready), (error: unknown) => isBrokerError(error))
+          }
+          // Redis is back, the subscriber's client stays closed: reported once.
+          await server.start()
+          await eventually(async () => broker.publish('a', '[]').then(() => true, () => false), 'the publisher to be back')
+          assert.equal(closedForGood().length, 1)
+          assert.deepEqual(gaps.toSorted(), ['a', 'b'])
         })
 
         it('rejects a publish that Redis does not confirm within publishTimeoutMs', { timeout: 15_000 }, async (t) => {
@@ -555,10 +694,12 @@ describe('createRedisBroker', { timeout: 60_000 }, () => {
       assert.throws(() => createRedisBroker({ ...valid, onError: 'log' as unknown as () => void }), /onError must be a function/)
     })
 
-    it('throws RangeError for a publishTimeoutMs that is not a positive number', () => {
-      for (const publishTimeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, '5' as unknown as number]) {
-        assert.throws(() => createRedisBroker({ ...valid, publishTimeoutMs }), RangeError, String(publishTimeoutMs))
+    it('throws RangeError for a publishTimeoutMs that is not a positive number up to 2147483647', () => {
+      // Above 2^31 - 1 ms, setTimeout would fire after 1 ms.
+      for (const publishTimeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '5' as unknown as number]) {
+        assert.throws(() => createRedisBroker({ ...valid, publishTimeoutMs }), (error: unknown) => error instanceof RangeError && /publishTimeoutMs/.test(error.message), String(publishTimeoutMs))
       }
+      assert.doesNotThrow(() => createRedisBroker({ ...valid, publishTimeoutMs: 2 ** 31 - 1, onError: () => undefined }))
     })
 
     it('throws TypeError from subscribe when the listener is not a function', () => {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -91,6 +91,16 @@ createHandler({ path: '/events' })
 op(['move', '/to', 1])
 `
 
+/**
+ * The \`\`\`ts blocks of README.md § "Scaling out" (the Redis setup with
+ * node-redis, then with ioredis), so that they compile as the README shows them.
+ */
+async function readmeScalingOut(): Promise<string[]> {
+  const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8')
+  const section = readme.split(/^## /m).find((part) => part.startsWith('Scaling out\n')) ?? ''
+  return [...section.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '')
+}
+
 /** The control: one directive on a correct line, one wrong line without a directive. */
 const CONTROL = `import type { PatchOp } from 'patchwire'
 
@@ -104,6 +114,7 @@ describe('types', () => {
   let dir = ''
   let own: TscResult
   let consumer: TscResult
+  let readmeBlocks: string[] = []
 
   // Both compilations run at once: each spends seconds loading @types/node.
   before(async () => {
@@ -111,10 +122,17 @@ describe('types', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'patchwire-types-'))
     await mkdir(path.join(dir, 'node_modules'))
     await symlink(ROOT, path.join(dir, 'node_modules', 'patchwire'), 'dir')
+    // The client libraries the README imports, as the application would have them.
+    for (const name of ['redis', 'ioredis']) {
+      await symlink(path.join(ROOT, 'node_modules', name), path.join(dir, 'node_modules', name), 'dir')
+    }
     await writeFile(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }))
     await writeFile(path.join(dir, 'consumer.ts'), CONSUMER_ESM)
     await writeFile(path.join(dir, 'consumer.cts'), CONSUMER_CJS)
     await writeFile(path.join(dir, 'control.ts'), CONTROL)
+    readmeBlocks = await readmeScalingOut()
+    const readmeFiles = readmeBlocks.map((_, i) => `readme-scaling-out-${i + 1}.ts`)
+    for (const [i, file] of readmeFiles.entries()) await writeFile(path.join(dir, file), readmeBlocks[i] ?? '')
     // An application's own, ordinary settings: not this repository's strict ones.
     await writeFile(path.join(dir, 'tsconfig.json'), JSON.stringify({
       compilerOptions: {
@@ -126,7 +144,7 @@ describe('types', () => {
         types: ['node'],
         typeRoots: [path.join(ROOT, 'node_modules', '@types')],
       },
-      files: ['consumer.ts', 'consumer.cts', 'control.ts'],
+      files: ['consumer.ts', 'consumer.cts', 'control.ts', ...readmeFiles],
     }))
     ;[own, consumer] = await Promise.all([tsc(['-p', path.join('test', 'types')]), tsc(['-p', dir])])
   }, TIMEOUT)
@@ -142,7 +160,13 @@ describe('types', () => {
 
   describe('the built package, used by name from another project', () => {
     it('types an ES module and a CommonJS module that import patchwire, patchwire/client and patchwire/redis', () => {
-      const errors = consumer.diagnostics.filter((d) => !d.file.endsWith('control.ts'))
+      const errors = consumer.diagnostics.filter((d) => d.file.endsWith('consumer.ts') || d.file.endsWith('consumer.cts'))
+      assert.deepEqual(errors, [], consumer.output)
+    })
+
+    it('types the README\'s "Scaling out" code, with node-redis and with ioredis', () => {
+      assert.deepEqual(readmeBlocks.map((code) => /from '(ioredis|redis)'/.exec(code)?.[1]), ['redis', 'ioredis'], 'README.md § Scaling out: one ```ts block per library')
+      const errors = consumer.diagnostics.filter((d) => path.basename(d.file).startsWith('readme-'))
       assert.deepEqual(errors, [], consumer.output)
     })
 

@@ -2,9 +2,12 @@ import type { Broker, BrokerListener } from '../broker.js'
 import { PatchwireError, reportToConsole } from '../errors.js'
 
 /**
- * The part of a node-redis (v4 or later) client the broker uses; a client
- * from `createClient()` fits. Typed structurally so that patchwire does not
- * depend on `redis`.
+ * The part of a node-redis client the broker uses; a client from
+ * `createClient()` of node-redis 4.7 or later fits. Typed structurally so
+ * that patchwire does not depend on `redis`. Earlier 4.x clients are not
+ * supported: those before 4.2 have no `isReady` and are refused, and in
+ * restart tests 4.2 to 4.6 delivered a message twice or reported an outage
+ * twice.
  */
 export interface NodeRedisClient {
   /** True while the connection is up and usable. */
@@ -17,12 +20,12 @@ export interface NodeRedisClient {
   subscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>
   /** Removes the listener; `UNSUBSCRIBE channel` once it was the channel's last one */
   unsubscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>
-  /** EventEmitter `on`: the broker listens to `ready`, `reconnecting` and `error` */
+  /** EventEmitter `on`: the broker listens to `ready`, `reconnecting`, `error` and `end` */
   on(event: string, listener: (...args: any[]) => void): unknown
 }
 
 /**
- * The part of an ioredis client the broker uses; a `new Redis()` fits.
+ * The part of an ioredis (v5 or later) client the broker uses; a `new Redis()` fits.
  * Typed structurally so that patchwire does not depend on `ioredis`.
  */
 export interface IoRedisClient {
@@ -34,7 +37,7 @@ export interface IoRedisClient {
   subscribe(channel: string): Promise<unknown>
   /** `UNSUBSCRIBE channel` */
   unsubscribe(channel: string): Promise<unknown>
-  /** EventEmitter `on`: the broker listens to `message`, `ready`, `reconnecting` and `error` */
+  /** EventEmitter `on`: the broker listens to `message`, `ready`, `reconnecting`, `error` and `end` */
   // `any[]` as in EventEmitter's own signature: with `unknown[]` or `never[]`
   // the typed `on` overloads of the libraries would not fit.
   on(event: string, listener: (...args: any[]) => void): unknown
@@ -47,14 +50,17 @@ export type RedisClient = NodeRedisClient | IoRedisClient
 export interface RedisBrokerOptions {
   /**
    * Sends `PUBLISH`. A connected client, dedicated or shared with the rest of
-   * the application; it must not be in subscriber mode.
+   * the application; it must not be in subscriber mode. `publish` rejects
+   * until it is ready: connect it first (with ioredis, create it with
+   * `lazyConnect: true` and `await client.connect()`).
    */
   publisher: RedisClient
   /**
    * Receives messages. A connected client of its own (a subscribed
-   * connection can do nothing else): `publisher.duplicate()` with node-redis,
-   * `new Redis(sameOptions)` with ioredis. Keep the client's automatic
-   * reconnection on (the default of both libraries).
+   * connection can do nothing else): `publisher.duplicate()`, connected. Keep
+   * the client's automatic reconnection on (the default of both libraries):
+   * once it gives up, the broker reports it, resets every topic's streams,
+   * and refuses new subscriptions.
    */
   subscriber: RedisClient
   /**
@@ -73,8 +79,9 @@ export interface RedisBrokerOptions {
   publishTimeoutMs?: number
   /**
    * Called with each runtime failure: a lost connection (once per outage and
-   * client), a `SUBSCRIBE` or `UNSUBSCRIBE` that failed, a listener that
-   * threw. Failed publishes are not reported here: their promise rejects.
+   * client), a client that closed for good (it gave up reconnecting), a
+   * `SUBSCRIBE` or `UNSUBSCRIBE` that failed, a listener that threw. Failed
+   * publishes are not reported here: their promise rejects.
    * @defaultValue logs to `console.error`
    */
   onError?: (error: PatchwireError) => void
@@ -82,6 +89,8 @@ export interface RedisBrokerOptions {
 
 const DEFAULT_PREFIX = 'patchwire:'
 const DEFAULT_PUBLISH_TIMEOUT_MS = 5000
+// setTimeout fires at once (after 1 ms) for any delay above this.
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * Creates a {@link Broker} over Redis pub/sub, so that a publish in any
@@ -93,14 +102,18 @@ const DEFAULT_PUBLISH_TIMEOUT_MS = 5000
  * The function `subscribe` returns carries a `ready` Promise that settles
  * when Redis has answered the topic's `SUBSCRIBE` (it rejects with
  * `ERR_PATCHWIRE_BROKER` if that failed); a handler holds a topic's first
- * streams until then.
+ * streams until then. A subscription to a topic whose last `SUBSCRIBE`
+ * failed sends another.
  *
  * The broker adds an `error` listener to both clients, so a lost connection
  * is reported through `onError` instead of crashing the process. While the
  * publisher is not connected, `publish` rejects at once instead of waiting in
  * the client's offline queue. When the subscriber reconnects, every active
  * topic is subscribed again, then each subscription's `onGap` is called,
- * since messages published during the outage are lost.
+ * since messages published during the outage are lost. If the subscriber's
+ * client gives up reconnecting, that is reported once, every `onGap` is
+ * called, and `subscribe` hands out subscriptions whose `ready` rejects
+ * (until the client connects again).
  *
  * @param options - see {@link RedisBrokerOptions}
  * @returns a {@link Broker}; its `publish` rejects with a {@link PatchwireError}
@@ -109,7 +122,8 @@ const DEFAULT_PUBLISH_TIMEOUT_MS = 5000
  * @throws TypeError when a client is missing or is neither a node-redis nor an
  * ioredis client, when both options are the same client, or when `prefix` is
  * not a string or `onError` not a function
- * @throws RangeError when `publishTimeoutMs` is not a positive finite number
+ * @throws RangeError when `publishTimeoutMs` is not a positive number up to
+ * 2147483647 (the longest `setTimeout` delay)
  * @example
  * import { createClient } from 'redis'
  * import { createHandler, publish } from 'patchwire'
@@ -136,8 +150,8 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     throw new TypeError(`createRedisBroker: prefix must be a string, got ${typeof prefix}`)
   }
   const publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS
-  if (typeof publishTimeoutMs !== 'number' || !Number.isFinite(publishTimeoutMs) || publishTimeoutMs <= 0) {
-    throw new RangeError(`createRedisBroker: publishTimeoutMs must be a positive number of milliseconds, got ${String(publishTimeoutMs)}`)
+  if (typeof publishTimeoutMs !== 'number' || !(publishTimeoutMs > 0 && publishTimeoutMs <= MAX_TIMER_MS)) {
+    throw new RangeError(`createRedisBroker: publishTimeoutMs must be a positive number of milliseconds, at most ${MAX_TIMER_MS} (the longest setTimeout delay), got ${String(publishTimeoutMs)}`)
   }
   const onError = options.onError ?? reportToConsole
   if (typeof onError !== 'function') {
@@ -150,8 +164,14 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const topics = new Map<string, Topic>()
   // Channels let go whose UNSUBSCRIBE was not confirmed: it is sent again
   // when the subscriber reconnects. One cut off by an outage would otherwise
-  // stay subscribed, since node-redis subscribes it again by itself.
-  const leaving = new Set<string>()
+  // stay subscribed, since node-redis subscribes it again by itself. The
+  // value stands for the channel's latest UNSUBSCRIBE: only its confirmation
+  // clears the entry, not that of an older one (the channel was subscribed
+  // and let go again meanwhile) while the latest may still be cut off.
+  const leaving = new Map<string, object>()
+  // Set while the subscriber's client is closed for good: nothing can be
+  // subscribed until it connects again.
+  let subscriberClosed: PatchwireError | undefined
 
   const deliver = (message: string, channel: string): void => {
     const topic = topics.get(channel)
@@ -183,15 +203,24 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     }
   }
 
-  /** Sends SUBSCRIBE; the promise settles with Redis's answer. */
+  /**
+   * Sends SUBSCRIBE; the promise settles with Redis's answer, which also
+   * decides the `ready` that later subscriptions of the topic get.
+   */
   const subscribeChannel = (topic: Topic, afterOutage: boolean): Promise<void> => {
     const confirmed = attempt(() => channels.subscribe(topic.channel)).then(
       () => {
-        if (afterOutage && topics.get(topic.channel) === topic) gap(topic)
+        if (topics.get(topic.channel) !== topic) return
+        // Live now, even if an earlier SUBSCRIBE of the topic failed.
+        topic.ready = RESOLVED
+        if (afterOutage) gap(topic)
       },
       (error: unknown) => {
         const failure = new PatchwireError('ERR_PATCHWIRE_BROKER', `could not subscribe to Redis channel "${topic.channel}"; its streams are reset, and it is subscribed again when the subscriber reconnects`, { cause: error })
         if (topics.get(topic.channel) === topic) {
+          // The next subscription sends SUBSCRIBE again instead of
+          // inheriting this failure while other subscriptions keep the topic.
+          topic.ready = undefined
           onError(failure)
           gap(topic)
         }
@@ -204,25 +233,39 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   }
 
   const unsubscribeChannel = (channel: string): void => {
-    leaving.add(channel)
+    const latest = {}
+    leaving.set(channel, latest)
+    // A closed connection holds no subscription; should the client connect
+    // again, the channel is unsubscribed then.
+    if (subscriberClosed !== undefined) return
     attempt(() => channels.unsubscribe(channel)).then(
-      () => { leaving.delete(channel) },
+      () => {
+        if (leaving.get(channel) === latest) leaving.delete(channel)
+      },
       (error: unknown) => {
+        // The channel stays in `leaving` (only a new subscription or the
+        // confirmation of a later UNSUBSCRIBE takes it out), so the reconnect
+        // sends UNSUBSCRIBE again.
         if (topics.has(channel)) return
         onError(new PatchwireError('ERR_PATCHWIRE_BROKER', `could not unsubscribe from Redis channel "${channel}"; its messages are ignored, and it is unsubscribed again when the subscriber reconnects`, { cause: error }))
       },
     )
   }
 
-  const publisherError = watchConnection(publisher, publisherKind, 'publisher', onError, () => undefined)
+  const publisherError = watchConnection(publisher, publisherKind, 'publisher', onError, noop, noop)
   watchConnection(subscriber, subscriberKind, 'subscriber', onError, () => {
+    subscriberClosed = undefined
     // Both libraries resubscribe by themselves, but node-redis forgets a
     // channel whose SUBSCRIBE was cut off, and ioredis may be configured not
     // to; SUBSCRIBE is idempotent, so the broker makes sure of every topic.
     for (const topic of topics.values()) void subscribeChannel(topic, true)
-    for (const channel of leaving) {
+    for (const channel of leaving.keys()) {
       if (!topics.has(channel)) unsubscribeChannel(channel)
     }
+  }, (closed) => {
+    subscriberClosed = closed
+    // Nothing more will arrive: the streams must not wait in silence.
+    for (const topic of [...topics.values()]) gap(topic)
   })
 
   return {
@@ -252,17 +295,24 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       if (typeof listener !== 'function') {
         throw new TypeError('subscribe(topic, listener, onGap?): listener must be a function')
       }
+      if (subscriberClosed !== undefined) {
+        // A rejection the handler answers at once, rather than a subscription
+        // that never hears anything.
+        const ready = Promise.reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `cannot subscribe to topic "${name}": the Redis subscriber is closed for good`, { cause: subscriberClosed }))
+        ready.catch(noop)
+        return Object.assign(() => undefined, { ready })
+      }
       const channel = prefix + name
       const subscription: Subscription = { listener, onGap, active: true }
       let topic = topics.get(channel)
       if (topic === undefined) {
-        topic = { name, channel, subscriptions: new Set([subscription]), ready: RESOLVED }
+        topic = { name, channel, subscriptions: new Set(), ready: undefined }
         topics.set(channel, topic)
         leaving.delete(channel)
-        topic.ready = subscribeChannel(topic, false)
-      } else {
-        topic.subscriptions.add(subscription)
       }
+      topic.subscriptions.add(subscription)
+      // A new topic, or one whose last SUBSCRIBE failed.
+      topic.ready ??= subscribeChannel(topic, false)
       const owner = topic
       const unsubscribe = (): void => {
         if (!subscription.active) return
@@ -272,7 +322,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         topics.delete(channel)
         unsubscribeChannel(channel)
       }
-      return Object.assign(unsubscribe, { ready: owner.ready })
+      return Object.assign(unsubscribe, { ready: topic.ready })
     },
   }
 }
@@ -287,8 +337,11 @@ interface Topic {
   readonly name: string
   readonly channel: string
   readonly subscriptions: Set<Subscription>
-  /** Settles once Redis answered the topic's first SUBSCRIBE. */
-  ready: Promise<void>
+  /**
+   * Settles once Redis answered the topic's SUBSCRIBE; resolved once one
+   * succeeded, undefined once the last one failed.
+   */
+  ready: Promise<void> | undefined
 }
 
 const RESOLVED = Promise.resolve()
@@ -345,30 +398,59 @@ function ioRedisChannels(client: IoRedisClient, deliver: (message: string, chann
 
 /**
  * Reports the loss of a client's connection once per outage and calls
- * `onReconnect` when it is back. Listening to `error` is also what keeps an
- * unhandled `error` event from crashing the process.
+ * `onReconnect` when it is back; reports a client that closed for good once
+ * and calls `onClose` with that report. Listening to `error` is also what
+ * keeps an unhandled `error` event from crashing the process.
  * @returns a function giving the error that took the connection down, while it is down
  */
-function watchConnection(client: RedisClient, kind: ClientKind, role: 'publisher' | 'subscriber', onError: (error: PatchwireError) => void, onReconnect: () => void): () => unknown {
+function watchConnection(client: RedisClient, kind: ClientKind, role: 'publisher' | 'subscriber', onError: (error: PatchwireError) => void, onReconnect: () => void, onClose: (error: PatchwireError) => void): () => unknown {
   let down = !isReady(client, kind)
+  let closed = false
   let lastError: unknown
   const consequence = role === 'publisher'
     ? 'publish rejects until it is back'
     : 'once it is back, every topic is subscribed again and its streams are reset'
+  const closedConsequence = role === 'publisher'
+    ? 'publish rejects'
+    : 'every topic\'s streams are reset, and new subscriptions are refused'
   const lose = (error?: unknown): void => {
     if (error !== undefined) lastError = error
     if (down) return
     down = true
     onError(new PatchwireError('ERR_PATCHWIRE_BROKER', `lost the connection of the Redis ${role}; the client reconnects by itself, and ${consequence}`, { cause: error }))
   }
-  client.on('error', (error: unknown) => lose(error))
+  const close = (): void => {
+    if (closed) return
+    closed = true
+    down = true
+    const report = new PatchwireError('ERR_PATCHWIRE_BROKER', `the Redis ${role} closed for good: its client stopped reconnecting; ${closedConsequence} until the client is connected again`, { cause: lastError })
+    onError(report)
+    onClose(report)
+  }
+  client.on('error', (error: unknown) => {
+    // node-redis emits no `end` when its reconnectStrategy gives up: the
+    // client has closed itself by the time it emits the last `error`.
+    if (kind === 'node-redis' && !(client as NodeRedisClient).isOpen) {
+      lastError = error
+      close()
+    } else {
+      lose(error)
+    }
+  })
   // Both libraries emit `reconnecting` when a connection drops, including an
   // ioredis one closed by the server without an error; a deliberate
   // `quit()`/`close()` emits none of these, so a shutdown is not reported.
   client.on('reconnecting', () => lose())
+  // ioredis emits `end` when its retryStrategy gives up, and both libraries
+  // when the application closes the client: reported only for a connection
+  // that was already lost, since a shutdown closes a working one.
+  client.on('end', () => {
+    if (down) close()
+  })
   client.on('ready', () => {
     if (!down) return
     down = false
+    closed = false
     lastError = undefined
     onReconnect()
   })

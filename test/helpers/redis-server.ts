@@ -146,3 +146,66 @@ function answersPing(port: number): Promise<boolean> {
     socket.on('error', () => resolve(false))
   })
 }
+
+/**
+ * A TCP proxy in front of a Redis, for a test that cuts a client's
+ * connection at a chosen reply. Meant for one client at a time.
+ */
+export interface RedisProxy {
+  /** The port to point the client at (127.0.0.1). */
+  readonly port: number
+  /** Redis's replies held since {@link RedisProxy.hold}, as received. */
+  readonly held: Buffer
+  /** From now on, keeps Redis's replies instead of forwarding them. */
+  hold(): void
+  /**
+   * Forwards the first `bytes` bytes held, then cuts the connections, as a
+   * network failure would; the client's next connection is forwarded as usual.
+   */
+  cut(bytes: number): void
+  /** Stops listening and cuts every connection. */
+  close(): Promise<void>
+}
+
+/** Starts a {@link RedisProxy} to the Redis on `redisPort`; close it after the test. */
+export async function startRedisProxy(redisPort: number): Promise<RedisProxy> {
+  const connections = new Set<{ client: net.Socket, upstream: net.Socket }>()
+  let holding = false
+  let held = Buffer.alloc(0)
+  const server = net.createServer((client) => {
+    const upstream = net.connect(redisPort, '127.0.0.1')
+    const connection = { client, upstream }
+    connections.add(connection)
+    client.on('data', (chunk: Buffer) => upstream.write(chunk))
+    upstream.on('data', (chunk: Buffer) => {
+      if (holding) held = Buffer.concat([held, chunk])
+      else client.write(chunk)
+    })
+    upstream.on('close', () => {
+      connections.delete(connection)
+      client.destroy()
+    })
+    client.on('close', () => upstream.destroy())
+    client.on('error', () => undefined)
+    upstream.on('error', () => undefined)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get held() { return held },
+    hold() { holding = true },
+    cut(bytes) {
+      const forwarded = held.subarray(0, bytes)
+      holding = false
+      held = Buffer.alloc(0)
+      for (const { client, upstream } of connections) {
+        // Once the bytes are out, so that destroying the pair cannot drop them.
+        client.end(forwarded, () => upstream.destroy())
+      }
+    },
+    async close() {
+      for (const { upstream } of connections) upstream.destroy()
+      await new Promise((resolve) => server.close(resolve))
+    },
+  }
+}
