@@ -110,10 +110,16 @@ op(['replace', '/counter', 1])
 op(['remove', '/counter', 1])
 `
 
+/** For the client's check: Node's globals are unknown with the DOM library and no Node types. */
+const NODE_IN_THE_BROWSER = `export const bytes = Buffer.byteLength('x')
+`
+
 describe('types', () => {
   let dir = ''
   let own: TscResult
   let consumer: TscResult
+  let client: TscResult
+  let clientControl: TscResult
   let readmeBlocks: string[] = []
 
   // Both compilations run at once: each spends seconds loading @types/node.
@@ -146,7 +152,16 @@ describe('types', () => {
       },
       files: ['consumer.ts', 'consumer.cts', 'control.ts', ...readmeFiles],
     }))
-    ;[own, consumer] = await Promise.all([tsc(['-p', path.join('test', 'types')]), tsc(['-p', dir])])
+    await mkdir(path.join(dir, 'browser'))
+    await writeFile(path.join(dir, 'browser', 'node-in-the-browser.ts'), NODE_IN_THE_BROWSER)
+    // tsconfig.client.json's own options, on a file that uses Node.
+    await writeFile(path.join(dir, 'browser', 'tsconfig.json'), JSON.stringify({ extends: path.join(ROOT, 'tsconfig.client.json'), include: [], files: ['node-in-the-browser.ts'] }))
+    ;[own, consumer, client, clientControl] = await Promise.all([
+      tsc(['-p', path.join('test', 'types')]),
+      tsc(['-p', dir]),
+      tsc(['-p', 'tsconfig.client.json']),
+      tsc(['-p', path.join(dir, 'browser')]),
+    ])
   }, TIMEOUT)
 
   after(async () => {
@@ -156,6 +171,13 @@ describe('types', () => {
   it('compiles test/types: every positive case, and an error on every @ts-expect-error line', () => {
     assert.deepEqual(own.diagnostics, [], own.output)
     assert.equal(own.exitCode, 0, own.output)
+  })
+
+  it('compiles patchwire/client with the DOM library and no Node types: it uses nothing of Node', () => {
+    assert.deepEqual(client.diagnostics, [], client.output)
+    assert.equal(client.exitCode, 0, client.output)
+    // The control: with those options a Node global does not compile.
+    assert.deepEqual(clientControl.diagnostics.map((d) => d.code), ['TS2591'], clientControl.output)
   })
 
   describe('the built package, used by name from another project', () => {
