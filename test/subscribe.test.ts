@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { describe, it, mock, type TestContext } from 'node:test'
 import { EventSource } from 'eventsource'
 import { createBroker, createHandler, publish, type Broker, type Handler, type HandlerOptions } from '../src/index.ts'
-import { applyPatch, subscribe, type PatchMeta, type PatchOp, type PatchwireError, type SubscribeOptions, type Subscription, type SubscriptionState } from '../src/client/index.ts'
+import { applyPatch, subscribe, type EventSourceConstructor, type PatchMeta, type PatchOp, type PatchwireError, type SubscribeOptions, type Subscription, type SubscriptionState } from '../src/client/index.ts'
 import { startServer, until } from './helpers/server.ts'
 
 const TIMEOUT = { timeout: 15_000 }
@@ -42,6 +42,22 @@ async function serve(t: TestContext, options: HandlerOptions = {}): Promise<{ ur
 }
 
 const codes = (p: Probe): string[] => p.errors.map((error) => error.code)
+
+/** An EventSource that records how it was constructed and does nothing else. */
+function recorder(): { EventSource: EventSourceConstructor; urls: string[]; inits: unknown[] } {
+  const urls: string[] = []
+  const inits: unknown[] = []
+  class Recording {
+    readyState = 0
+    constructor(url: string, init?: unknown) {
+      urls.push(url)
+      inits.push(init)
+    }
+    addEventListener(): void {}
+    close(): void {}
+  }
+  return { EventSource: Recording, urls, inits }
+}
 
 describe('subscribe', TIMEOUT, () => {
   describe('against createHandler', () => {
@@ -251,15 +267,7 @@ describe('subscribe', TIMEOUT, () => {
     })
 
     it('passes withCredentials to the EventSource only when asked', () => {
-      const inits: unknown[] = []
-      class Recording {
-        readyState = 0
-        constructor(_url: string, init?: unknown) {
-          inits.push(init)
-        }
-        addEventListener(): void {}
-        close(): void {}
-      }
+      const { EventSource: Recording, inits } = recorder()
       const stops = [subscribe('t', () => {}, { path: '/e', EventSource: Recording }), subscribe('t', () => {}, { path: '/e', EventSource: Recording, withCredentials: true })]
       stops.forEach((stop) => stop())
       assert.deepEqual(inits, [{ withCredentials: false }, { withCredentials: true }])
@@ -268,15 +276,7 @@ describe('subscribe', TIMEOUT, () => {
 
   describe('environment', () => {
     it('defaults the path to the page path + /__events', (t) => {
-      const urls: string[] = []
-      class Recording {
-        readyState = 0
-        constructor(url: string) {
-          urls.push(url)
-        }
-        addEventListener(): void {}
-        close(): void {}
-      }
+      const { EventSource: Recording, urls } = recorder()
       const pathname = { value: '/' }
       Object.defineProperty(globalThis, 'window', { value: { location: { get pathname() { return pathname.value } }, EventSource: Recording }, configurable: true })
       t.after(() => delete (globalThis as { window?: unknown }).window)
@@ -288,30 +288,14 @@ describe('subscribe', TIMEOUT, () => {
     })
 
     it('puts the topic before a #fragment of the path', () => {
-      const urls: string[] = []
-      class Recording {
-        readyState = 0
-        constructor(url: string) {
-          urls.push(url)
-        }
-        addEventListener(): void {}
-        close(): void {}
-      }
+      const { EventSource: Recording, urls } = recorder()
       subscribe('t', () => {}, { path: '/e#main', EventSource: Recording })()
       subscribe('t', () => {}, { path: '/e?x=1#main', EventSource: Recording })()
       assert.deepEqual(urls, ['/e?topic=t', '/e?x=1&topic=t'])
     })
 
     it('uses the global EventSource in a worker, where there is no window', (t) => {
-      const urls: string[] = []
-      class Recording {
-        readyState = 0
-        constructor(url: string) {
-          urls.push(url)
-        }
-        addEventListener(): void {}
-        close(): void {}
-      }
+      const { EventSource: Recording, urls } = recorder()
       const scope = globalThis as { WorkerGlobalScope?: unknown; EventSource?: unknown }
       const saved = scope.EventSource
       scope.WorkerGlobalScope = class {}
