@@ -68,19 +68,24 @@ export class Stream {
     const backlog = this.sink.writableLength
     const sent = this.#written - backlog
     if (this.#batchTick !== tick) {
-      if (this.#written - Math.max(this.#batchStart, sent) >= this.#bigEnd - Math.max(this.#bigStart, sent)) {
+      if (unsent(this.#batchStart, this.#written, sent) >= unsent(this.#bigStart, this.#bigEnd, sent)) {
         this.#bigStart = this.#batchStart
         this.#bigEnd = this.#written
       }
       this.#batchTick = tick
       this.#batchStart = this.#written
     }
-    const exempt = Math.max(0, this.#bigEnd - Math.max(this.#bigStart, sent)) + this.#written - Math.max(this.#batchStart, sent)
+    const exempt = unsent(this.#bigStart, this.#bigEnd, sent) + unsent(this.#batchStart, this.#written, sent)
     if (backlog - exempt > maxBufferedBytes) return false
     this.#written += size
     this.sink.write(frame)
     return true
   }
+}
+
+/** How much of the byte range [start, end) is not sent yet, once `sent` bytes are. */
+function unsent(start: number, end: number, sent: number): number {
+  return Math.max(0, end - Math.max(start, sent))
 }
 
 /** The headers of every stream; on HTTP/2 without `Connection`, which HTTP/2 forbids. */
