@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util'
 import { createClient } from 'redis'
-import { createRedisBroker } from '../src/adapters/redis.js'
+import { createRedisBroker } from '../src/adapters/redis/index.ts'
 import { publish } from '../src/index.js'
 import { benchOps, TOPIC } from './protocol.js'
 import type { PublisherCommand, PublisherReport } from './protocol.js'

@@ -153,6 +153,6 @@ async function redisBroker(url: string, prefix: string): Promise<Broker> {
   const publisher = createClient({ url })
   const subscriber = publisher.duplicate()
   await Promise.all([publisher.connect(), subscriber.connect()])
-  const { createRedisBroker } = await import('../src/adapters/redis.js')
+  const { createRedisBroker } = await import('../src/adapters/redis/index.ts')
   return createRedisBroker({ publisher, subscriber, prefix })
 }

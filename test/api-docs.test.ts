@@ -18,7 +18,7 @@ const DOC = readFileSync(path.join(ROOT, 'docs', 'API.md'), 'utf8')
 const ENTRIES = [
   { module: 'patchwire', source: 'src/index.ts' },
   { module: 'patchwire/client', source: 'src/client/index.ts' },
-  { module: 'patchwire/redis', source: 'src/adapters/redis.ts' },
+  { module: 'patchwire/redis', source: 'src/adapters/redis/index.ts' },
 ] as const
 
 describe('docs/API.md', () => {

@@ -1,5 +1,5 @@
-import type { Broker, BrokerListener } from '../broker.js'
-import { PatchwireError, reportToConsole } from '../errors.js'
+import type { Broker, BrokerListener } from '../../broker.js'
+import { PatchwireError, reportToConsole } from '../../errors.js'
 
 /**
  * The part of a node-redis client the broker uses; a client from
