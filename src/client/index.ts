@@ -5,6 +5,7 @@ export type {
   EventSourceConstructor,
   EventSourceLike,
   PatchMeta,
+  SnapshotMeta,
   SubscribeOptions,
   Subscription,
   SubscriptionState,
@@ -12,3 +13,4 @@ export type {
 export { PatchwireError } from '../errors.js'
 export type { PatchwireErrorCode } from '../errors.js'
 export type { PatchOp, PatchOpName } from '../patch-op.js'
+export type { ResetReason } from '../protocol/reset-reason.js'
