@@ -111,9 +111,13 @@ export class Hub {
     if (this.#locals.size === 0) this.#close()
   }
 
+  // What a leader needs to know of a subscription. Handed to a leader, it
+  // is no longer in step with a stream until that leader's ready says so: a
+  // new leader's frames of other subscriptions move the tab's position on.
   #member(local: Local): Member {
-    const need = local.snap || ((local.inMain ? later(local.pos, this.#position) : local.pos) ?? false)
-    return { id: local.id, topic: local.topic, need, snapshot: local.snapshot }
+    if (local.inMain) local.pos = later(local.pos, this.#position)
+    local.inMain = false
+    return { id: local.id, topic: local.topic, need: local.snap || (local.pos ?? false), snapshot: local.snapshot }
   }
 
   // Subscriptions of one microtask go to the leader in one message, so that
