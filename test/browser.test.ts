@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { startDashboard, type Dashboard } from '../examples/dashboard/server.ts'
+import { launchChromium } from './helpers/chromium.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
 const CLIENT = new URL('../dist/client/index.js', import.meta.url)
 const WAIT = { timeout: 10_000 }
 
@@ -16,14 +16,9 @@ describe('dashboard in Chromium', { timeout: 60_000 }, () => {
   const errors: string[] = []
 
   before(async () => {
-    // Fail, never skip: a missing browser must not pass for a green run.
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's chromium package (apt-get install chromium); .ci/run does`)
     if (!existsSync(CLIENT)) throw new Error('dist/client/index.js is missing: run npm run build (npm test does it first)')
     dashboard = await startDashboard({ port: 0, host: '127.0.0.1', tickMs: 0 })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    })
+    ;({ browser } = await launchChromium())
   })
 
   after(async () => {
