@@ -6,7 +6,7 @@
  * module and a CommonJS module load all three entry points by name.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, realpath, rm, writeFile, mkdir } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -97,6 +97,17 @@ describe('npm pack', () => {
       assert.deepEqual([...top].sort(), ['LICENSE', 'README.md', 'dist', 'package.json', 'src'])
       const unwanted = packed.files.filter((file) => /(^|\/)(test|bench|examples|docs|\.ci|node_modules)\/|\.test\.ts$|tsconfig/.test(file))
       assert.deepEqual(unwanted, [])
+    })
+
+    it('says where it comes from: repository, homepage and bugs, and its MIT license text in LICENSE', async () => {
+      const manifest = JSON.parse(await readFile(path.join(project, 'node_modules', 'patchwire', 'package.json'), 'utf8')) as Record<string, unknown>
+      assert.deepEqual(manifest['repository'], { type: 'git', url: 'git+https://github.com/patchwire/patchwire.git' })
+      assert.equal(manifest['homepage'], 'https://github.com/patchwire/patchwire#readme')
+      assert.deepEqual(manifest['bugs'], { url: 'https://github.com/patchwire/patchwire/issues' })
+      assert.equal(manifest['license'], 'MIT')
+      const license = await readFile(path.join(project, 'node_modules', 'patchwire', 'LICENSE'), 'utf8')
+      assert.match(license, /^MIT License\n\nCopyright \(c\) 2026 patchwire contributors\n/)
+      assert.equal(manifest['dependencies'], undefined, 'the package has no dependencies')
     })
 
     it('ships every source file that its source maps and declaration maps point at', async () => {
