@@ -3,14 +3,15 @@
  * (no `dist/`) is packed with `npm pack`, which must build it (the `prepare`
  * script: npm runs it on pack, on publish and when installing from a git
  * URL), and the tarball is installed into a project of its own, where an ES
- * module and a CommonJS module load all three entry points by name.
+ * module and a CommonJS module load all three entry points by name, and a
+ * bundler builds browser code that imports `patchwire/client`.
  */
 import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { copyCleanClone, installTarball, pack, run, type PackedPackage } from './helpers/package.ts'
+import { copyCleanClone, installTarball, pack, ROOT, run, type PackedPackage } from './helpers/package.ts'
 
 const TIMEOUT = { timeout: 30_000 }
 const SETUP_TIMEOUT = { timeout: 240_000 }
@@ -52,6 +53,20 @@ console.log(JSON.stringify({
 }))
 `
 
+/** Browser code, bundled by esbuild for the browser from the installed package. */
+const BROWSER_ENTRY = `import { applyPatch, subscribe } from 'patchwire/client'
+
+console.log(JSON.stringify({ subscribe: typeof subscribe, applied: applyPatch({ n: 0 }, [['replace', '/n', 1]]) }))
+`
+
+/** The bundle check's control: browser code that pulls in Node. */
+const NODE_IN_THE_BROWSER = `import http from 'node:http'
+
+console.log(typeof http.createServer)
+`
+
+const ESBUILD = path.join(ROOT, 'node_modules', '.bin', 'esbuild')
+
 /** Where package.json `exports` sends each entry point, inside the installed package. */
 const ENTRY_FILES = ['dist/index.js', 'dist/client/index.js', 'dist/adapters/redis/index.js']
 
@@ -71,6 +86,8 @@ describe('npm pack', () => {
     await installTarball(packed.tarball, project)
     await writeFile(path.join(project, 'consumer.mjs'), CONSUMER_ESM)
     await writeFile(path.join(project, 'consumer.cjs'), CONSUMER_CJS)
+    await writeFile(path.join(project, 'browser-entry.mjs'), BROWSER_ENTRY)
+    await writeFile(path.join(project, 'node-in-the-browser.mjs'), NODE_IN_THE_BROWSER)
   }, SETUP_TIMEOUT)
 
   after(async () => {
@@ -134,6 +151,23 @@ describe('npm pack', () => {
       // Node 20.19 and 22.12 load an ES module from require() without a flag and say so here.
       assert.equal(seen['requireModule'], true, 'process.features.require_module is false: this Node cannot require() ES modules')
       await assertEntries(seen)
+    })
+  })
+
+  describe('bundled for the browser (esbuild, from the installed package)', () => {
+    it('bundles patchwire/client, and the bundle works', TIMEOUT, async () => {
+      const bundled = await run(ESBUILD, ['browser-entry.mjs', '--bundle', '--platform=browser', '--format=esm', '--outfile=bundle.mjs', '--log-level=error'], project, RUN_TIMEOUT_MS)
+      assert.equal(bundled.exitCode, 0, bundled.stderr)
+      const bundle = await readFile(path.join(project, 'bundle.mjs'), 'utf8')
+      assert.doesNotMatch(bundle, /node:|require\(/)
+      const seen = await consume('bundle.mjs')
+      assert.deepEqual(seen, { subscribe: 'function', applied: { n: 1 } })
+    })
+
+    it('fails on browser code that imports Node (the control)', TIMEOUT, async () => {
+      const bundled = await run(ESBUILD, ['node-in-the-browser.mjs', '--bundle', '--platform=browser', '--format=esm', '--outfile=node.mjs', '--log-level=error'], project, RUN_TIMEOUT_MS)
+      assert.notEqual(bundled.exitCode, 0)
+      assert.match(bundled.stderr, /Could not resolve "node:http"/)
     })
   })
 
