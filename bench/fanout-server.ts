@@ -27,7 +27,7 @@
 import http from 'node:http'
 import net from 'node:net'
 import { setImmediate as nextCheck } from 'node:timers/promises'
-import type { Broker } from '../src/broker.js'
+import type { Broker } from '../src/broker/broker.ts'
 import { benchOps, TOPIC } from './protocol.js'
 import type { BroadcastReport, ServerCommand, ServerReport } from './protocol.js'
 import type { Variant, VariantOptions } from './variants/variant.js'

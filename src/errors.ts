@@ -10,6 +10,9 @@
  *   framed (it contains CR or LF); it was dropped and the topic's streams were reset.
  * - `ERR_PATCHWIRE_BROKER`: the broker could not take or deliver a message
  *   (for example Redis is unreachable).
+ * - `ERR_PATCHWIRE_SNAPSHOT`: the handler's `snapshot` threw, rejected or
+ *   returned something that is not JSON; an opening stream was answered 500,
+ *   an open one (after a reset) was ended so that it reconnects.
  * - `ERR_PATCHWIRE_RESPONSE`: the handler was given a response whose head
  *   was already sent, so it could not open a stream; it ended the response.
  * - `ERR_PATCHWIRE_PATCH` (client): `applyPatch` could not apply an op (bad
@@ -32,6 +35,7 @@ export type PatchwireErrorCode =
   | 'ERR_PATCHWIRE_LISTENER'
   | 'ERR_PATCHWIRE_PAYLOAD'
   | 'ERR_PATCHWIRE_BROKER'
+  | 'ERR_PATCHWIRE_SNAPSHOT'
   | 'ERR_PATCHWIRE_RESPONSE'
   | 'ERR_PATCHWIRE_PATCH'
   | 'ERR_PATCHWIRE_FRAME'

@@ -169,12 +169,14 @@ describe('subscribe', TIMEOUT, () => {
       await publish(broker, 'restart', [['replace', '/v', 1]])
       await until(() => p.patches.length === 1, 5000, 'first patch')
 
-      handler = createHandler({ broker, retryMs: 50 })
-      await first.close()
+      // A restarted process: a new handler on a new in-process broker.
+      const restarted = createBroker()
+      handler = createHandler({ broker: restarted, retryMs: 50 })
+      await first.close({ reconnectSpreadMs: 0 })
       await until(() => p.resets.length === 1, 5000, 'the reset')
       assert.deepEqual(p.resets, ['foreign-id'])
       assert.equal(p.stop.state, 'open')
-      await publish(broker, 'restart', [['replace', '/v', 2]])
+      await publish(restarted, 'restart', [['replace', '/v', 2]])
       await until(() => p.patches.length === 2, 5000, 'live patches after the reset')
       // Outside a browser, nothing can reload the page: the default onReset reports.
       assert.ok(codes(silent).includes('ERR_PATCHWIRE_RESET'))

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { PatchOp } from '../../src/patch-op.js'
-import type { Broker } from '../../src/broker.js'
+import type { Broker } from '../../src/broker/broker.ts'
 
 /** A server implementation under test. */
 export interface Variant {

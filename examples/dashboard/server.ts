@@ -62,7 +62,7 @@ export interface Dashboard {
   /** The server's current state: what every page should show. */
   readonly state: Readonly<DashboardState>
   /** Publishes the next update now. */
-  tick(): Promise<void>
+  tick(): Promise<string>
   /** Cuts every open connection, as a network failure would; pages reconnect and resume. */
   dropAllConnections(): void
   /**
@@ -101,7 +101,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     server.listen(port, host, resolve)
   })
 
-  const tick = (): Promise<void> => {
+  const tick = (): Promise<string> => {
     const ops = nextOps(state)
     state = applyPatch(state, ops)
     return publish(broker, TOPIC, ops)

@@ -42,3 +42,8 @@ export async function until(condition: () => boolean, ms = 5000, what = 'conditi
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
 }
+
+/** The stream counters of `stats()` that most tests assert, without the traffic counters. */
+export function streamCounts(stats: { connections: number; topics: number; dropped: number }): { connections: number; topics: number; dropped: number } {
+  return { connections: stats.connections, topics: stats.topics, dropped: stats.dropped }
+}

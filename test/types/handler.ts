@@ -10,6 +10,7 @@ import {
   createBroker,
   createHandler,
   defaultBroker,
+  position,
   publish,
   PatchwireError,
   type Broker,
@@ -19,9 +20,9 @@ import {
   type HandlerOptions,
   type HandlerStats,
   type PatchwireErrorCode,
-  type Request,
+  type NodeRequest,
   type ResetReason,
-  type Response,
+  type NodeResponse,
   type Unsubscribe,
 } from '../../src/index.ts'
 
@@ -34,8 +35,10 @@ const options: HandlerOptions = {
   authorize: async (req, topic) => req.headers.cookie !== undefined && topic.endsWith(':42'),
   path: '/dashboard/__events',
   maxBufferedBytes: 1 << 20,
-  history: 1000,
-  historyBytes: 1 << 20,
+  snapshot: async (req, topic) => ({ topic, user: req.headers.cookie }),
+  maxTopics: 16,
+  maxPending: 1024,
+  pendingTimeoutMs: 10_000,
   lingerMs: 30_000,
   maxTopicLength: 256,
   onError: (error) => {
@@ -52,13 +55,15 @@ http2.createServer(events)
 http2.createSecureServer({ allowHTTP1: true }, events)
 http.createServer((req, res) => events(req, res, () => res.end()))
 http2.createSecureServer({}, (req, res) => events(req, res, (error) => res.writeHead(error === undefined ? 404 : 500).end()))
-events satisfies (req: Request, res: Response) => void
+events satisfies (req: NodeRequest, res: NodeResponse) => void
 
 const stats: HandlerStats = events.stats()
 stats.connections satisfies number
 stats.topics satisfies number
 stats.dropped satisfies number
+stats.resets['broker-gap'] satisfies number
 events.close() satisfies Promise<void>
+events.close({ reconnectSpreadMs: 0 }) satisfies Promise<void>
 
 // A broker of one's own implements the interface.
 const listeners = new Map<string, BrokerListener>()
@@ -72,9 +77,13 @@ const custom: Broker = {
   },
 }
 createHandler({ broker: custom })
-publish(custom, 'room', [['replace', '/n', 1]]) satisfies Promise<void>
-publish(defaultBroker, 'room', []) satisfies Promise<void>
-const brokerOptions: BrokerOptions = { onError: (error) => error instanceof PatchwireError }
+publish(custom, 'room', [['replace', '/n', 1]]) satisfies Promise<string>
+publish(defaultBroker, 'room', []) satisfies Promise<string>
+position('room') satisfies Promise<string>
+position(defaultBroker, 'room') satisfies Promise<string>
+// @ts-expect-error: history is a broker option now
+createHandler({ history: 10 })
+const brokerOptions: BrokerOptions = { history: 1000, historyBytes: 64 << 20, historyMs: 300_000, onError: (error) => error instanceof PatchwireError }
 createBroker(brokerOptions)
 const reason: ResetReason = 'history-exceeded'
 reason satisfies string

@@ -1,4 +1,4 @@
-import type { Broker, BrokerListener } from '../../broker.js'
+import type { Broker, BrokerListener } from '../../broker/broker.js'
 import { PatchwireError, reportToConsole } from '../../errors.js'
 
 /**

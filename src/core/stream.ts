@@ -1,0 +1,184 @@
+import type { Topic } from './topic.js'
+import type { Sink } from './transport.js'
+
+/** Who a stream reports its closing to. @internal */
+export interface StreamOwner {
+  detach(stream: Stream): void
+}
+
+/** A message that reached a stream while it waited (on open, or for a snapshot). @internal */
+export interface HeldMessage {
+  readonly topic: Topic
+  readonly seq: number
+  readonly id: string
+  readonly payload: string
+}
+
+/**
+ * One open SSE stream: its topics, its position, and its slow-reader
+ * bookkeeping. Deliberately small: thousands of idle streams are the common case.
+ *
+ * Positions below are byte offsets in everything written to the sink, so
+ * that `written - sink.writableLength` is what the client's side has taken.
+ * @internal
+ */
+export class Stream {
+  readonly owner: StreamOwner
+  /** The transport's request, for `snapshot` after a reset. */
+  readonly req: unknown
+  readonly topics: readonly Topic[]
+  /** This stream's slot in each topic's stream list (swap-remove), by topic order. */
+  readonly slots: number[]
+  /** Whether frames must name their topic (more than one topic). */
+  readonly multi: boolean
+  /** Undefined until the response is accepted. */
+  sink: Sink | undefined
+  /** Messages at or below this position are already covered: never written again. */
+  cursor = 0
+  /** Set while the stream waits (for its opening, or a snapshot): messages are held, in order. */
+  held: HeldMessage[] | undefined
+  heldBytes = 0
+  /** The heartbeat interval in which the stream last got a frame; it then needs no heartbeat. */
+  wroteInBeat = -1
+  /** The heartbeat interval in which the stream was last looked at (a multi-topic stream is met once per topic). */
+  seenInBeat = -1
+  #stalledBeats = 0
+  #sentAtBeat = 0
+  #written = 0
+  /** Writes since the backlog was last seen empty: each costs the runtime a queue entry. */
+  #queued = 0
+  #batchTick = -1
+  /** Where the latest batch (the writes of one event-loop turn) starts, and how many writes it has. */
+  #batchStart = 0
+  #batchWrites = 0
+  /** The earlier batch that is exempt while it is unsent, as [start, end), and its writes. */
+  #bigStart = 0
+  #bigEnd = 0
+  #bigWrites = 0
+
+  constructor(owner: StreamOwner, req: unknown, topics: readonly Topic[]) {
+    this.owner = owner
+    this.req = req
+    this.topics = topics
+    this.slots = topics.map(() => -1)
+    this.multi = topics.length > 1
+  }
+
+  /** Whether the stream is registered with its topics. */
+  get attached(): boolean {
+    return this.slots[0] !== -1
+  }
+
+  /** The transport calls this when the connection closes; safe to call twice. */
+  detach(): void {
+    this.owner.detach(this)
+  }
+
+  /**
+   * Starts writing to `sink`: `openedWith` bytes (head, `retry:`, replay,
+   * `ready`) are already written and count as the stream's first batch.
+   */
+  start(sink: Sink, openedWith: number, tick: number): void {
+    this.sink = sink
+    this.#written = openedWith
+    this.#queued = 1
+    this.#batchWrites = 1
+    this.#batchTick = tick
+  }
+
+  /**
+   * Writes `chunk` unless the reader has fallen behind.
+   *
+   * What a stream costs while its reader does not keep up is its backlog
+   * (bytes the client's side has not taken) plus one runtime queue entry per
+   * write still queued, which for tiny frames costs more than the bytes. Two
+   * batches are left out of the bytes while unsent: the latest one (a healthy
+   * reader always has that in flight) and the larger-remaining of the earlier
+   * ones, so that one large frame, or a large replay, never cuts a stream, not
+   * even when small frames follow it before it has drained. Everything else
+   * counts, so a stalled reader is still cut, whatever it was sent.
+   *
+   * @param tick - the current event-loop turn, from {@link currentTick}
+   * @returns false when the stream is too far behind: the caller cuts it
+   */
+  send(chunk: Uint8Array, tick: number, maxBufferedBytes: number): boolean {
+    const sink = this.sink as Sink
+    const backlog = sink.writableLength
+    if (backlog === 0) this.#queued = 0
+    const sent = this.#written - backlog
+    if (this.#batchTick !== tick) {
+      if (unsent(this.#batchStart, this.#written, sent) >= unsent(this.#bigStart, this.#bigEnd, sent)) {
+        this.#bigStart = this.#batchStart
+        this.#bigEnd = this.#written
+        this.#bigWrites = this.#batchWrites
+      }
+      this.#batchTick = tick
+      this.#batchStart = this.#written
+      this.#batchWrites = 0
+    }
+    const bigUnsent = unsent(this.#bigStart, this.#bigEnd, sent)
+    const exempt = bigUnsent + unsent(this.#batchStart, this.#written, sent)
+    const exemptWrites = this.#batchWrites + (bigUnsent > 0 ? this.#bigWrites : 0)
+    const entries = Math.max(0, this.#queued - exemptWrites)
+    if (backlog - exempt + entries * WRITE_ENTRY_BYTES > maxBufferedBytes) return false
+    this.#written += chunk.length
+    this.#queued++
+    this.#batchWrites++
+    sink.write(chunk)
+    return true
+  }
+
+  /**
+   * Called once per heartbeat interval: whether the reader has taken nothing
+   * for {@link STALL_BEATS} intervals while bytes waited for it. Such a
+   * stream is cut even on a quiet topic, where no write would ever find it
+   * over `maxBufferedBytes`.
+   */
+  isStalled(): boolean {
+    const backlog = (this.sink as Sink).writableLength
+    const sent = this.#written - backlog
+    if (backlog === 0 || sent !== this.#sentAtBeat) {
+      this.#sentAtBeat = sent
+      this.#stalledBeats = 0
+      return false
+    }
+    return ++this.#stalledBeats >= STALL_BEATS
+  }
+}
+
+/**
+ * What one queued write costs the runtime besides its bytes (Node keeps an
+ * entry object per pending write): counted so that a stalled reader of tiny
+ * frames is cut before its queue of entries, not its bytes, fills the heap.
+ * @internal
+ */
+export const WRITE_ENTRY_BYTES = 128
+
+/** Heartbeat intervals without progress after which a stream with a backlog is cut. @internal */
+export const STALL_BEATS = 2
+
+/** How much of the byte range [start, end) is not sent yet, once `sent` bytes are. */
+function unsent(start: number, end: number, sent: number): number {
+  return Math.max(0, end - Math.max(start, sent))
+}
+
+let tick = 0
+let tickScheduled = false
+
+function advanceTick(): void {
+  tick++
+  tickScheduled = false
+}
+
+/**
+ * A number that changes once per event-loop turn in which it was asked for:
+ * what "written in the same turn" means for {@link Stream.send}.
+ * @internal
+ */
+export function currentTick(): number {
+  if (!tickScheduled) {
+    tickScheduled = true
+    setImmediate(advanceTick)
+  }
+  return tick
+}

@@ -1,0 +1,52 @@
+import type { Stream } from './stream.js'
+
+/**
+ * What the fan-out core needs from a transport (node:http, the Fetch API):
+ * the core knows nothing of requests and responses, only of these.
+ */
+
+/** Where a stream's bytes go: a socket, an HTTP/2 stream, a `ReadableStream`'s queue. */
+export interface Sink {
+  /** Queues bytes for the client. */
+  write(chunk: Uint8Array): void
+  /**
+   * The backlog: bytes written and not yet taken by the client's side (the
+   * kernel's send buffer, or a `ReadableStream`'s reader). The slow-reader
+   * cut-off is decided on it. Named as Node names it, so that a socket or an
+   * `Http2Stream` is a sink as it is, with no wrapper per stream.
+   */
+  readonly writableLength: number
+  /** Ends the stream once what was written is sent. */
+  end(): void
+  /** Closes the connection at once, dropping what is unsent. */
+  destroy(): void
+}
+
+/** A request the handler refuses, with its status and plain-text reason. */
+export interface Refusal {
+  readonly status: 400 | 403 | 404 | 405 | 414 | 500 | 503
+  readonly message: string
+}
+
+/**
+ * One request for a stream, as a transport hands it to the core once it
+ * has read the topics from the URL.
+ * @typeParam Req - the transport's request type, passed to `authorize` and `snapshot`
+ */
+export interface StreamOpening<Req> {
+  readonly req: Req
+  /** The topics, already checked for form, length and prefix. */
+  readonly topics: readonly string[]
+  /** The position to resume from: the `Last-Event-ID` header, else `?lastEventId=`. */
+  readonly lastEventId: string | undefined
+  /** Whether the client left, or the response ended, while the request waited. */
+  isGone(): boolean
+  /** Answers with an error status; nothing of a stream was sent. */
+  refuse(refusal: Refusal): void
+  /**
+   * Sends the `200 text/event-stream` head followed by `first`, and returns
+   * the sink the stream writes to from then on. The transport calls
+   * `stream.detach()` as soon as the connection closes.
+   */
+  accept(first: Uint8Array, stream: Stream): Sink
+}

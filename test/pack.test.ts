@@ -1,0 +1,197 @@
+/**
+ * The published package, as a user installs it: a copy of a fresh clone
+ * (no `dist/`) is packed with `npm pack`, which must build it (the `prepare`
+ * script: npm runs it on pack, on publish and when installing from a git
+ * URL), and the tarball is installed into a project of its own, where an ES
+ * module and a CommonJS module load all three entry points by name, and a
+ * bundler builds browser code that imports `patchwire/client`.
+ */
+import assert from 'node:assert/strict'
+import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { copyCleanClone, installTarball, pack, ROOT, run, type PackedPackage } from './helpers/package.ts'
+
+const TIMEOUT = { timeout: 30_000 }
+const SETUP_TIMEOUT = { timeout: 240_000 }
+const RUN_TIMEOUT_MS = 20_000
+
+/** A file that an earlier build left in dist/ and the sources no longer make. */
+const STALE = 'dist/removed-module.js'
+
+/** What each entry point must give, printed as JSON by both consumers below. */
+const PROBE = `({
+  formatPatch: typeof server.formatPatch,
+  publish: typeof server.publish,
+  createHandler: typeof server.createHandler,
+  frame: server.formatPatch([['replace', '/n', 1]]),
+  subscribe: typeof client.subscribe,
+  applied: client.applyPatch({ n: 0 }, [['replace', '/n', 1]]),
+  createRedisBroker: typeof redis.createRedisBroker,
+})`
+
+const CONSUMER_ESM = `import * as server from 'patchwire'
+import * as client from 'patchwire/client'
+import * as redis from 'patchwire/redis'
+
+console.log(JSON.stringify({
+  ...${PROBE},
+  resolved: ['patchwire', 'patchwire/client', 'patchwire/redis'].map((name) => new URL(import.meta.resolve(name)).pathname),
+}))
+`
+
+const CONSUMER_CJS = `'use strict'
+const server = require('patchwire')
+const client = require('patchwire/client')
+const redis = require('patchwire/redis')
+
+console.log(JSON.stringify({
+  ...${PROBE},
+  resolved: ['patchwire', 'patchwire/client', 'patchwire/redis'].map((name) => require.resolve(name)),
+  requireModule: process.features.require_module,
+}))
+`
+
+/** Browser code, bundled by esbuild for the browser from the installed package. */
+const BROWSER_ENTRY = `import { applyPatch, subscribe } from 'patchwire/client'
+
+console.log(JSON.stringify({ subscribe: typeof subscribe, applied: applyPatch({ n: 0 }, [['replace', '/n', 1]]) }))
+`
+
+/** The bundle check's control: browser code that pulls in Node. */
+const NODE_IN_THE_BROWSER = `import http from 'node:http'
+
+console.log(typeof http.createServer)
+`
+
+const ESBUILD = path.join(ROOT, 'node_modules', '.bin', 'esbuild')
+
+/** Where package.json `exports` sends each entry point, inside the installed package. */
+const ENTRY_FILES = ['dist/index.js', 'dist/client/index.js', 'dist/adapters/redis/index.js']
+
+describe('npm pack', () => {
+  let work = ''
+  let clone = ''
+  let project = ''
+  let packed: PackedPackage
+
+  before(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'patchwire-pack-'))
+    clone = await copyCleanClone(path.join(work, 'clone'))
+    await mkdir(path.join(clone, 'dist'))
+    await writeFile(path.join(clone, STALE), 'export {}\n')
+    packed = await pack(clone, path.join(work, 'out'))
+    project = path.join(work, 'app')
+    await installTarball(packed.tarball, project)
+    await writeFile(path.join(project, 'consumer.mjs'), CONSUMER_ESM)
+    await writeFile(path.join(project, 'consumer.cjs'), CONSUMER_CJS)
+    await writeFile(path.join(project, 'browser-entry.mjs'), BROWSER_ENTRY)
+    await writeFile(path.join(project, 'node-in-the-browser.mjs'), NODE_IN_THE_BROWSER)
+  }, SETUP_TIMEOUT)
+
+  after(async () => {
+    if (work !== '') await rm(work, { recursive: true, force: true })
+  })
+
+  describe('the tarball', () => {
+    it('is built by npm pack from a clone with no dist/: every entry point and its types', () => {
+      for (const file of ENTRY_FILES) {
+        assert.ok(packed.files.includes(file), `${file} is not in the tarball: ${packed.files.join(', ')}`)
+        assert.ok(packed.files.includes(file.replace(/\.js$/, '.d.ts')), `the types of ${file} are not in the tarball`)
+      }
+    })
+
+    it('holds a fresh build only: a file an earlier build left in dist/ is gone', () => {
+      assert.ok(!packed.files.includes(STALE), `${STALE} was shipped`)
+    })
+
+    it('ships LICENSE, README.md, package.json, dist/ and src/, and no tests, benchmarks, examples, docs or CI files', () => {
+      for (const file of ['LICENSE', 'README.md', 'package.json', 'src/index.ts', 'src/client/index.ts']) {
+        assert.ok(packed.files.includes(file), `${file} is not in the tarball`)
+      }
+      const top = new Set(packed.files.map((file) => file.split('/')[0]))
+      assert.deepEqual([...top].sort(), ['LICENSE', 'README.md', 'dist', 'package.json', 'src'])
+      const unwanted = packed.files.filter((file) => /(^|\/)(test|bench|examples|docs|\.ci|node_modules)\/|\.test\.ts$|tsconfig/.test(file))
+      assert.deepEqual(unwanted, [])
+    })
+
+    it('says where it comes from: repository, homepage and bugs, and its MIT license text in LICENSE', async () => {
+      const manifest = JSON.parse(await readFile(path.join(project, 'node_modules', 'patchwire', 'package.json'), 'utf8')) as Record<string, unknown>
+      assert.deepEqual(manifest['repository'], { type: 'git', url: 'git+https://github.com/patchwire/patchwire.git' })
+      assert.equal(manifest['homepage'], 'https://github.com/patchwire/patchwire#readme')
+      assert.deepEqual(manifest['bugs'], { url: 'https://github.com/patchwire/patchwire/issues' })
+      assert.equal(manifest['license'], 'MIT')
+      const license = await readFile(path.join(project, 'node_modules', 'patchwire', 'LICENSE'), 'utf8')
+      assert.match(license, /^MIT License\n\nCopyright \(c\) 2026 patchwire contributors\n/)
+      assert.equal(manifest['dependencies'], undefined, 'the package has no dependencies')
+    })
+
+    it('ships every source file that its source maps and declaration maps point at', async () => {
+      const maps = packed.files.filter((file) => file.endsWith('.map'))
+      assert.ok(maps.some((file) => file.endsWith('.d.ts.map')) && maps.some((file) => file.endsWith('.js.map')))
+      for (const map of maps) {
+        const { sources } = JSON.parse(await readFile(path.join(clone, map), 'utf8')) as { sources: string[] }
+        for (const source of sources) {
+          const target = path.posix.normalize(path.posix.join(path.posix.dirname(map), source))
+          assert.ok(packed.files.includes(target), `${map} points at ${target}, which is not shipped`)
+        }
+      }
+    })
+  })
+
+  describe('installed from the tarball into another project', () => {
+    it('imports patchwire, patchwire/client and patchwire/redis from an ES module', TIMEOUT, async () => {
+      const seen = await consume('consumer.mjs')
+      await assertEntries(seen)
+    })
+
+    it('requires all three from a CommonJS module (require(esm): Node >= 20.19, as engines says)', TIMEOUT, async () => {
+      const seen = await consume('consumer.cjs')
+      // Node 20.19 and 22.12 load an ES module from require() without a flag and say so here.
+      assert.equal(seen['requireModule'], true, 'process.features.require_module is false: this Node cannot require() ES modules')
+      await assertEntries(seen)
+    })
+  })
+
+  describe('bundled for the browser (esbuild, from the installed package)', () => {
+    it('bundles patchwire/client, and the bundle works', TIMEOUT, async () => {
+      const bundled = await run(ESBUILD, ['browser-entry.mjs', '--bundle', '--platform=browser', '--format=esm', '--outfile=bundle.mjs', '--log-level=error'], project, RUN_TIMEOUT_MS)
+      assert.equal(bundled.exitCode, 0, bundled.stderr)
+      const bundle = await readFile(path.join(project, 'bundle.mjs'), 'utf8')
+      assert.doesNotMatch(bundle, /node:|require\(/)
+      const seen = await consume('bundle.mjs')
+      assert.deepEqual(seen, { subscribe: 'function', applied: { n: 1 } })
+    })
+
+    it('fails on browser code that imports Node (the control)', TIMEOUT, async () => {
+      const bundled = await run(ESBUILD, ['node-in-the-browser.mjs', '--bundle', '--platform=browser', '--format=esm', '--outfile=node.mjs', '--log-level=error'], project, RUN_TIMEOUT_MS)
+      assert.notEqual(bundled.exitCode, 0)
+      assert.match(bundled.stderr, /Could not resolve "node:http"/)
+    })
+  })
+
+  /** Runs a consumer in the project and returns what it printed. */
+  async function consume(file: string): Promise<Record<string, unknown>> {
+    const result = await run(process.execPath, [file], project, RUN_TIMEOUT_MS)
+    assert.equal(result.exitCode, 0, result.stderr)
+    // Some Node 22 releases print a one-time ExperimentalWarning for require(esm).
+    assert.equal(result.stderr.replace(/^.*ExperimentalWarning.*$\n?|^\(Use `node --trace-warnings.*$\n?/gm, ''), '')
+    return JSON.parse(result.stdout) as Record<string, unknown>
+  }
+
+  /** The exports work, and they come from the installed copy, not from this repository. */
+  async function assertEntries(seen: Record<string, unknown>): Promise<void> {
+    assert.equal(seen['formatPatch'], 'function')
+    assert.equal(seen['publish'], 'function')
+    assert.equal(seen['createHandler'], 'function')
+    assert.equal(seen['frame'], 'event: patch\ndata: [["replace","/n",1]]\n\n')
+    assert.equal(seen['subscribe'], 'function')
+    assert.deepEqual(seen['applied'], { n: 1 })
+    assert.equal(seen['createRedisBroker'], 'function')
+    const installed = await realpath(path.join(project, 'node_modules', 'patchwire'))
+    assert.ok(installed.startsWith(await realpath(project)), `node_modules/patchwire links out of the project, to ${installed}`)
+    const resolved = await Promise.all((seen['resolved'] as string[]).map((file) => realpath(file)))
+    assert.deepEqual(resolved, ENTRY_FILES.map((file) => path.join(installed, file)))
+  }
+})
