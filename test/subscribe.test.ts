@@ -3,7 +3,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it, mock, type TestContext } from 'node:test'
 import { EventSource } from 'eventsource'
-import { createBroker, createHandler, publish, type Broker, type Handler, type HandlerOptions } from '../src/index.ts'
+import { createBroker, createHandler, position, publish, type Broker, type Handler, type HandlerOptions } from '../src/index.ts'
 import { applyPatch, subscribe, type EventSourceConstructor, type PatchMeta, type PatchOp, type PatchwireError, type ResetReason, type SubscribeOptions, type Subscription, type SubscriptionState } from '../src/client/index.ts'
 import { startServer, until } from './helpers/server.ts'
 
@@ -204,6 +204,137 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => p.errors.length >= 3, 5000, 'three failed reconnects')
       assert.deepEqual(p.states, ['open', 'connecting'])
       assert.ok(codes(p).every((code) => code === 'ERR_PATCHWIRE_DISCONNECTED'))
+    })
+  })
+
+  describe('one stream for the topics of a path, against createHandler', () => {
+    /** The values of `['add', '/l/-', n]` ops, in the order they came. */
+    const values = (p: Probe): unknown[] => p.patches.flatMap(({ ops }) => ops.map((op) => op[2]))
+    const counting = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1)
+
+    it('carries two topics on ONE connection; a third added while both publish loses and repeats nothing', async (t) => {
+      const { url, broker, handler } = await serve(t)
+      const a = probe(t, url, 'a')
+      const b = probe(t, url, 'b')
+      await until(() => a.stop.state === 'open' && b.stop.state === 'open', 5000, 'open')
+      assert.equal(handler.stats().connections, 1)
+      let c: Probe | undefined
+      for (let n = 1; n <= 40; n++) {
+        await publish(broker, 'a', [['add', '/l/-', n]])
+        await publish(broker, 'b', [['add', '/l/-', n]])
+        // The reopen for c happens while frames of a and b are on their way.
+        if (n === 10) c = probe(t, url, 'c')
+        await tick()
+      }
+      await until(() => c?.stop.state === 'open', 5000, 'c open')
+      await publish(broker, 'c', [['add', '/l/-', 1]])
+      await until(() => a.patches.length === 40 && b.patches.length === 40 && c?.patches.length === 1, 5000, 'every patch')
+      assert.deepEqual(values(a), counting(40))
+      assert.deepEqual(values(b), counting(40))
+      assert.deepEqual(values(c as Probe), [1])
+      await until(() => handler.stats().connections === 1, 5000, 'one connection again')
+      assert.deepEqual([...a.errors, ...b.errors, ...(c as Probe).errors], [])
+      assert.deepEqual(a.states, ['open'], 'a reopen is not a drop')
+    })
+
+    it('gives a fresh stream each topic\'s snapshot, then every later patch; a topic added later gets its own', async (t) => {
+      const state: Record<string, { l: number[] }> = { a: { l: [0] }, b: { l: [0] }, c: { l: [0] } }
+      const { url, broker } = await serve(t, { snapshot: (_req, topic) => state[topic] })
+      const send = async (topic: string, n: number): Promise<void> => {
+        state[topic]?.l.push(n)
+        await publish(broker, topic, [['add', '/l/-', n]])
+      }
+      const views: Record<string, { l: number[] }[]> = {}
+      const follow = (topic: string): Probe => {
+        const view: { current?: { l: number[] } } = {}
+        const p = probe(t, url, topic, { onSnapshot: (snapshot) => ((view.current = snapshot as { l: number[] }), (views[topic] ??= []).push(view.current)) })
+        const onPatch = p.patches.push.bind(p.patches)
+        p.patches.push = (...items) => {
+          for (const { ops } of items) applyPatch(view.current, ops)
+          return onPatch(...items)
+        }
+        return p
+      }
+      follow('a')
+      follow('b')
+      await until(() => views['a']?.length === 1 && views['b']?.length === 1, 5000, 'the snapshots')
+      await send('a', 1)
+      await send('b', 1)
+      follow('c')
+      await send('a', 2)
+      await until(() => views['c']?.length === 1, 5000, 'the snapshot of c')
+      await send('c', 1)
+      await until(() => views['a']?.[0]?.l.length === 3 && views['c']?.[0]?.l.length === 2, 5000, 'the patches')
+      for (const topic of ['a', 'b', 'c']) assert.deepEqual(views[topic], [state[topic]])
+    })
+
+    it('after a restart: reset, then the snapshot replaces the state, and nothing reloads the page', async (t) => {
+      const reloads: number[] = []
+      Object.defineProperty(globalThis, 'location', { value: { reload: () => reloads.push(1) }, configurable: true })
+      t.after(() => delete (globalThis as { location?: unknown }).location)
+      const seen: string[] = []
+      const snapshot = (_req: unknown, topic: string): unknown => ({ topic, at: seen.length })
+      let handler = createHandler({ broker: createBroker(), retryMs: 50, snapshot })
+      const server = http.createServer((req, res) => handler(req, res))
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const first = handler
+      t.after(async () => {
+        await handler.close()
+        server.closeAllConnections()
+        await new Promise((resolve) => server.close(resolve))
+      })
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`
+      for (const topic of ['a', 'b']) {
+        probe(t, url, topic, { onReset: (reason) => seen.push(`${topic} reset ${reason}`), onSnapshot: () => seen.push(`${topic} snapshot`) })
+      }
+      const quiet = probe(t, url, 'a', { onReset: undefined as never, onSnapshot: () => seen.push('quiet snapshot') })
+      await until(() => seen.length === 3, 5000, 'the first snapshots')
+      const restarted = createBroker()
+      handler = createHandler({ broker: restarted, retryMs: 50, snapshot })
+      await first.close({ reconnectSpreadMs: 0 })
+      await until(() => seen.length === 8, 5000, 'resets and snapshots')
+      assert.deepEqual(seen.slice(3).filter((line) => line.startsWith('a')), ['a reset foreign-id', 'a snapshot'])
+      assert.deepEqual(seen.slice(3).filter((line) => line.startsWith('b')), ['b reset foreign-id', 'b snapshot'])
+      assert.ok(seen.slice(3).includes('quiet snapshot'))
+      assert.deepEqual(reloads, [])
+      assert.deepEqual(codes(quiet), ['ERR_PATCHWIRE_DISCONNECTED'], 'the drop, and no ERR_PATCHWIRE_RESET')
+      await publish(restarted, 'a', [['replace', '/v', 2]])
+      await until(() => quiet.patches.length === 1, 5000, 'live patches after the reset')
+    })
+
+    it('starts a topic at its lastEventId from position() (server rendering), beside a topic at the stream\'s position', async (t) => {
+      const { url, broker, handler } = await serve(t)
+      const live = probe(t, url, 'live')
+      await until(() => live.stop.state === 'open', 5000, 'open')
+      await publish(broker, 'rendered', [['add', '/l/-', 1]])
+      const rendered = await position(broker, 'rendered')
+      await publish(broker, 'rendered', [['add', '/l/-', 2]])
+      await publish(broker, 'live', [['add', '/l/-', 1]])
+      await until(() => live.patches.length === 1, 5000, 'the live patch')
+      const late = probe(t, url, 'rendered', { lastEventId: rendered })
+      await publish(broker, 'rendered', [['add', '/l/-', 3]])
+      await publish(broker, 'live', [['add', '/l/-', 2]])
+      await until(() => late.patches.length === 2 && live.patches.length === 2, 5000, 'every patch')
+      await publish(broker, 'rendered', [['add', '/l/-', 4]])
+      await until(() => late.patches.length === 3, 5000, 'after the merge')
+      assert.deepEqual(values(late), [2, 3, 4])
+      assert.deepEqual(values(live), [1, 2])
+      await until(() => handler.stats().connections === 1, 5000, 'the catch-up merged into the stream')
+    })
+
+    it('refuses only the forbidden topic of a path; the accepted ones stay on one connection', async (t) => {
+      const { url, broker, handler } = await serve(t, { topicPrefix: 'ok:' })
+      const a = probe(t, url, 'ok:a')
+      await until(() => a.stop.state === 'open', 5000, 'open')
+      const secret = probe(t, url, 'secret')
+      const b = probe(t, url, 'ok:b')
+      await until(() => secret.stop.state === 'closed' && b.stop.state === 'open', 5000, 'the refusal')
+      assert.deepEqual(codes(secret), ['ERR_PATCHWIRE_REFUSED'])
+      assert.deepEqual([...codes(a), ...codes(b)], [])
+      await publish(broker, 'ok:a', [['add', '/l/-', 1]])
+      await publish(broker, 'ok:b', [['add', '/l/-', 1]])
+      await until(() => a.patches.length === 1 && b.patches.length === 1, 5000, 'the patches')
+      await until(() => handler.stats().connections === 1, 5000, 'one connection')
     })
   })
 
