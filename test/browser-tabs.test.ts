@@ -142,10 +142,16 @@ describe('tabs in Chromium', { timeout: 120_000 }, () => {
     assert.equal(handler.stats().topics >= everything.length, true)
   })
 
-  it('closing the leader tab: another takes over and resumes, and no tab skips or repeats a patch', async () => {
-    // The first tab took the lock first: closing it makes another tab open the stream.
+  it('the leader tab crashes: another takes over and resumes, and no tab skips or repeats a patch', async () => {
+    // The first tab took the lock first: its end makes another tab open the stream.
     const requests = streamRequests
-    await (pages.shift() as Page).close()
+    const leader = pages.shift() as Page
+    const crashed = new Promise((resolve) => leader.once('crash', resolve))
+    // A renderer crash: no unload, no goodbye; the browser releases the tab's locks.
+    const session = await context.newCDPSession(leader)
+    // The command never answers: the page it would answer from is gone.
+    void session.send('Page.crash').catch(() => {})
+    await crashed
     const left = [1, 2]
     const everything = [...new Set(left.flatMap(topicsOf))]
     // Publishing goes on while the new leader takes over.
