@@ -525,6 +525,7 @@ describe('the shared stream of a page', () => {
       assert.equal(sources.length, 1)
       assert.deepEqual([a.stop.state, b.stop.state], ['closed', 'closed'])
       assert.deepEqual(a.states, ['open', 'connecting', 'closed'])
+      assert.match(a.errors.at(-1)?.message ?? '', /refused the stream .*: Non-200 status code \(403\) \(a stream of 2 topics: more than the server's maxTopics\?\)$/)
     })
 
     it('keeps a drop off the console by default: only the state says connecting; a given onError gets ERR_PATCHWIRE_DISCONNECTED', async (t) => {

@@ -322,6 +322,17 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => handler.stats().connections === 1, 5000, 'the catch-up merged into the stream')
     })
 
+    it('refuses every topic of a path once they outnumber the server\'s maxTopics, saying so', async (t) => {
+      const { url, handler } = await serve(t, { maxTopics: 2 })
+      const probes = ['a', 'b', 'c'].map((topic) => probe(t, url, topic))
+      await until(() => probes.every((p) => p.stop.state === 'closed'), 5000, 'the refusals')
+      for (const p of probes) {
+        assert.deepEqual(codes(p), ['ERR_PATCHWIRE_REFUSED'])
+        assert.match(p.errors[0]?.message ?? '', /a stream of 3 topics: more than the server's maxTopics\?/)
+      }
+      assert.equal(handler.stats().connections, 0)
+    })
+
     it('refuses only the forbidden topic of a path; the accepted ones stay on one connection', async (t) => {
       const { url, broker, handler } = await serve(t, { topicPrefix: 'ok:' })
       const a = probe(t, url, 'ok:a')

@@ -223,7 +223,10 @@ export class SharedStream {
     on('error', (event) => {
       const detail = (event as { message?: unknown }).message
       const why = typeof detail === 'string' && detail !== '' ? `: ${detail}` : ''
-      if (source.readyState === 2) return this.#refused(leg, `the server refused the stream ${url}${why}`)
+      // Every topic of the path, from every tab, is on one stream: past the
+      // server's maxTopics, that stream is refused as a whole.
+      const many = topics.length > 1 ? ` (a stream of ${topics.length} topics: more than the server's maxTopics?)` : ''
+      if (source.readyState === 2) return this.#refused(leg, `the server refused the stream ${url}${why}${many}`)
       // Until the next ready, a snapshot's position is not known again.
       leg.ready = false
       this.#become(leg, 'connecting', 'ERR_PATCHWIRE_DISCONNECTED', `the stream ${url} dropped; reconnecting${why}`)
