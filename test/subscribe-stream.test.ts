@@ -528,6 +528,24 @@ describe('the shared stream of a page', () => {
       assert.match(a.errors.at(-1)?.message ?? '', /refused the stream .*: Non-200 status code \(403\) \(a stream of 2 topics: more than the server's maxTopics\?\)$/)
     })
 
+    it('reports an EventSource constructor that throws as ERR_PATCHWIRE_REFUSED, out of the microtask', async (t) => {
+      const boom = new SyntaxError('no such URL')
+      class Throwing {
+        readyState = 0
+        constructor() {
+          throw boom
+        }
+        addEventListener(): void {}
+        close(): void {}
+      }
+      const p = probe(t, 'a', { path: freshPath(), EventSource: Throwing })
+      await tick()
+      await tick()
+      assert.equal(p.stop.state, 'closed')
+      assert.deepEqual(p.errors.map((error) => error.code), ['ERR_PATCHWIRE_REFUSED'])
+      assert.match(p.errors[0]?.message ?? '', /could not be opened: SyntaxError: no such URL/)
+    })
+
     it('keeps a drop off the console by default: only the state says connecting; a given onError gets ERR_PATCHWIRE_DISCONNECTED', async (t) => {
       const logged: unknown[][] = []
       mock.method(console, 'error', (...args: unknown[]) => logged.push(args))

@@ -479,6 +479,7 @@ describe('subscribe', TIMEOUT, () => {
       assert.throws(() => subscribe(42 as never, () => {}, { path: '/e', EventSource }), TypeError)
       assert.throws(() => subscribe('t', 'nope' as never, { path: '/e', EventSource }), { name: 'TypeError', message: /onPatch must be a function/ })
       assert.throws(() => subscribe('a\ud800', () => {}, { path: '/e', EventSource }), { name: 'TypeError', message: /well-formed Unicode/ })
+      assert.throws(() => subscribe('t', () => {}, { path: 'http://[nope', EventSource }), { name: 'TypeError', message: /options\.path must be a URL path or a URL, got "http:\/\/\[nope"/ })
       for (const lastEventId of ['', 7]) {
         assert.throws(() => subscribe('t', () => {}, { path: '/e', EventSource, lastEventId: lastEventId as string }), { name: 'TypeError', message: /options\.lastEventId must be a non-empty event id string/ })
       }

@@ -203,13 +203,26 @@ export class SharedStream {
     const base = this.#base
     const query = topics.map((topic) => `topic=${encodeURIComponent(topic)}`).join('&')
     const url = `${base}${base.includes('?') ? '&' : '?'}${query}${from === undefined ? '' : `&lastEventId=${encodeURIComponent(from)}`}`
-    const source = new this.#Source(url, { withCredentials: this.#withCredentials })
+    let source: EventSourceLike
+    let failed = false
+    try {
+      source = new this.#Source(url, { withCredentials: this.#withCredentials })
+    } catch (error) {
+      // A constructor that throws (a polyfill, an URL it cannot take) must
+      // not escape from the microtask: the members get a refusal instead.
+      source = { readyState: 2, addEventListener() {}, close() {} }
+      failed = true
+      queueMicrotask(() => {
+        if (!leg.closed) this.#refused(leg, `the stream ${url} could not be opened: ${String(error)}`)
+      })
+    }
     const leg: Leg = { source, url, topics, members: new Set(entries), main, state: 'connecting', ready: false, closed: false }
     for (const entry of entries) {
       entry.leg?.members.delete(entry)
       entry.leg = leg
     }
     this.#legs.add(leg)
+    if (failed) return leg
     const on = (type: string, listener: (event: MessageEvent<string>) => void): void =>
       source.addEventListener(type, (event) => {
         if (!leg.closed) listener(event)
@@ -308,7 +321,7 @@ export class SharedStream {
   // those alone; a stream that cannot be split refuses its members for good.
   #refused(leg: Leg, message: string): void {
     this.#close(leg)
-    if (leg.main) this.#main = undefined
+    if (this.#main === leg) this.#main = undefined
     const members = [...leg.members]
     const suspect = (entry: Entry): boolean => !leg.main || !this.#confirmed.has(entry.topic)
     if (leg.topics.length > 1 && members.some(suspect)) {

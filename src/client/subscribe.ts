@@ -153,7 +153,7 @@ export interface SubscribeOptions {
  * @returns the stop function, with a `state` getter; see {@link Subscription}
  * @throws TypeError when `topic` is not a non-empty string of well-formed
  * Unicode, `onPatch` is not a function, `options.lastEventId` is not a
- * non-empty string, or `options.path` is missing outside a page
+ * non-empty string, or `options.path` is missing outside a page or is not a URL
  * @example
  * let state
  * const stop = subscribe('dashboard:user:42', (ops) => applyPatch(state, ops), {
@@ -197,6 +197,11 @@ export function subscribe(
   // The query goes before any #fragment, which is never sent.
   const hash = path.indexOf('#')
   const base = hash === -1 ? path : path.slice(0, hash)
+  try {
+    new URL(base, typeof location === 'undefined' || typeof location.href !== 'string' ? 'http://localhost/' : location.href)
+  } catch {
+    throw new TypeError(`subscribe: options.path must be a URL path or a URL, got ${JSON.stringify(path)}`)
+  }
   const withCredentials = options.withCredentials === true
   const key = `${withCredentials} ${base}`
   let hub = hubs.get(key)

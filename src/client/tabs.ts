@@ -182,7 +182,8 @@ export class Hub {
   #relay(to: string[], event: StreamEvent): void {
     this.#deliver(to, event)
     const own = `${this.#id} `
-    if (to.some((id) => !id.startsWith(own)) || (event.main && idOf(event) !== '')) this.#post({ to, event })
+    // No other tab has joined yet: nobody listens.
+    if (this.#watched.size > 0 && (to.some((id) => !id.startsWith(own)) || (event.main && idOf(event) !== ''))) this.#post({ to, event })
   }
 
   #deliver(to: string[], event: StreamEvent): void {
