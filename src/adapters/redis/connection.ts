@@ -5,8 +5,8 @@ import type { Connection } from './clients.js'
 export interface ConnectionHooks {
   /** The connection dropped (once per outage). */
   onLost(): void
-  /** The connection is usable again, or for the first time. */
-  onReady(): void
+  /** The connection is usable again, or (`first`) for the first time. */
+  onReady(first: boolean): void
   /** The client closed for good after an outage; `report` is what `onError` got. */
   onClose(report: PatchwireError): void
 }
@@ -68,12 +68,13 @@ export class ConnectionWatch {
     })
     client.on('ready', () => {
       if (!this.#down) return
+      const first = !this.#hasConnected
       this.#down = false
       this.#closed = false
       this.#hasConnected = true
       this.#lastError = undefined
       for (const wake of [...this.#waiting]) wake()
-      this.#hooks.onReady()
+      this.#hooks.onReady(first)
     })
   }
 

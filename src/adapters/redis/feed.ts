@@ -176,16 +176,18 @@ export class Feed {
    * epoch there means Redis lost its history: every topic is reset, at
    * once when nothing is held, else when the held messages are sorted out.
    * @param epoch - the reply's epoch
-   * @param position - the position it carries: messages after it are the history's new ones
+   * @param position - the position it carries: messages after it are new
+   * @param highest - the highest position the reply shows issued
    */
-  observe(epoch: string, position: number): void {
+  observe(epoch: string, position: number, highest = position): void {
     if (this.#epoch === undefined || epoch === this.#epoch) {
       this.#epoch = epoch
-      if (position > this.#seen) this.#seen = position
+      if (highest > this.#seen) this.#seen = highest
       return
     }
-    if (position <= this.#seen || this.#held()) return
+    if (highest <= this.#seen || this.#held()) return
     this.#newEpoch(epoch, position)
+    this.#seen = highest
   }
 
   /** Calls every `onGap` of `topic`; one that throws is reported and the others still run. */

@@ -352,15 +352,18 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
    * The subscriber is (back) up: every topic is subscribed again (both
    * libraries resubscribe by themselves, but node-redis forgets a channel
    * whose SUBSCRIBE was cut off, and ioredis may be configured not to;
-   * SUBSCRIBE is idempotent), then what each missed is refilled.
+   * SUBSCRIBE is idempotent), then what each missed is refilled. On the
+   * first connection nothing was missed: only the topics whose SUBSCRIBE
+   * was refused before it (node-redis refuses them) are subscribed again.
    */
-  const resubscribe = (): void => {
+  const resubscribe = (first: boolean): void => {
     subscriberClosed = undefined
     const mine = ++generation
     const refill: BrokerTopic[] = []
     const fresh: BrokerTopic[] = []
     const pending: Promise<unknown>[] = []
     for (const topic of topics.values()) {
+      if (first && topic.status !== 'failed') continue
       if (topic.status === 'subscribing') {
         // Its first SUBSCRIBE may have been cut off: this one takes over.
         open(topic)
@@ -373,6 +376,8 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
           if (!isLatest(topic, attempt)) return
           topic.status = 'live'
           topic.ready = RESOLVED
+          topic.settle?.resolve()
+          topic.settle = undefined
           ;(wasKnown ? refill : fresh).push(topic)
         },
         (error: unknown) => {
@@ -436,7 +441,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         ...historyArgs(feed.known, lastTtlMs), channel, payload, String(historyCount), String(historyMs),
       ], what, true).then((reply) => {
         const { epoch, seq } = parsePublishReply(reply)
-        feed.observe(epoch, seq - 1)
+        feed.observe(epoch, seq - 1, seq)
         return formatEventId(epoch, seq)
       })
       return reportUnobserved(sent, (reason) => {
