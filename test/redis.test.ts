@@ -651,6 +651,16 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         assert.ok(storm.every((result) => result === storm[0]), 'identical replays share one promise')
         assert.deepEqual(framesOf(await storm[0] as ReplayResult).map((frame) => frame.id), ids.slice(4))
         assert.equal(await commandCalls(admin, SCRIPT_COMMANDS), before + 1)
+
+        // Positions asked in one turn go out in one read (per 256 topics),
+        // and so do the start positions of topics whose SUBSCRIBEs Redis
+        // answered in one turn: a few reads for many topics, not one each.
+        const positions = await Promise.all(Array.from({ length: 200 }, (_, i) => other.broker.position(`p${i % 7}`)))
+        assert.equal(new Set(positions).size, 1)
+        assert.equal(await commandCalls(admin, SCRIPT_COMMANDS), before + 2)
+        await Promise.all(Array.from({ length: 300 }, (_, i) => broker.subscribe(`many-${i}`, () => undefined).ready))
+        const reads = await commandCalls(admin, SCRIPT_COMMANDS) - before - 2
+        assert.ok(reads >= 2 && reads <= 10, `${reads} reads for the start positions of 300 topics`)
       })
 
       it('waits for the first connection of clients made the usual way (ioredis: new Redis(url); node-redis: connect() not awaited)', { timeout: 15_000 }, async (t) => {

@@ -105,7 +105,7 @@ export class ConnectionWatch {
         if (this.#connection.isReady()) {
           resolve()
         } else {
-          reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `cannot ${what}: the Redis ${this.#role} closed before it connected (${this.#connection.state()}); keep its automatic reconnection on`, { cause: this.#lastError }))
+          reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `cannot ${what}: the Redis ${this.#role} closed for good (${this.#connection.state()}); keep its automatic reconnection on, or connect it again`, { cause: this.#lastError }))
         }
       }
       const timer = setTimeout(() => {

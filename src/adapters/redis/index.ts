@@ -150,8 +150,7 @@ interface BrokerTopic extends Topic {
  *   instead of becoming an unhandled rejection.
  *
  * Scale: one order means one counter key, which is one hash slot under
- * Redis Cluster, so every publish of the broker runs on one node (a Redis
- * node runs on the order of 100 000 such scripts a second). Under Cluster,
+ * Redis Cluster, so every publish of the broker runs on one node. Under Cluster,
  * give the prefix a hash tag (`{app}:`) so that the counter and every
  * topic's keys share that slot (a script may only touch one slot), and use
  * a node-redis or ioredis client connected to that slot's node. Beyond one
