@@ -19,6 +19,8 @@ import type { RedisBrokerOptions, RedisClient } from '../src/adapters/redis/inde
 import type { Broker, HistoryFrame, ReplayResult } from '../src/broker/broker.ts'
 import { PatchwireError } from '../src/errors.ts'
 import { parseEventId } from '../src/protocol/event-id.ts'
+import { connectionOf } from '../src/adapters/redis/clients.ts'
+import { PUBLISH_SCRIPT, historyArgs, keyLayout, parsePublishReply } from '../src/adapters/redis/scripts.ts'
 import { startRedisProxy, startRedisServer } from './helpers/redis-server.ts'
 import type { RedisServer } from './helpers/redis-server.ts'
 
@@ -810,6 +812,78 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           assert.deepEqual(got, expected)
           assert.equal(gaps, 0)
           assert.ok(errors.some((error) => /lost the connection of the Redis subscriber/.test(error.message)), 'the kills reached the subscriber')
+        })
+
+        it('resets a topic whose missed messages the stream no longer holds, then goes on', { timeout: 20_000 }, async (t) => {
+          await server.start()
+          const proxy = await startRedisProxy(server.port)
+          t.after(() => proxy.close())
+          const { broker } = await brokerOn(t, lib, server.port, { history: 5 }, await lib.connect(t, proxy.port))
+          const other = await brokerOn(t, lib, server.port, { history: 5 })
+          const got = recorder()
+          await broker.subscribe('room', got.listener, got.onGap).ready
+          const first = await other.broker.publish('room', '["first"]') as string
+          await eventually(() => got.events.length === 1, 'the first message')
+          // The subscriber hears nothing more, then loses its connection: the
+          // 300 messages it missed are more than the stream keeps.
+          proxy.hold()
+          for (let i = 0; i < 300; i++) await other.broker.publish('room', `[${i}]`)
+          proxy.cut(0)
+          await eventually(() => got.gaps() === 1, 'onGap')
+          const next = await other.broker.publish('room', '["next"]') as string
+          await eventually(() => got.payloads().includes('["next"]'), 'the next message')
+          assert.deepEqual(got.events, [{ payload: '["first"]', id: first }, 'gap', { payload: '["next"]', id: next }])
+        })
+
+        it('refills a message that never arrived on a connection that stayed up, before the one after it', { timeout: 20_000 }, async (t) => {
+          await server.start()
+          const prefix = uniquePrefix()
+          const { broker, errors, publisher } = await brokerOn(t, lib, server.port, { prefix })
+          const got = recorder()
+          await broker.subscribe('room', got.listener, got.onGap).ready
+          await broker.subscribe('other', got.listener, got.onGap).ready
+          const first = await broker.publish('room', '["first"]') as string
+          // The publish script with a channel nobody listens to: kept in the
+          // stream, lost on pub/sub, as a dropped message would be.
+          const layout = keyLayout(prefix)
+          const reply = await PUBLISH_SCRIPT.run(connectionOf(publisher.client, 'publisher'), [layout.epoch, layout.seq, layout.last('room'), layout.stream('room')], [
+            ...historyArgs({ epoch: undefined, seen: 0 }, 60_000), 'nowhere', '["lost"]', '1000', '60000',
+          ])
+          const lost = parsePublishReply(reply)
+          const third = await broker.publish('room', '["third"]') as string
+          await eventually(() => got.events.length === 3, 'three messages')
+          assert.deepEqual(got.events, [
+            { payload: '["first"]', id: first },
+            { payload: '["lost"]', id: `${lost.epoch}-${lost.seq}` },
+            { payload: '["third"]', id: third },
+          ])
+          const later = await broker.publish('other', '["later"]') as string
+          await eventually(() => got.events.length === 4, 'the next message')
+          assert.deepEqual(got.events.at(-1), { payload: '["later"]', id: later })
+          assert.deepEqual(errors, [])
+        })
+
+        it('resets the topics it cannot refill because the publisher does not answer, then goes on', { timeout: 20_000 }, async (t) => {
+          await server.start()
+          const proxy = await startRedisProxy(server.port)
+          t.after(() => proxy.close())
+          const publisher = await lib.connect(t, proxy.port)
+          const subscriber = await lib.connect(t, server.port)
+          const errors: PatchwireError[] = []
+          const broker = createRedisBroker({ publisher: publisher.client, subscriber: subscriber.client, publishTimeoutMs: 200, onError: (error) => errors.push(error) })
+          const other = await brokerOn(t, lib, server.port)
+          const admin = await probe(t, server.port)
+          const got = recorder()
+          await broker.subscribe('room', got.listener, got.onGap).ready
+          await other.broker.publish('room', '["first"]')
+          await eventually(() => got.events.length === 1, 'the first message')
+          proxy.hold()
+          assert.ok(Number(await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub'])) >= 1)
+          await eventually(() => got.gaps() === 1, 'onGap once the refill timed out')
+          const next = await other.broker.publish('room', '["next"]') as string
+          await eventually(() => got.payloads().includes('["next"]'), 'the next message')
+          assert.deepEqual(got.events.slice(1), ['gap', { payload: '["next"]', id: next }])
+          proxy.cut(0)
         })
 
         it('resets the topics after FLUSHALL: a new epoch, old ids foreign, subscribers told through onGap', { timeout: 20_000 }, async (t) => {
