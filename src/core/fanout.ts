@@ -211,6 +211,11 @@ export class Fanout<Req> implements StreamOwner {
 
   /** Writes the opening of a stream that waited for nothing more, and starts it. */
   #accept(w: Waiting<Req>, stream: Stream, resumed: Resumed[]): void {
+    // Messages of this turn not yet written are the stream's to hold first:
+    // its position is taken from its topics, which have counted them.
+    this.#flush()
+    // Holding them may have been too much for the stream.
+    if (w.done) return
     let text = retryFrame(spread(this.#o.retryMs))
     let last = -1
     let lastId = ''
@@ -659,6 +664,7 @@ export class Fanout<Req> implements StreamOwner {
       (text) => {
         clearTimeout(timer)
         if (!stream.attached) return
+        this.#flush()
         this.#stats.snapshots++
         let out = snapshotFrame(text, stream.multi ? topic.line : undefined)
         for (const message of stream.held ?? []) out += this.#frame(stream, message.topic, message.id, message.payload)
