@@ -177,33 +177,39 @@ export class Fanout<Req> implements StreamOwner {
     const { lastEventId } = o
     const replays = w.topics.map((topic) => (lastEventId === undefined ? undefined : this.#replay(topic, lastEventId)))
     const fresh = w.topics.map((topic) => (lastEventId === undefined ? this.#takeSnapshot(stream, topic) : undefined))
-    let answers: (Answer | undefined)[]
-    try {
-      answers = await this.#settle(w, replays)
-    } catch {
-      return
+    let answers = this.#settle(w, replays)
+    if (isThenable(answers)) {
+      try {
+        answers = await answers
+      } catch {
+        return
+      }
+      if (this.#gone(w)) return
     }
-    if (this.#gone(w)) return
+    const settled = answers
     // The snapshot of a topic that resets is taken now, so that it covers what was held of it.
     const states = w.topics.map((topic, k) => {
-      const answer = answers[k]
+      const answer = settled[k]
       return answer !== undefined && 'reset' in answer ? this.#takeSnapshot(stream, topic) : fresh[k]
     })
-    let texts: (string | undefined)[]
-    try {
-      texts = await this.#settle(w, states)
-    } catch (error) {
-      if (!w.done) this.#fail(w, 'ERR_PATCHWIRE_SNAPSHOT', `snapshot threw or rejected for a topic of [${o.topics.join(', ')}]; the request was answered 500`, error)
-      return
+    let texts = this.#settle(w, states)
+    if (isThenable(texts)) {
+      try {
+        texts = await texts
+      } catch (error) {
+        if (!w.done) this.#fail(w, 'ERR_PATCHWIRE_SNAPSHOT', `snapshot threw or rejected for a topic of [${o.topics.join(', ')}]; the request was answered 500`, error)
+        return
+      }
+      if (this.#gone(w)) return
     }
-    if (this.#gone(w)) return
+    const written = texts
     const resumed = w.topics.map((topic, k): Resumed => {
-      const answer = answers[k]
+      const answer = settled[k]
       return {
         topic,
         frames: answer !== undefined && 'frames' in answer ? answer.frames : [],
         reset: answer !== undefined && 'reset' in answer ? answer.reset : undefined,
-        snapshot: texts[k],
+        snapshot: written[k],
       }
     })
     this.#accept(w, stream, resumed)
@@ -211,15 +217,29 @@ export class Fanout<Req> implements StreamOwner {
 
   /** Writes the opening of a stream that waited for nothing more, and starts it. */
   #accept(w: Waiting<Req>, stream: Stream, resumed: Resumed[]): void {
+    // Messages of this turn not yet written are the stream's to hold first:
+    // its position is taken from its topics, which have counted them.
+    this.#flush()
+    // Holding them may have been too much for the stream.
+    if (w.done) return
     let text = retryFrame(spread(this.#o.retryMs))
     let last = -1
     let lastId = ''
     const covered = new Map<Topic, number>()
+    // A topic resumed from an id already has everything up to it: nothing
+    // at or before it is written again, and the position never goes back
+    // behind it (this process may not have seen that far yet).
+    const from = w.o.lastEventId === undefined ? undefined : parseEventId(w.o.lastEventId)
+    if (from !== undefined && this.#brokerIds && resumed.some((entry) => entry.reset === undefined)) {
+      for (const entry of resumed) if (entry.reset === undefined) covered.set(entry.topic, from.seq)
+      last = from.seq
+      lastId = w.o.lastEventId as string
+    }
     const replayed = mergeBySeq(resumed.map((entry) => entry.frames))
     for (const { topicIndex, seq, frame } of replayed) {
       const topic = (resumed[topicIndex] as Resumed).topic
       text += this.#frame(stream, topic, frame.id, frame.payload)
-      covered.set(topic, seq)
+      if (seq > (covered.get(topic) ?? -1)) covered.set(topic, seq)
       if (seq > last) {
         last = seq
         lastId = frame.id
@@ -238,7 +258,7 @@ export class Fanout<Req> implements StreamOwner {
       }
     }
     for (const message of stream.held as HeldMessage[]) {
-      if (message.seq <= (covered.get(message.topic) ?? 0)) continue
+      if (message.seq <= (covered.get(message.topic) ?? -1)) continue
       text += this.#frame(stream, message.topic, message.id, message.payload)
       if (message.seq > last) {
         last = message.seq
@@ -316,6 +336,8 @@ export class Fanout<Req> implements StreamOwner {
   #takeSnapshot(stream: Stream, topic: Topic): string | undefined | Promise<string> {
     const { snapshot } = this.#o
     if (snapshot === undefined) return undefined
+    // This turn's messages of the topic are held first, then dropped with the rest.
+    this.#flush()
     if (stream.held !== undefined && stream.held.length > 0) stream.held = stream.held.filter((message) => message.topic !== topic)
     try {
       const state = snapshot(stream.req as Req, topic.name)
@@ -659,6 +681,7 @@ export class Fanout<Req> implements StreamOwner {
       (text) => {
         clearTimeout(timer)
         if (!stream.attached) return
+        this.#flush()
         this.#stats.snapshots++
         let out = snapshotFrame(text, stream.multi ? topic.line : undefined)
         for (const message of stream.held ?? []) out += this.#frame(stream, message.topic, message.id, message.payload)

@@ -1,129 +1,175 @@
-import type { Broker, BrokerListener } from '../../broker/broker.js'
+import type { Broker, HistoryFrame, ReplayResult } from '../../broker/broker.js'
+import { reportUnobserved } from '../../broker/unobserved.js'
 import { PatchwireError, reportToConsole } from '../../errors.js'
+import { formatEventId, parseEventId } from '../../protocol/event-id.js'
+import type { EventId } from '../../protocol/event-id.js'
+import { channelsOf, connectionOf } from './clients.js'
+import type { RedisClient } from './clients.js'
+import { ConnectionWatch } from './connection.js'
+import { Feed } from './feed.js'
+import type { Subscription, Topic } from './feed.js'
+import { LocalHistory } from './local-history.js'
+import { Reader } from './reader.js'
+import type { TopicAnswer } from './reader.js'
+import { PUBLISH_SCRIPT, READ_SCRIPT, historyArgs, isCompleteAfter, keyLayout, parsePublishReply, parseReadReply } from './scripts.js'
+import type { ReadReply, Script } from './scripts.js'
 
-/**
- * The part of a node-redis client the broker uses; a client from
- * `createClient()` of node-redis 4.7 or later fits. Typed structurally so
- * that patchwire does not depend on `redis`. Earlier 4.x clients are not
- * supported: those before 4.2 have no `isReady` and are refused, and in
- * restart tests 4.2 to 4.6 delivered a message twice or reported an outage
- * twice.
- */
-export interface NodeRedisClient {
-  /** True while the connection is up and usable. */
-  readonly isReady: boolean
-  /** False once the client is closed for good (or before `connect()`). */
-  readonly isOpen: boolean
-  /** `PUBLISH channel message` */
-  publish(channel: string, message: string): Promise<unknown>
-  /** `SUBSCRIBE channel`, with a listener called as `(message, channel)` */
-  subscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>
-  /** Removes the listener; `UNSUBSCRIBE channel` once it was the channel's last one */
-  unsubscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>
-  /** EventEmitter `on`: the broker listens to `ready`, `reconnecting`, `error` and `end` */
-  on(event: string, listener: (...args: any[]) => void): unknown
-}
-
-/**
- * The part of an ioredis (v5 or later) client the broker uses; a `new Redis()` fits.
- * Typed structurally so that patchwire does not depend on `ioredis`.
- */
-export interface IoRedisClient {
-  /** The connection state; `'ready'` while it is usable. */
-  readonly status: string
-  /** `PUBLISH channel message` */
-  publish(channel: string, message: string): Promise<unknown>
-  /** `SUBSCRIBE channel`; messages arrive as `message` events */
-  subscribe(channel: string): Promise<unknown>
-  /** `UNSUBSCRIBE channel` */
-  unsubscribe(channel: string): Promise<unknown>
-  /** EventEmitter `on`: the broker listens to `message`, `ready`, `reconnecting`, `error` and `end` */
-  // `any[]` as in EventEmitter's own signature: with `unknown[]` or `never[]`
-  // the typed `on` overloads of the libraries would not fit.
-  on(event: string, listener: (...args: any[]) => void): unknown
-}
-
-/** A node-redis or an ioredis client; which one is detected at run time from its shape. */
-export type RedisClient = NodeRedisClient | IoRedisClient
+export type { IoRedisClient, NodeRedisClient, RedisClient } from './clients.js'
 
 /** Options of {@link createRedisBroker}. */
 export interface RedisBrokerOptions {
   /**
-   * Sends `PUBLISH`. A connected client, dedicated or shared with the rest of
-   * the application; it must not be in subscriber mode. `publish` rejects
-   * until it is ready: connect it first (with ioredis, create it with
-   * `lazyConnect: true` and `await client.connect()`).
+   * Runs the broker's scripts (publish, position, replay). A client of
+   * either library, dedicated or shared with the rest of the application;
+   * it must not be in subscriber mode. Created the usual way
+   * (`await createClient({ url }).connect()`, or `new Redis(url)`): a
+   * publish made before its first connection waits for it (up to
+   * `publishTimeoutMs`); during a later outage, publish rejects at once.
    */
   publisher: RedisClient
   /**
-   * Receives messages. A connected client of its own (a subscribed
-   * connection can do nothing else): `publisher.duplicate()`, connected. Keep
-   * the client's automatic reconnection on (the default of both libraries):
-   * once it gives up, the broker reports it, resets every topic's streams,
-   * and refuses new subscriptions.
+   * Receives messages. A client of its own (a subscribed connection can do
+   * nothing else): `publisher.duplicate()` (node-redis, connected) or a
+   * second `new Redis(url)`. Keep the client's automatic reconnection on
+   * (the default of both libraries): once it gives up, the broker reports
+   * it, resets every topic's streams, and refuses new subscriptions.
    */
   subscriber: RedisClient
   /**
-   * Prepended to every topic to form the Redis channel name, so that several
-   * applications can share one Redis.
+   * Prepended to every topic to form its Redis channel, and to the broker's
+   * keys (`<prefix>epoch`, `<prefix>seq`, `<prefix>last:<topic>`,
+   * `<prefix>stream:<topic>`), so that several applications can share one
+   * Redis. Brokers with the same prefix on the same Redis share one history
+   * and one order; under Redis Cluster it must contain a hash tag
+   * (`{app}:`), see {@link createRedisBroker}.
    * @defaultValue `'patchwire:'`
    */
   prefix?: string
   /**
-   * How long a `publish` may wait for Redis to confirm, in milliseconds,
-   * before it rejects. It bounds a publish caught by a connection that hangs
-   * instead of failing; a publish that timed out may still reach subscribers
-   * later.
+   * Messages kept per topic for resume, in a Redis Stream (trimmed with
+   * `MAXLEN ~`, so a few more may be kept); `0` keeps none, so that every
+   * reconnect that missed a message is reset. The same bound applies to the
+   * process's own cache of recent messages.
+   * @defaultValue `1000`
+   */
+  history?: number
+  /**
+   * How long a topic's history is kept after its last publish, in
+   * milliseconds: the stream key expires then. A topic published at least
+   * that often keeps its last `history` messages whatever their age.
+   * @defaultValue `300000` (5 minutes)
+   */
+  historyMs?: number
+  /**
+   * How long a `publish` may take, in milliseconds, including the wait for
+   * the publisher's first connection; also bounds `position`, `replay` and
+   * the reads after a reconnect. A publish that timed out may still reach
+   * subscribers later.
    * @defaultValue `5000`
    */
   publishTimeoutMs?: number
   /**
    * Called with each runtime failure: a lost connection (once per outage and
    * client), a client that closed for good (it gave up reconnecting), a
-   * `SUBSCRIBE` or `UNSUBSCRIBE` that failed, a listener that threw. Failed
-   * publishes are not reported here: their promise rejects.
+   * `SUBSCRIBE` or `UNSUBSCRIBE` that failed, a listener that threw, a
+   * message on a topic's channel that the broker did not publish, and a
+   * publish that failed while nobody awaited or caught its promise (one that
+   * is awaited rejects instead, and is not reported).
    * @defaultValue logs to `console.error`
    */
   onError?: (error: PatchwireError) => void
 }
 
 const DEFAULT_PREFIX = 'patchwire:'
+const DEFAULT_HISTORY = 1000
+const DEFAULT_HISTORY_MS = 300_000
 const DEFAULT_PUBLISH_TIMEOUT_MS = 5000
 // setTimeout fires at once (after 1 ms) for any delay above this.
 const MAX_TIMER_MS = 2 ** 31 - 1
+/**
+ * How long a topic's `last` key outlives its last publish (or position
+ * read), at least: the chain of its messages is only as long as that key's
+ * life. A day, so that a quiet topic's subscribers ride out a reconnect.
+ */
+const LAST_TTL_MIN_MS = 86_400_000
+/** The process-local cache of recent messages, over all topics. */
+const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
+
+interface BrokerTopic extends Topic {
+  /** Counts SUBSCRIBE attempts: only the latest one's outcome counts. */
+  attempt: number
+  /** Settles the pending `ready` of the topic's first subscriptions. */
+  settle: { resolve(): void, reject(error: unknown): void } | undefined
+}
 
 /**
- * Creates a {@link Broker} over Redis pub/sub, so that a publish in any
- * process reaches the streams of every process connected to the same Redis.
+ * Creates a {@link Broker} over Redis: a publish in any process reaches the
+ * streams of every process connected to the same Redis, and the history
+ * that resume replays from lives in Redis too, so that event ids and resume
+ * hold on every process and across restarts of those processes.
  *
- * Each topic is the Redis channel `prefix + topic`; the process holds one
- * `SUBSCRIBE` per topic however many listeners it has, and sends
- * `UNSUBSCRIBE` when the last one leaves. Payloads cross Redis unchanged.
- * The function `subscribe` returns carries a `ready` Promise that settles
- * when Redis has answered the topic's `SUBSCRIBE` (it rejects with
- * `ERR_PATCHWIRE_BROKER` if that failed); a handler holds a topic's first
- * streams until then. A subscription to a topic whose last `SUBSCRIBE`
- * failed sends another.
+ * Each publish is one Lua script (`EVALSHA`, falling back to `EVAL` after
+ * `NOSCRIPT`), one round trip: it takes the next position of the broker's
+ * single counter (one order across all topics), appends the payload to the
+ * topic's Redis Stream (about `history` entries, expiring `historyMs` after
+ * the topic's last publish) and publishes it with its position on the
+ * channel `prefix + topic`. `publish` resolves with the message's id,
+ * `<epoch>-<position>`. The process holds one `SUBSCRIBE` per topic however
+ * many listeners it has, and `UNSUBSCRIBE`s after the last leaves; the
+ * function `subscribe` returns carries a `ready` Promise that settles once
+ * the `SUBSCRIBE` is live and the topic's start position is read (it
+ * rejects with `ERR_PATCHWIRE_BROKER` if subscribing failed).
  *
- * The broker adds an `error` listener to both clients, so a lost connection
- * is reported through `onError` instead of crashing the process. While the
- * publisher is not connected, `publish` rejects at once instead of waiting in
- * the client's offline queue. When the subscriber reconnects, every active
- * topic is subscribed again, then each subscription's `onGap` is called,
- * since messages published during the outage are lost. If the subscriber's
- * client gives up reconnecting, that is reported once, every `onGap` is
- * called, and `subscribe` hands out subscriptions whose `ready` rejects
- * (until the client connects again).
+ * `position(topic)` and `replay(topic, after)` give the history capability;
+ * `replay` answers from the process's own cache of recent messages, without
+ * a round trip, when the topic is subscribed and the cache reaches back to
+ * `after` (16 MiB over all topics, `history` per topic), and concurrent
+ * identical replays share one round trip.
+ *
+ * What each Redis failure does:
+ * - The subscriber's connection drops (network, `CLIENT KILL TYPE pubsub`,
+ *   Redis cutting a slow subscriber): messages are held until every topic
+ *   is subscribed again and what it missed is read back from its stream,
+ *   then delivered in order; no reset.
+ * - A hole the stream no longer covers (more than `history` messages
+ *   missed, or older than `historyMs`): that topic's `onGap`; a replay from
+ *   before it is refused as `history-exceeded`.
+ * - Redis lost its data (restart without persistence, `FLUSHALL`, eviction
+ *   of the broker's keys; or a restore from a snapshot older than positions
+ *   a process has seen): a new epoch, so every topic's `onGap` is called
+ *   and old ids are refused as `foreign-id` (a reset, never a silent skip).
+ *   Positions keep increasing across the change (they start from Redis's
+ *   clock), so Redis's clock must not go back.
+ * - The publisher is down: `publish` rejects at once with
+ *   `ERR_PATCHWIRE_BROKER` (before its first connection, it waits up to
+ *   `publishTimeoutMs` instead). Every loss of a connection is reported
+ *   once through `onError`; a subscriber that gives up reconnecting is
+ *   reported, every topic is reset and `subscribe` refuses until it is
+ *   connected again.
+ * - A publish nobody awaits or catches that fails goes to `onError`
+ *   instead of becoming an unhandled rejection.
+ *
+ * Scale: one order means one counter key, which is one hash slot under
+ * Redis Cluster, so every publish of the broker runs on one node. Under Cluster,
+ * give the prefix a hash tag (`{app}:`) so that the counter and every
+ * topic's keys share that slot (a script may only touch one slot), and use
+ * a node-redis or ioredis client connected to that slot's node. Beyond one
+ * node, shard the topics: one broker (one prefix, each its own hash tag)
+ * per shard, each topic always published and subscribed through its
+ * shard's broker, and a stream carrying topics of one shard only (one
+ * `Last-Event-ID` is one position in one order).
  *
  * @param options - see {@link RedisBrokerOptions}
- * @returns a {@link Broker}; its `publish` rejects with a {@link PatchwireError}
- * of code `ERR_PATCHWIRE_BROKER` (the client's error as `cause`) when Redis
- * is unreachable or does not confirm within `publishTimeoutMs`
+ * @returns a {@link Broker} with `position` and `replay`; its `publish`
+ * rejects with a {@link PatchwireError} of code `ERR_PATCHWIRE_BROKER` (the
+ * client's error as `cause`) when Redis is unreachable or does not confirm
+ * within `publishTimeoutMs`
  * @throws TypeError when a client is missing or is neither a node-redis nor an
  * ioredis client, when both options are the same client, or when `prefix` is
  * not a string or `onError` not a function
- * @throws RangeError when `publishTimeoutMs` is not a positive number up to
- * 2147483647 (the longest `setTimeout` delay)
+ * @throws RangeError when `history` is not a whole number from 0, `historyMs`
+ * not a whole number of milliseconds from 1, or `publishTimeoutMs` not a
+ * positive number up to 2147483647 (the longest `setTimeout` delay)
  * @example
  * import { createClient } from 'redis'
  * import { createHandler, publish } from 'patchwire'
@@ -134,20 +180,32 @@ const MAX_TIMER_MS = 2 ** 31 - 1
  * const broker = createRedisBroker({ publisher, subscriber })
  * const events = createHandler({ broker })
  * await publish(broker, 'room:1', [['add', '/messages/-', 'hi']])
+ * @example
+ * import { Redis } from 'ioredis'
+ * const broker = createRedisBroker({ publisher: new Redis(url), subscriber: new Redis(url) })
+ * // Not awaited: a failure goes to onError (console.error by default).
+ * setInterval(() => publish(broker, 'clock', [['replace', '/now', Date.now()]]), 1000)
  */
 export function createRedisBroker(options: RedisBrokerOptions): Broker {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('createRedisBroker(options): options must be an object with publisher and subscriber clients')
   }
-  const { publisher, subscriber } = options
-  const publisherKind = clientKind(publisher, 'publisher')
-  const subscriberKind = clientKind(subscriber, 'subscriber')
-  if (publisher === subscriber) {
-    throw new TypeError('createRedisBroker: publisher and subscriber must be two connections, since a subscribed one cannot PUBLISH; pass subscriber: publisher.duplicate() (node-redis) or a second new Redis() (ioredis)')
+  const publisher = connectionOf(options.publisher, 'publisher')
+  const subscriber = connectionOf(options.subscriber, 'subscriber')
+  if (options.publisher === options.subscriber) {
+    throw new TypeError('createRedisBroker: publisher and subscriber must be two connections, since a subscribed one can run nothing else; pass subscriber: publisher.duplicate() (node-redis) or a second new Redis() (ioredis)')
   }
   const prefix = options.prefix ?? DEFAULT_PREFIX
   if (typeof prefix !== 'string') {
     throw new TypeError(`createRedisBroker: prefix must be a string, got ${typeof prefix}`)
+  }
+  const historyCount = options.history ?? DEFAULT_HISTORY
+  if (!Number.isSafeInteger(historyCount) || historyCount < 0) {
+    throw new RangeError(`createRedisBroker: history must be a whole number of messages per topic, 0 or more, got ${String(historyCount)}`)
+  }
+  const historyMs = options.historyMs ?? DEFAULT_HISTORY_MS
+  if (!Number.isSafeInteger(historyMs) || historyMs < 1) {
+    throw new RangeError(`createRedisBroker: historyMs must be a whole number of milliseconds, 1 or more, got ${String(historyMs)}`)
   }
   const publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS
   if (typeof publishTimeoutMs !== 'number' || !(publishTimeoutMs > 0 && publishTimeoutMs <= MAX_TIMER_MS)) {
@@ -158,10 +216,11 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     throw new TypeError(`createRedisBroker: onError must be a function, got ${typeof onError}`)
   }
 
-  // Keyed by channel (prefix + topic). A topic's entry exists exactly while it
-  // has listeners; an entry replaced by a newer one (unsubscribed, then
-  // subscribed again) ignores the outcome of its old SUBSCRIBE.
-  const topics = new Map<string, Topic>()
+  const layout = keyLayout(prefix)
+  const lastTtlMs = Math.max(historyMs, LAST_TTL_MIN_MS)
+  const history = new LocalHistory(historyCount, LOCAL_HISTORY_BYTES)
+  // Keyed by channel (prefix + topic).
+  const topics = new Map<string, BrokerTopic>()
   // Channels let go whose UNSUBSCRIBE was not confirmed: it is sent again
   // when the subscriber reconnects. One cut off by an outage would otherwise
   // stay subscribed, since node-redis subscribes it again by itself. The
@@ -172,64 +231,100 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   // Set while the subscriber's client is closed for good: nothing can be
   // subscribed until it connects again.
   let subscriberClosed: PatchwireError | undefined
+  // Counts the subscriber's reconnections: a later one supersedes the
+  // resubscription of an earlier one still under way.
+  let generation = 0
 
-  const deliver = (message: string, channel: string): void => {
-    const topic = topics.get(channel)
-    if (topic === undefined) return
-    // A snapshot, so that a listener that subscribes during delivery does not
-    // get this message; `active` skips one that unsubscribed meanwhile.
-    for (const subscription of [...topic.subscriptions]) {
-      if (!subscription.active) continue
-      try {
-        subscription.listener(message)
-      } catch (error) {
-        onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', `a listener of topic "${topic.name}" threw; the others still got the message`, { cause: error }))
-      }
-    }
-  }
-
-  const channels = subscriberKind === 'node-redis'
-    ? nodeRedisChannels(subscriber as NodeRedisClient, deliver)
-    : ioRedisChannels(subscriber as IoRedisClient, deliver)
-
-  const gap = (topic: Topic): void => {
-    for (const subscription of [...topic.subscriptions]) {
-      if (!subscription.active || subscription.onGap === undefined) continue
-      try {
-        subscription.onGap()
-      } catch (error) {
-        onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', `the onGap callback of topic "${topic.name}" threw`, { cause: error }))
-      }
-    }
-  }
+  const publisherWatch = new ConnectionWatch(publisher, 'publisher', onError, { onLost: noop, onReady: noop, onClose: noop })
 
   /**
-   * Sends SUBSCRIBE; the promise settles with Redis's answer, which also
-   * decides the `ready` that later subscriptions of the topic get.
+   * Runs a script on the publisher within publishTimeoutMs. Before the
+   * publisher's first connection it waits for it; after that, a publish
+   * fails at once while it is down (`failFast`), a read waits for it.
    */
-  const subscribeChannel = (topic: Topic, afterOutage: boolean): Promise<void> => {
-    const confirmed = attempt(() => channels.subscribe(topic.channel)).then(
-      () => {
-        if (topics.get(topic.channel) !== topic) return
-        // Live now, even if an earlier SUBSCRIBE of the topic failed.
+  const run = async (script: Script, keys: string[], args: () => string[], what: string, failFast: boolean): Promise<unknown> => {
+    const started = performance.now()
+    if (!publisher.isReady()) {
+      if (failFast && publisherWatch.hasConnected) {
+        throw new PatchwireError('ERR_PATCHWIRE_BROKER', `cannot ${what}: the Redis publisher is not connected (${publisher.state()}); it reconnects by itself: publish again once it is back, and catch the rejection meanwhile`, { cause: publisherWatch.lastError })
+      }
+      await publisherWatch.whenReady(publishTimeoutMs, what)
+    }
+    const remaining = Math.max(1, publishTimeoutMs - (performance.now() - started))
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `Redis did not answer within ${publishTimeoutMs} ms (publishTimeoutMs) to ${what}; it may still take effect later`))
+      }, remaining)
+      timer.unref()
+      script.run(publisher, keys, args()).then(
+        (reply) => {
+          clearTimeout(timer)
+          resolve(reply)
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `Redis refused to ${what}`, { cause: error }))
+        },
+      )
+    })
+  }
+
+  const reader: Reader = new Reader(layout, (keys, topicArgs): Promise<ReadReply> => run(
+    READ_SCRIPT,
+    keys,
+    () => [...historyArgs(feed.known, lastTtlMs), ...topicArgs],
+    `read the position and history of ${(keys.length - 2) / 2} topic(s)`,
+    false,
+  ).then(parseReadReply))
+
+  const feed: Feed = new Feed({ topics, history, read: (topic, after): Promise<TopicAnswer> => reader.read(topic, after), onError })
+  const channels = channelsOf(subscriber, (message, channel) => feed.receive(message, channel))
+
+  /**
+   * A topic's first SUBSCRIBE (or the first after one failed): once it is
+   * live, the start position is read and the topic's `ready` resolves.
+   */
+  const open = (topic: BrokerTopic): void => {
+    topic.status = 'subscribing'
+    // A SUBSCRIBE sent again after a reconnect settles the `ready` already handed out.
+    if (topic.settle === undefined) {
+      topic.ready = new Promise<void>((resolve, reject) => {
+        topic.settle = { resolve, reject }
+      })
+      // Whoever reads `ready` gets the rejection; nobody has to.
+      topic.ready.catch(noop)
+    }
+    const attempt = ++topic.attempt
+    channels.subscribe(topic.channel).then(
+      async () => {
+        if (!isLatest(topic, attempt)) return
+        topic.status = 'live'
+        await feed.start(topic)
+        if (!isLatest(topic, attempt)) return
         topic.ready = RESOLVED
-        if (afterOutage) gap(topic)
+        topic.settle?.resolve()
+        topic.settle = undefined
       },
       (error: unknown) => {
-        const failure = new PatchwireError('ERR_PATCHWIRE_BROKER', `could not subscribe to Redis channel "${topic.channel}"; its streams are reset, and it is subscribed again when the subscriber reconnects`, { cause: error })
-        if (topics.get(topic.channel) === topic) {
-          // The next subscription sends SUBSCRIBE again instead of
-          // inheriting this failure while other subscriptions keep the topic.
-          topic.ready = undefined
-          onError(failure)
-          gap(topic)
-        }
-        throw failure
+        if (isLatest(topic, attempt)) failed(topic, error)
       },
     )
-    // Whoever reads `ready` gets the rejection; nobody has to.
-    confirmed.catch(noop)
-    return confirmed
+  }
+
+  const isLatest = (topic: BrokerTopic, attempt: number): boolean => topics.get(topic.channel) === topic && topic.attempt === attempt
+
+  const failed = (topic: BrokerTopic, error: unknown): void => {
+    const failure = new PatchwireError('ERR_PATCHWIRE_BROKER', `could not subscribe to Redis channel "${topic.channel}"; its streams are reset, and it is subscribed again when the subscriber reconnects or the topic is subscribed again`, { cause: error })
+    topic.status = 'failed'
+    // The next subscription sends SUBSCRIBE again instead of inheriting
+    // this failure while other subscriptions keep the topic.
+    topic.ready = undefined
+    topic.last = undefined
+    history.stop(topic.channel)
+    onError(failure)
+    topic.settle?.reject(failure)
+    topic.settle = undefined
+    feed.gap(topic)
   }
 
   const unsubscribeChannel = (channel: string): void => {
@@ -238,7 +333,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     // A closed connection holds no subscription; should the client connect
     // again, the channel is unsubscribed then.
     if (subscriberClosed !== undefined) return
-    attempt(() => channels.unsubscribe(channel)).then(
+    channels.unsubscribe(channel).then(
       () => {
         if (leaving.get(channel) === latest) leaving.delete(channel)
       },
@@ -252,45 +347,107 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     )
   }
 
-  const publisherError = watchConnection(publisher, publisherKind, 'publisher', onError, noop, noop)
-  watchConnection(subscriber, subscriberKind, 'subscriber', onError, () => {
+  /**
+   * The subscriber is (back) up: every topic is subscribed again (both
+   * libraries resubscribe by themselves, but node-redis forgets a channel
+   * whose SUBSCRIBE was cut off, and ioredis may be configured not to;
+   * SUBSCRIBE is idempotent), then what each missed is refilled. On the
+   * first connection nothing was missed: only the topics whose SUBSCRIBE
+   * was refused before it (node-redis refuses them) are subscribed again.
+   */
+  const resubscribe = (first: boolean): void => {
     subscriberClosed = undefined
-    // Both libraries resubscribe by themselves, but node-redis forgets a
-    // channel whose SUBSCRIBE was cut off, and ioredis may be configured not
-    // to; SUBSCRIBE is idempotent, so the broker makes sure of every topic.
-    for (const topic of topics.values()) void subscribeChannel(topic, true)
+    const mine = ++generation
+    const refill: BrokerTopic[] = []
+    const fresh: BrokerTopic[] = []
+    const pending: Promise<unknown>[] = []
+    for (const topic of topics.values()) {
+      if (first && topic.status !== 'failed') continue
+      if (topic.status === 'subscribing') {
+        // Its first SUBSCRIBE may have been cut off: this one takes over.
+        open(topic)
+        continue
+      }
+      const wasKnown = topic.status === 'live' && topic.last !== undefined
+      const attempt = ++topic.attempt
+      pending.push(channels.subscribe(topic.channel).then(
+        () => {
+          if (!isLatest(topic, attempt)) return
+          topic.status = 'live'
+          topic.ready = RESOLVED
+          topic.settle?.resolve()
+          topic.settle = undefined
+          ;(wasKnown ? refill : fresh).push(topic)
+        },
+        (error: unknown) => {
+          if (isLatest(topic, attempt)) failed(topic, error)
+        },
+      ))
+    }
     for (const channel of leaving.keys()) {
       if (!topics.has(channel)) unsubscribeChannel(channel)
     }
-  }, (closed) => {
-    subscriberClosed = closed
-    // Nothing more will arrive: the streams must not wait in silence.
-    for (const topic of [...topics.values()]) gap(topic)
+    void Promise.allSettled(pending).then(() => {
+      if (generation === mine && subscriber.isReady()) feed.resumed(refill, fresh)
+    })
+  }
+
+  new ConnectionWatch(subscriber, 'subscriber', onError, {
+    onLost: () => feed.lost(),
+    onReady: resubscribe,
+    onClose: (report) => {
+      subscriberClosed = report
+      feed.closed()
+    },
   })
+  if (subscriber.isReady()) feed.resumed([], [])
+
+  // Replays from Redis under way, by topic then `after`: identical ones share one.
+  const replaying = new Map<string, Map<string, Promise<ReplayResult>>>()
+
+  const replayFromRedis = (topic: string, after: string, id: EventId): Promise<ReplayResult> => {
+    let byAfter = replaying.get(topic)
+    const shared = byAfter?.get(after)
+    if (shared !== undefined) return shared
+    const result = reader.read(topic, id.seq).then((answer) => judgeReplay(answer, id))
+    if (byAfter === undefined) {
+      byAfter = new Map()
+      replaying.set(topic, byAfter)
+    }
+    byAfter.set(after, result)
+    const done = (): void => {
+      byAfter.delete(after)
+      if (byAfter.size === 0 && replaying.get(topic) === byAfter) replaying.delete(topic)
+    }
+    result.then(done, done)
+    return result
+  }
+
+  const judgeReplay = (answer: TopicAnswer, id: EventId): ReplayResult => {
+    feed.observe(answer.epoch, answer.position)
+    // An id above the counter was never issued by this history.
+    if (answer.epoch !== id.epoch || id.seq > answer.position) return { reset: 'foreign-id' }
+    if (!isCompleteAfter(answer.topic, id.seq)) return { reset: 'history-exceeded' }
+    const frames: HistoryFrame[] = answer.topic.entries.map((entry) => ({ id: formatEventId(answer.epoch, entry.seq), payload: entry.payload }))
+    return { frames }
+  }
 
   return {
     publish(topic, payload) {
-      const channel = prefix + topic
-      if (!isReady(publisher, publisherKind)) {
-        return Promise.reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `cannot publish to topic "${topic}": the Redis publisher is not connected (${connectionState(publisher, publisherKind)})`, { cause: publisherError() }))
-      }
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `Redis did not confirm the publish to topic "${topic}" within ${publishTimeoutMs} ms; it may still be delivered later`))
-        }, publishTimeoutMs)
-        timer.unref()
-        attempt(() => publisher.publish(channel, payload)).then(
-          () => {
-            clearTimeout(timer)
-            resolve()
-          },
-          (error: unknown) => {
-            clearTimeout(timer)
-            reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `Redis refused the publish to topic "${topic}"`, { cause: error }))
-          },
-        )
+      const channel = layout.channel(topic)
+      const what = `publish to topic "${topic}"`
+      const sent = run(PUBLISH_SCRIPT, [layout.epoch, layout.seq, layout.last(topic), layout.stream(topic)], () => [
+        ...historyArgs(feed.known, lastTtlMs), channel, payload, String(historyCount), String(historyMs),
+      ], what, true).then((reply) => {
+        const { epoch, seq } = parsePublishReply(reply)
+        feed.observe(epoch, seq - 1, seq)
+        return formatEventId(epoch, seq)
+      })
+      return reportUnobserved(sent, (reason) => {
+        onError(reason instanceof PatchwireError ? reason : new PatchwireError('ERR_PATCHWIRE_BROKER', `could not ${what}`, { cause: reason }))
       })
     },
+
     subscribe(name, listener, onGap) {
       if (typeof listener !== 'function') {
         throw new TypeError('subscribe(topic, listener, onGap?): listener must be a function')
@@ -302,17 +459,17 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         ready.catch(noop)
         return Object.assign(() => undefined, { ready })
       }
-      const channel = prefix + name
+      const channel = layout.channel(name)
       const subscription: Subscription = { listener, onGap, active: true }
       let topic = topics.get(channel)
       if (topic === undefined) {
-        topic = { name, channel, subscriptions: new Set(), ready: undefined }
+        topic = { name, channel, subscriptions: new Set(), ready: undefined, status: 'subscribing', last: undefined, attempt: 0, settle: undefined }
         topics.set(channel, topic)
         leaving.delete(channel)
       }
       topic.subscriptions.add(subscription)
       // A new topic, or one whose last SUBSCRIBE failed.
-      topic.ready ??= subscribeChannel(topic, false)
+      if (topic.ready === undefined) open(topic)
       const owner = topic
       const unsubscribe = (): void => {
         if (!subscription.active) return
@@ -320,148 +477,38 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         owner.subscriptions.delete(subscription)
         if (owner.subscriptions.size > 0 || topics.get(channel) !== owner) return
         topics.delete(channel)
+        history.stop(channel)
+        // Nothing to wait for any more.
+        owner.settle?.resolve()
+        owner.settle = undefined
         unsubscribeChannel(channel)
       }
-      return Object.assign(unsubscribe, { ready: topic.ready })
+      return Object.assign(unsubscribe, { ready: topic.ready as Promise<void> })
+    },
+
+    position(topic) {
+      return reader.read(topic).then((answer) => {
+        feed.observe(answer.epoch, answer.position)
+        return formatEventId(answer.epoch, answer.position)
+      })
+    },
+
+    replay(topic, after) {
+      const id = parseEventId(after)
+      if (id === undefined) return { reset: 'malformed-id' }
+      const subscribed = topics.get(layout.channel(topic))
+      const known = feed.known
+      // Only for ids this process has seen the history reach: one beyond
+      // that is checked against the counter in Redis.
+      if (subscribed !== undefined && feed.isCurrent(subscribed) && id.epoch === known.epoch && id.seq <= known.seen) {
+        const frames = history.after(subscribed.channel, id.seq)
+        if (frames !== undefined) return { frames }
+      }
+      return replayFromRedis(topic, after, id)
     },
   }
-}
-
-interface Subscription {
-  readonly listener: BrokerListener
-  readonly onGap: (() => void) | undefined
-  active: boolean
-}
-
-interface Topic {
-  readonly name: string
-  readonly channel: string
-  readonly subscriptions: Set<Subscription>
-  /**
-   * Settles once Redis answered the topic's SUBSCRIBE; resolved once one
-   * succeeded, undefined once the last one failed.
-   */
-  ready: Promise<void> | undefined
 }
 
 const RESOLVED = Promise.resolve()
 
 function noop(): void {}
-
-type ClientKind = 'node-redis' | 'ioredis'
-
-/** SUBSCRIBE/UNSUBSCRIBE on one channel, whatever the client library. */
-interface Channels {
-  subscribe(channel: string): Promise<unknown>
-  unsubscribe(channel: string): Promise<unknown>
-}
-
-function clientKind(client: unknown, option: 'publisher' | 'subscriber'): ClientKind {
-  if (client !== null && typeof client === 'object') {
-    const shape = client as Partial<Record<string, unknown>>
-    const hasMethods = ['publish', 'subscribe', 'unsubscribe', 'on'].every((name) => typeof shape[name] === 'function')
-    if (hasMethods && typeof shape['isReady'] === 'boolean' && typeof shape['isOpen'] === 'boolean') return 'node-redis'
-    if (hasMethods && typeof shape['status'] === 'string') return 'ioredis'
-  }
-  throw new TypeError(`createRedisBroker: ${option} must be a connected node-redis client (createClient()) or ioredis client (new Redis()), got ${client === null ? 'null' : typeof client}`)
-}
-
-function isReady(client: RedisClient, kind: ClientKind): boolean {
-  return kind === 'node-redis' ? (client as NodeRedisClient).isReady : (client as IoRedisClient).status === 'ready'
-}
-
-function connectionState(client: RedisClient, kind: ClientKind): string {
-  return kind === 'node-redis' ? 'isReady: false' : `status: ${(client as IoRedisClient).status}`
-}
-
-function nodeRedisChannels(client: NodeRedisClient, deliver: (message: string, channel: string) => void): Channels {
-  // One listener function for every channel, so that UNSUBSCRIBE removes
-  // exactly what SUBSCRIBE added.
-  return {
-    // node-redis keeps a SUBSCRIBE sent to a closed client pending forever.
-    subscribe: (channel) => client.isOpen
-      ? client.subscribe(channel, deliver)
-      : Promise.reject(new Error('the node-redis subscriber is closed (isOpen: false)')),
-    unsubscribe: (channel) => client.unsubscribe(channel, deliver),
-  }
-}
-
-function ioRedisChannels(client: IoRedisClient, deliver: (message: string, channel: string) => void): Channels {
-  // ioredis emits every message of the connection; channels the broker did
-  // not subscribe are ignored by `deliver`.
-  client.on('message', (channel: string, message: string) => deliver(message, channel))
-  return {
-    subscribe: (channel) => client.subscribe(channel),
-    unsubscribe: (channel) => client.unsubscribe(channel),
-  }
-}
-
-/**
- * Reports the loss of a client's connection once per outage and calls
- * `onReconnect` when it is back; reports a client that closed for good once
- * and calls `onClose` with that report. Listening to `error` is also what
- * keeps an unhandled `error` event from crashing the process.
- * @returns a function giving the error that took the connection down, while it is down
- */
-function watchConnection(client: RedisClient, kind: ClientKind, role: 'publisher' | 'subscriber', onError: (error: PatchwireError) => void, onReconnect: () => void, onClose: (error: PatchwireError) => void): () => unknown {
-  let down = !isReady(client, kind)
-  let closed = false
-  let lastError: unknown
-  const consequence = role === 'publisher'
-    ? 'publish rejects until it is back'
-    : 'once it is back, every topic is subscribed again and its streams are reset'
-  const closedConsequence = role === 'publisher'
-    ? 'publish rejects'
-    : 'every topic\'s streams are reset, and new subscriptions are refused'
-  const lose = (error?: unknown): void => {
-    if (error !== undefined) lastError = error
-    if (down) return
-    down = true
-    onError(new PatchwireError('ERR_PATCHWIRE_BROKER', `lost the connection of the Redis ${role}; the client reconnects by itself, and ${consequence}`, { cause: error }))
-  }
-  const close = (): void => {
-    if (closed) return
-    closed = true
-    down = true
-    const report = new PatchwireError('ERR_PATCHWIRE_BROKER', `the Redis ${role} closed for good: its client stopped reconnecting; ${closedConsequence} until the client is connected again`, { cause: lastError })
-    onError(report)
-    onClose(report)
-  }
-  client.on('error', (error: unknown) => {
-    // node-redis emits no `end` when its reconnectStrategy gives up: the
-    // client has closed itself by the time it emits the last `error`.
-    if (kind === 'node-redis' && !(client as NodeRedisClient).isOpen) {
-      lastError = error
-      close()
-    } else {
-      lose(error)
-    }
-  })
-  // Both libraries emit `reconnecting` when a connection drops, including an
-  // ioredis one closed by the server without an error; a deliberate
-  // `quit()`/`close()` emits none of these, so a shutdown is not reported.
-  client.on('reconnecting', () => lose())
-  // ioredis emits `end` when its retryStrategy gives up, and both libraries
-  // when the application closes the client: reported only for a connection
-  // that was already lost, since a shutdown closes a working one.
-  client.on('end', () => {
-    if (down) close()
-  })
-  client.on('ready', () => {
-    if (!down) return
-    down = false
-    closed = false
-    lastError = undefined
-    onReconnect()
-  })
-  return () => lastError
-}
-
-/** Calls a client method, turning a synchronous throw into a rejection. */
-function attempt(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    return call()
-  } catch (error) {
-    return Promise.reject(error)
-  }
-}

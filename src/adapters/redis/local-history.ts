@@ -1,0 +1,159 @@
+import type { HistoryFrame } from '../../broker/broker.js'
+
+/**
+ * What one kept frame is counted as, on top of its strings: the frame
+ * object, its slots in two arrays. An estimate on the high side.
+ */
+const FRAME_OVERHEAD_BYTES = 96
+
+interface Frame {
+  readonly seq: number
+  readonly id: string
+  readonly payload: string
+  readonly bytes: number
+  readonly record: TopicRecord
+  gone: boolean
+}
+
+interface TopicRecord {
+  /** Every message of the topic after this position is kept (or was evicted, which moves it up). */
+  from: number
+  frames: Frame[]
+  /** Index of the oldest frame still kept. */
+  head: number
+}
+
+/**
+ * The recent messages this process delivered, per subscribed topic, so that
+ * a reconnect storm (thousands of streams resuming at once on one process)
+ * is answered from memory instead of one Redis round trip per stream.
+ *
+ * A topic's record says from which position it is complete: every message
+ * of the topic after it has been delivered since, and is kept. Bounded by
+ * `maxFrames` per topic and by `maxBytes` over all topics together (the
+ * oldest frames go first, whatever their topic); evicting a frame moves
+ * its topic's record up to it. Each frame is counted as twice the length
+ * of its strings (the most a JavaScript string can take per character) plus
+ * a fixed overhead, so the bound holds whatever the strings hold. The
+ * strings are the ones the Redis client produced for each message (its own
+ * allocation, not a view into a shared socket buffer), so nothing else is
+ * retained through them.
+ * @internal
+ */
+export class LocalHistory {
+  readonly #maxFrames: number
+  readonly #maxBytes: number
+  readonly #records = new Map<string, TopicRecord>()
+  /** Every kept frame, oldest first, across topics; evicted ones are skipped lazily. */
+  #order: Frame[] = []
+  #orderHead = 0
+  #bytes = 0
+
+  /**
+   * @param maxFrames - frames kept per topic; 0 keeps none
+   * @param maxBytes - bytes over all topics together
+   */
+  constructor(maxFrames: number, maxBytes: number) {
+    this.#maxFrames = maxFrames
+    this.#maxBytes = maxBytes
+  }
+
+  /** The bytes counted for the frames kept now. */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  /**
+   * (Re)starts the record of `key`: complete from `from`, nothing kept yet.
+   * @param key - the topic's channel
+   */
+  start(key: string, from: number): void {
+    this.stop(key)
+    if (this.#maxFrames > 0) this.#records.set(key, { from, frames: [], head: 0 })
+  }
+
+  /** Whether `key` has a record. */
+  has(key: string): boolean {
+    return this.#records.has(key)
+  }
+
+  /** Forgets the record of `key`. */
+  stop(key: string): void {
+    const record = this.#records.get(key)
+    if (record === undefined) return
+    this.#records.delete(key)
+    for (let i = record.head; i < record.frames.length; i++) {
+      const frame = record.frames[i] as Frame
+      frame.gone = true
+      this.#bytes -= frame.bytes
+    }
+    record.frames = []
+    record.head = 0
+  }
+
+  /** Forgets every record. */
+  clear(): void {
+    for (const key of [...this.#records.keys()]) this.stop(key)
+    this.#order = []
+    this.#orderHead = 0
+  }
+
+  /**
+   * Keeps a delivered message of `key`, which must follow the ones kept.
+   * Nothing happens when `key` has no record.
+   */
+  append(key: string, seq: number, id: string, payload: string): void {
+    const record = this.#records.get(key)
+    if (record === undefined) return
+    const frame: Frame = { seq, id, payload, bytes: 2 * (id.length + payload.length) + FRAME_OVERHEAD_BYTES, record, gone: false }
+    record.frames.push(frame)
+    this.#order.push(frame)
+    this.#bytes += frame.bytes
+    if (record.frames.length - record.head > this.#maxFrames) this.#evictOldest(record)
+    while (this.#bytes > this.#maxBytes && this.#orderHead < this.#order.length) {
+      const oldest = this.#order[this.#orderHead] as Frame
+      if (oldest.gone) this.#orderHead++
+      else this.#evictOldest(oldest.record)
+    }
+    if (this.#orderHead > 1024 && this.#orderHead * 2 > this.#order.length) {
+      this.#order = this.#order.slice(this.#orderHead)
+      this.#orderHead = 0
+    }
+  }
+
+  /**
+   * The kept messages of `key` after `seq`, when the record is complete
+   * from `seq` or earlier.
+   * @returns the frames, oldest first, or undefined when the record does not reach back to `seq`
+   */
+  after(key: string, seq: number): HistoryFrame[] | undefined {
+    const record = this.#records.get(key)
+    if (record === undefined || seq < record.from) return undefined
+    const { frames } = record
+    let low = record.head
+    let high = frames.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if ((frames[middle] as Frame).seq > seq) high = middle
+      else low = middle + 1
+    }
+    const result: HistoryFrame[] = []
+    for (let i = low; i < frames.length; i++) {
+      const frame = frames[i] as Frame
+      result.push({ id: frame.id, payload: frame.payload })
+    }
+    return result
+  }
+
+  #evictOldest(record: TopicRecord): void {
+    const frame = record.frames[record.head] as Frame
+    record.head++
+    record.from = frame.seq
+    frame.gone = true
+    this.#bytes -= frame.bytes
+    if (record.head > 64 && record.head * 2 > record.frames.length) {
+      record.frames = record.frames.slice(record.head)
+      record.head = 0
+    }
+  }
+}
