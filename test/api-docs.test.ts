@@ -3,7 +3,10 @@
  * (values from the module namespace at run time, types from the source's
  * export lists and declarations) has an entry, every entry names an export,
  * every entry shows TypeScript code, every field of an exported interface is
- * mentioned in its entry, and every in-page link lands on a heading.
+ * mentioned in its entry, and every in-page link lands on a heading. And
+ * the README cannot drift from the files it shows: its recipes are copies
+ * of the example files the tests run, and its links work in the installed
+ * package (shipped files, absolute URLs, or its own headings).
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -91,6 +94,55 @@ describe('docs/API.md', () => {
     assert.deepEqual(optionalFieldsWithoutDefault(source, 'X'), ['d'])
   })
 })
+
+describe('README.md', () => {
+  const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+
+  it('shows examples/metrics/prometheus.ts exactly as the file is (the file is what test/prometheus.test.ts runs)', () => {
+    const blocks = codeBlocks(README)
+    const file = readFileSync(path.join(ROOT, 'examples', 'metrics', 'prometheus.ts'), 'utf8')
+    assert.ok(blocks.includes(file), 'README.md § Metrics: copy examples/metrics/prometheus.ts into a ```ts block as it is')
+  })
+
+  it('links only to files the package ships, to absolute URLs, or to headings that exist', () => {
+    assert.deepEqual(badLinks(README), [])
+  })
+
+  it('the checks fail on a drifted README (control)', () => {
+    const file = readFileSync(path.join(ROOT, 'examples', 'metrics', 'prometheus.ts'), 'utf8')
+    const drifted = README.replace(file, file.replace('patchwire_connections', 'patchwire_streams'))
+    assert.ok(!codeBlocks(drifted).includes(file))
+    assert.deepEqual(badLinks('[a](docs/API.md) [b](#nowhere) [c](LICENSE) [d](https://x.example/y) [e](dist/index.js)\n## Somewhere\n[f](#somewhere)'), ['docs/API.md', '#nowhere'])
+  })
+})
+
+/** The bodies of every ```ts block of a Markdown text, each ending in a newline. */
+function codeBlocks(markdown: string): string[] {
+  return [...markdown.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '')
+}
+
+/**
+ * Links of a README that break in the installed package (node_modules,
+ * unpkg, jsDelivr): relative links to files npm does not pack, and in-page
+ * links to headings that do not exist.
+ */
+function badLinks(markdown: string): string[] {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { files: string[] }
+  // npm always packs these, whatever `files` says.
+  const shipped = new Set([...pkg.files, 'package.json', 'README.md', 'LICENSE'])
+  const anchors = new Set([...markdown.matchAll(/^#{1,6} (.+)$/gm)].map((match) => slug(match[1] ?? '')))
+  const bad: string[] = []
+  for (const [, target = ''] of markdown.matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue
+    if (target.startsWith('#')) {
+      if (!anchors.has(target.slice(1))) bad.push(target)
+      continue
+    }
+    const file = target.replace(/#.*$/, '').replace(/^\.\//, '')
+    if (!shipped.has(file.split('/')[0] ?? '')) bad.push(target)
+  }
+  return bad
+}
 
 /**
  * The page's `## \`<module>\`` sections, each mapping the name of every
