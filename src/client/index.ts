@@ -1,4 +1,6 @@
 export { applyPatch, PatchError } from './patch.js'
+export { diff } from './diff.js'
+export type { DiffOptions } from './diff.js'
 export type { ApplyPatchOptions } from './patch.js'
 export { subscribe } from './subscribe.js'
 export type {
