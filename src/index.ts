@@ -1,4 +1,6 @@
 export { createBroker, defaultBroker } from './broker/memory.js'
+export { diff } from './client/diff.js'
+export type { DiffOptions } from './client/diff.js'
 export { position, publish } from './broker/broker.js'
 export type { Broker, BrokerListener, BrokerOptions, HistoryFrame, ReplayRefusal, ReplayResult, Unsubscribe } from './broker/broker.js'
 export type { HandlerStats } from './core/fanout.js'

@@ -83,7 +83,7 @@ describe('CommonJS', () => {
     // Node 20.19+ loads it silently; some 22.x releases print a one-time ExperimentalWarning.
     assert.equal(stderr.replace(/^.*ExperimentalWarning.*$\n?|^\(Use `node --trace-warnings.*$\n?/gm, ''), '')
     const seen = JSON.parse(stdout) as Record<string, unknown>
-    assert.deepEqual(seen['server'], ['PatchwireError', 'createBroker', 'createFetchHandler', 'createHandler', 'defaultBroker', 'formatPatch', 'position', 'publish'])
+    assert.deepEqual(seen['server'], ['PatchwireError', 'createBroker', 'createFetchHandler', 'createHandler', 'defaultBroker', 'diff', 'formatPatch', 'position', 'publish'])
     assert.ok((seen['client'] as string[]).includes('subscribe') && (seen['client'] as string[]).includes('applyPatch'))
     assert.ok((seen['redis'] as string[]).includes('createRedisBroker'))
     assert.equal(seen['status'], 200)
