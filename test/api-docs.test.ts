@@ -79,7 +79,7 @@ describe('docs/API.md', () => {
   })
 
   it('links only to headings that exist', () => {
-    const anchors = new Set([...DOC.matchAll(/^#{1,6} (.+)$/gm)].map((match) => slug(match[1] ?? '')))
+    const anchors = headingAnchors(DOC)
     const broken = [...DOC.matchAll(/\]\(#([^)]+)\)/g)].map((match) => match[1]).filter((anchor) => !anchors.has(anchor ?? ''))
     assert.deepEqual(broken, [])
   })
@@ -112,7 +112,7 @@ describe('README.md', () => {
     const file = readFileSync(path.join(ROOT, 'examples', 'metrics', 'prometheus.ts'), 'utf8')
     const drifted = README.replace(file, file.replace('patchwire_connections', 'patchwire_streams'))
     assert.ok(!codeBlocks(drifted).includes(file))
-    assert.deepEqual(badLinks('[a](docs/API.md) [b](#nowhere) [c](LICENSE) [d](https://x.example/y) [e](dist/index.js)\n## Somewhere\n[f](#somewhere)'), ['docs/API.md', '#nowhere'])
+    assert.deepEqual(badLinks('[a](docs/API.md) [b](#nowhere) [c](LICENSE) [d](https://x.example/y) [e](dist/index.js)\n## Somewhere\n[f](#somewhere) [g](#somewhere-1) [h](#somewhere-2)\n## Somewhere'), ['docs/API.md', '#nowhere', '#somewhere-2'])
   })
 })
 
@@ -130,7 +130,7 @@ function badLinks(markdown: string): string[] {
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { files: string[] }
   // npm always packs these, whatever `files` says.
   const shipped = new Set([...pkg.files, 'package.json', 'README.md', 'LICENSE'])
-  const anchors = new Set([...markdown.matchAll(/^#{1,6} (.+)$/gm)].map((match) => slug(match[1] ?? '')))
+  const anchors = headingAnchors(markdown)
   const bad: string[] = []
   for (const [, target = ''] of markdown.matchAll(/\]\(([^)\s]+)\)/g)) {
     if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue
@@ -243,6 +243,23 @@ function optionalFieldsWithoutDefault(text: string, name: string): string[] {
     if (!doc.includes('@defaultValue')) missing.push(field)
   }
   return missing
+}
+
+/**
+ * The anchors of a Markdown text's headings, as GitHub makes them: a
+ * heading whose slug came before gets `-1`, `-2`, … (the client's entries
+ * of the types it shares with the server, say).
+ */
+function headingAnchors(markdown: string): Set<string> {
+  const anchors = new Set<string>()
+  const seen = new Map<string, number>()
+  for (const [, heading = ''] of markdown.matchAll(/^#{1,6} (.+)$/gm)) {
+    const base = slug(heading)
+    const count = seen.get(base) ?? 0
+    seen.set(base, count + 1)
+    anchors.add(count === 0 ? base : `${base}-${count}`)
+  }
+  return anchors
 }
 
 /** GitHub's anchor for a heading. */
