@@ -108,10 +108,10 @@ class FetchOpening implements StreamOpening<Request> {
   }
 
   isGone(): boolean {
-    // Within the turn the request arrived in, the server cannot have seen
-    // the client leave. Not reading `signal` then, as for every opening that
-    // waits for nothing, also spares Deno's warning, printed when a request
-    // whose signal was read ends well, that Deno aborts it on success too.
+    // A server sees a client leave in a later turn than its request. Not
+    // reading `signal` before then (so never, for an opening that waits for
+    // nothing) also spares the warning Deno prints once a request whose
+    // signal was read ends well: that it aborts such signals too.
     if (currentTick() === this.#tick || !this.req.signal.aborted) return false
     // The core answers nothing to a client that left, but the server still
     // awaits a Response: settle it, with the status servers log for this.
@@ -124,10 +124,12 @@ class FetchOpening implements StreamOpening<Request> {
   }
 
   accept(first: Uint8Array, stream: Stream): Sink {
-    const sink = new QueueSink(stream, first)
+    const sink = new QueueSink(stream)
     // A high-water mark of 0: the queue's size is exactly what the server
     // has not taken yet, which `desiredSize` tells (as minus that).
-    this.#resolve(new Response(new ReadableStream<Uint8Array>(sink, new ByteLengthQueuingStrategy({ highWaterMark: 0 })), { status: 200, headers: STREAM_HEADERS }))
+    const body = new ReadableStream<Uint8Array>(sink, new ByteLengthQueuingStrategy({ highWaterMark: 0 }))
+    sink.write(first)
+    this.#resolve(new Response(body, { status: 200, headers: STREAM_HEADERS }))
     return sink
   }
 }
@@ -143,13 +145,11 @@ class FetchOpening implements StreamOpening<Request> {
  */
 class QueueSink implements Sink, UnderlyingDefaultSource<Uint8Array> {
   readonly #stream: Stream
-  readonly #first: Uint8Array
   #controller: ReadableStreamDefaultController<Uint8Array> | undefined
   #closed = false
 
-  constructor(stream: Stream, first: Uint8Array) {
+  constructor(stream: Stream) {
     this.#stream = stream
-    this.#first = first
   }
 
   get writableLength(): number {
@@ -158,10 +158,9 @@ class QueueSink implements Sink, UnderlyingDefaultSource<Uint8Array> {
     return size < 0 ? -size : 0
   }
 
-  /** Called by the `ReadableStream` constructor, before the Response exists. */
+  /** Called by the `ReadableStream` constructor. */
   start(controller: ReadableStreamDefaultController<Uint8Array>): void {
     this.#controller = controller
-    controller.enqueue(this.#first)
   }
 
   /** The server will read no more: the client left. */
