@@ -103,7 +103,7 @@ class Running {
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return
     const exited = once(this.child, 'exit')
-    this.child.kill('SIGKILL')
+    killGroup(this.child)
     await exited
   }
 }
@@ -114,6 +114,9 @@ async function startRuntime(runtime: Runtime): Promise<Running> {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', DENO_NO_UPDATE_CHECK: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A group of its own, killed whole: where npm's bin entry is a wrapper
+    // script (the `deno` and `bun` packages fall back to one), the runtime is its child.
+    detached: true,
   })
   const output = { stdout: '', stderr: '' }
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk))
@@ -121,13 +124,21 @@ async function startRuntime(runtime: Runtime): Promise<Running> {
   try {
     await until(() => output.stdout.includes('{"listening"') || child.exitCode !== null || child.signalCode !== null, START_MS, `${runtime.name} to listen`)
   } catch (error) {
-    child.kill('SIGKILL')
+    killGroup(child)
     throw new Error(`${runtime.name} did not start: ${output.stderr}`, { cause: error })
   }
   const line = output.stdout.split('\n').find((text) => text.startsWith('{"listening"'))
   if (line === undefined) throw new Error(`${runtime.name} exited (${child.exitCode}) before it listened: ${output.stderr}`)
   const { listening } = JSON.parse(line) as { listening: { port: number; control: number } }
   return new Running(child, listening.port, listening.control, output)
+}
+
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-(child.pid as number), 'SIGKILL')
+  } catch {
+    // The group is gone already.
+  }
 }
 
 /** What a fresh stream starts with: `retry:` (spread around 3000 ms), then `ready`. */
