@@ -9,7 +9,7 @@
  * package (shipped files, absolute URLs, or its own headings).
  */
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -97,11 +97,16 @@ describe('docs/API.md', () => {
 
 describe('README.md', () => {
   const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+  /** The files the README shows: the recipes the tests run, each under an `<!-- <path> -->` comment. */
+  const RECIPES = [
+    'examples/metrics/prometheus.ts',
+    ...readdirSync(path.join(ROOT, 'examples', 'runtimes')).filter((name) => name.endsWith('.ts')).map((name) => `examples/runtimes/${name}`),
+  ]
 
-  it('shows examples/metrics/prometheus.ts exactly as the file is (the file is what test/prometheus.test.ts runs)', () => {
-    const blocks = codeBlocks(README)
-    const file = readFileSync(path.join(ROOT, 'examples', 'metrics', 'prometheus.ts'), 'utf8')
-    assert.ok(blocks.includes(file), 'README.md § Metrics: copy examples/metrics/prometheus.ts into a ```ts block as it is')
+  it('shows every recipe file (examples/metrics, examples/runtimes) exactly as the file is, and names only files it copies exactly', () => {
+    const shown = shownFiles(README)
+    const drifted = [...new Set([...RECIPES, ...shown.keys()])].filter((file) => shown.get(file) !== readFileSync(path.join(ROOT, file), 'utf8'))
+    assert.deepEqual(drifted, [], 'copy each file into README.md as it is, in a ```ts block right under <!-- <path> -->')
   })
 
   it('links only to files the package ships, to absolute URLs, or to headings that exist', () => {
@@ -111,14 +116,15 @@ describe('README.md', () => {
   it('the checks fail on a drifted README (control)', () => {
     const file = readFileSync(path.join(ROOT, 'examples', 'metrics', 'prometheus.ts'), 'utf8')
     const drifted = README.replace(file, file.replace('patchwire_connections', 'patchwire_streams'))
-    assert.ok(!codeBlocks(drifted).includes(file))
+    assert.notEqual(shownFiles(drifted).get('examples/metrics/prometheus.ts'), file)
+    assert.ok(RECIPES.length > 1)
     assert.deepEqual(badLinks('[a](docs/API.md) [b](#nowhere) [c](LICENSE) [d](https://x.example/y) [e](dist/index.js)\n## Somewhere\n[f](#somewhere) [g](#somewhere-1) [h](#somewhere-2)\n## Somewhere'), ['docs/API.md', '#nowhere', '#somewhere-2'])
   })
 })
 
-/** The bodies of every ```ts block of a Markdown text, each ending in a newline. */
-function codeBlocks(markdown: string): string[] {
-  return [...markdown.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '')
+/** The ```ts blocks right under an `<!-- <path> -->` comment, by path. */
+function shownFiles(markdown: string): Map<string, string> {
+  return new Map([...markdown.matchAll(/^<!-- (\S+) -->\n```ts\n([\s\S]*?)^```$/gm)].map((match) => [match[1] ?? '', match[2] ?? '']))
 }
 
 /**
