@@ -1,9 +1,9 @@
 import { Fanout, type HandlerStats } from '../core/fanout.js'
 import { currentTick, type Stream } from '../core/stream.js'
 import type { Refusal, Sink, StreamOpening } from '../core/transport.js'
-import type { CloseOptions } from './node.js'
-import { resolveOptions, type StreamHandlerOptions } from './options.js'
+import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
+import { NOT_FOUND, NOT_GET, refusalHeaders, STREAM_HEADERS } from './response.js'
 
 /** Options of {@link createFetchHandler}: `authorize` and `snapshot` receive the Fetch `Request`. */
 export type FetchHandlerOptions = StreamHandlerOptions<Request>
@@ -56,30 +56,13 @@ export function createFetchHandler(options: FetchHandlerOptions = {}): FetchHand
     return new Promise<Response>((resolve) => fanout.open(new FetchOpening(request, query.topics, query.lastEventId, resolve)))
   }) as FetchHandler
 
-  handler.close = (closeOptions = {}) => {
-    const spreadMs = closeOptions.reconnectSpreadMs ?? DEFAULT_RECONNECT_SPREAD_MS
-    if (typeof spreadMs !== 'number' || !(spreadMs >= 0 && spreadMs <= 2 ** 31 - 1)) {
-      throw new RangeError(`handler.close: option "reconnectSpreadMs" must be a number of milliseconds from 0 to ${2 ** 31 - 1}, got ${String(spreadMs)}`)
-    }
-    return fanout.close(spreadMs)
-  }
+  handler.close = (closeOptions = {}) => fanout.close(resolveCloseOptions(closeOptions))
   handler.stats = () => fanout.stats()
   return handler
 }
 
-const DEFAULT_RECONNECT_SPREAD_MS = 10_000
-const NOT_FOUND: Refusal = { status: 404, message: 'Not Found' }
-const NOT_GET: Refusal = { status: 405, message: 'Method Not Allowed: event streams are opened with GET' }
-const STREAM_HEADERS = {
-  'Content-Type': 'text/event-stream',
-  'Cache-Control': 'no-cache, no-transform',
-  'X-Accel-Buffering': 'no',
-}
-
-function refusalResponse({ status, message }: Refusal): Response {
-  const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }
-  if (status === 405) headers['Allow'] = 'GET'
-  return new Response(message, { status, headers })
+function refusalResponse(refusal: Refusal): Response {
+  return new Response(refusal.message, { status: refusal.status, headers: refusalHeaders(refusal) })
 }
 
 /**
