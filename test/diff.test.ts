@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { applyPatch, diff } from '../src/client/index.ts'
 import type { DiffOptions, PatchOp } from '../src/client/index.ts'
+import { seededRandom } from './helpers/random.ts'
 
 // An object built member by member, so that "__proto__" becomes a member
 // (as JSON.parse makes it) instead of the prototype.
@@ -164,14 +165,7 @@ describe('diff', () => {
   })
 
   describe('a generated corpus', () => {
-    // mulberry32, so a failure names a reproducible seed and case.
-    let state = 0x5eed
-    const random = (): number => {
-      state = (state + 0x6d2b79f5) >>> 0
-      let t = Math.imul(state ^ (state >>> 15), state | 1)
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
+    const random = seededRandom(0x5eed)
     const int = (n: number): number => Math.floor(random() * n)
     const pick = <T>(list: readonly T[]): T => list[int(list.length)] as T
     const NAMES = ['a', 'b', 'c', 'id', 'x/y', 'm~n', '~1', '~0/', '', 'é', '😀', 'ｶ', '__proto__', 'constructor', 'prototype', '0', '10']

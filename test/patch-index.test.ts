@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { applyPatch, PatchError } from '../src/client/index.ts'
 import type { PatchOp } from '../src/client/index.ts'
+import { seededRandom } from './helpers/random.ts'
 
 type Item = Record<string, unknown>
 const list = (n: number): { items: Item[] } => ({ items: Array.from({ length: n }, (_, i) => ({ id: i, v: 0 })) })
@@ -178,14 +179,7 @@ describe('applyPatch key lookups within one call', () => {
   })
 
   it('agrees with one call per op on generated lists and ops', () => {
-    // mulberry32, so a failure names a reproducible seed.
-    let state = 42
-    const random = (): number => {
-      state = (state + 0x6d2b79f5) >>> 0
-      let t = Math.imul(state ^ (state >>> 15), state | 1)
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
+    const random = seededRandom(42)
     const int = (n: number): number => Math.floor(random() * n)
     const keyOf = (): unknown => [int(30), String(int(30)), `k${int(30)}`][int(3)]
     let compared = 0
