@@ -7,7 +7,8 @@
  * started at that position would skip it for ever.
  *
  * The subscriber (and, for `ready`, the publisher) goes through a TCP proxy
- * that holds Redis's replies, so that such a message is provably on its way.
+ * that holds Redis's replies (or the client's commands), so that such a
+ * message is provably on its way.
  * Every case runs with node-redis and with ioredis clients.
  */
 import assert from 'node:assert/strict'
@@ -17,6 +18,8 @@ import { brokerOn, commandCalls, eventually, isBrokerError, LIBS, probe, seqOf, 
 import type { Lib, Server, Setup } from './helpers/redis.ts'
 import { startRedisProxy, startRedisServer } from './helpers/redis-server.ts'
 import type { RedisProxy } from './helpers/redis-server.ts'
+import { startServer } from './helpers/server.ts'
+import { openRaw, openStream } from './helpers/sse-client.ts'
 
 /** How many `PING` commands the client sent through the proxy. */
 function pings(proxy: RedisProxy): number {
@@ -100,6 +103,35 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         await ready
         assert.deepEqual(order, [`b ${b1}`, 'ready'])
         assert.deepEqual(x.errors, [])
+      })
+
+      it('gives a multi-topic stream that resumes while a message of one of its topics is on its way that message', { timeout: 15_000 }, async (t) => {
+        const subscriberProxy = await startRedisProxy(server.port)
+        const publisherProxy = await startRedisProxy(server.port)
+        t.after(() => Promise.all([subscriberProxy.close(), publisherProxy.close()]))
+        const prefix = uniquePrefix()
+        const x = await brokerOn(t, lib, server.port, { prefix }, await lib.connect(t, subscriberProxy.port), await lib.connect(t, publisherProxy.port))
+        const other = await brokerOn(t, lib, server.port, { prefix })
+        const web = await startServer(t, { broker: x.broker })
+        // As for a page that rendered both topics: Redis knows where `a` was.
+        await other.broker.position('a')
+        const onB = await openStream(t, web.port, 'b')
+        const from = onB.named('ready')[0]?.id ?? ''
+        // A page that rendered at `from` subscribes to both; `a` is new to
+        // the handler, and its position is read while b1 is on its way.
+        publisherProxy.holdCommands()
+        const both = await openRaw(t, web.port, `/?topic=a&topic=b&lastEventId=${encodeURIComponent(from)}`)
+        await eventually(() => /EVAL/i.test(publisherProxy.heldCommands), 'the start read of a, held')
+        subscriberProxy.hold()
+        const b1 = await other.broker.publish('b', '[["replace","/n",1]]') as string
+        publisherProxy.releaseCommands()
+        await eventually(() => both.named('ready').length > 0 || heldPongs(subscriberProxy) > 0, 'the stream ready, or the PING answered')
+        subscriberProxy.release()
+        await eventually(() => onB.named('patch').length === 1, 'b1 on the stream of b')
+        await eventually(() => both.named('ready').length > 0, 'the stream ready')
+        await settleTurns()
+        assert.deepEqual(both.named('patch').map((event) => event.id), [b1], `the stream on a and b skipped b1: ${JSON.stringify(both.raw)}`)
+        assert.deepEqual(both.named('reset'), [])
       })
 
       it('a replay answered by Redis settles only after the messages of other topics before its last frame were delivered', { timeout: 15_000 }, async (t) => {
