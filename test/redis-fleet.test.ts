@@ -2,11 +2,12 @@
  * A fleet: three handler processes (two on node-redis, one on ioredis) on
  * one private Redis, behind a round-robin TCP proxy, with 60 `EventSource`
  * clients (the `eventsource` package, which reconnects with
- * `Last-Event-ID` as a browser does) and a publisher process publishing a
- * counter. Each handler process is killed (SIGKILL) and started again in
- * turn while the counter runs: every client must get every patch exactly
- * once, in order, with no reset, whichever process its reconnect reaches.
- * No sticky sessions.
+ * `Last-Event-ID` as a browser does) and two publisher processes, each
+ * publishing a counter on its topic. Half the clients follow one topic,
+ * half both on one stream (`?topic=a&topic=b`, resumed with one id). Each
+ * handler process is killed (SIGKILL) and started again in turn while the
+ * counters run: every client must get every patch exactly once, in order,
+ * with no reset, whichever process its reconnect reaches. No sticky sessions.
  */
 import assert from 'node:assert/strict'
 import net from 'node:net'
@@ -20,6 +21,8 @@ import type { RedisServer } from './helpers/redis-server.ts'
 import { until } from './helpers/server.ts'
 
 const TOPIC = 'fleet:counter'
+/** The second counter's topic, followed by the multi-topic half of the clients. */
+const SIDE = 'fleet:side'
 const CLIENTS = 60
 const LIBS = ['node-redis', 'ioredis', 'node-redis'] as const
 /** The handlers' `retryMs`: reconnects come 75 to 125 ms after a drop. */
@@ -88,19 +91,26 @@ async function startBalancer(t: TestContext, backends: number[]): Promise<Balanc
 /** What one EventSource got. */
 interface Client {
   readonly source: EventSource
-  /** The counter values of its patches, in arrival order. */
-  readonly values: number[]
+  readonly topics: readonly string[]
+  /** The counter values of its patches, by topic, in arrival order. */
+  readonly values: Record<string, number[]>
+  /** The position of every patch, in arrival order (across its topics). */
+  readonly positions: number[]
   /** Its `ready` events: one per (re)connection. */
   readies: number
   resets: string[]
 }
 
-function connect(t: TestContext, url: string): Client {
-  const source = new EventSource(url)
-  const client: Client = { source, values: [], readies: 0, resets: [] }
+function connect(t: TestContext, origin: string, topics: readonly string[]): Client {
+  const source = new EventSource(`${origin}/?${topics.map((topic) => `topic=${encodeURIComponent(topic)}`).join('&')}`)
+  const client: Client = { source, topics, values: Object.fromEntries(topics.map((topic) => [topic, []])), positions: [], readies: 0, resets: [] }
   source.addEventListener('patch', (event) => {
-    const ops = JSON.parse(event.data) as [[string, string, number]]
-    client.values.push(ops[0][2])
+    // A multi-topic stream's data names the topic on a first line.
+    const lines = event.data.split('\n')
+    const topic = lines.length === 2 ? JSON.parse(lines[0] as string) as string : topics[0] as string
+    const ops = JSON.parse(lines.at(-1) as string) as [[string, string, number]]
+    client.values[topic]?.push(ops[0][2])
+    client.positions.push(Number(event.lastEventId.slice(event.lastEventId.lastIndexOf('-') + 1)))
   })
   source.addEventListener('ready', () => { client.readies++ })
   source.addEventListener('reset', (event) => { client.resets.push(event.data) })
@@ -137,18 +147,21 @@ describe('a fleet of handler processes on Redis behind a round-robin proxy', { t
       return child
     }
     const handlers = LIBS.map(spawnHandler)
-    const publisher = spawnChild(t, 'redis-publisher-process.ts', [String(redis.port), TOPIC, 'ioredis'])
+    const publishers = [
+      spawnChild(t, 'redis-publisher-process.ts', [String(redis.port), TOPIC, 'ioredis']),
+      spawnChild(t, 'redis-publisher-process.ts', [String(redis.port), SIDE, 'node-redis']),
+    ]
     const ports = await Promise.all(handlers.map(async (handler) => Number((await handler.next('port'))['port'])))
-    await publisher.next('ready')
+    for (const publisher of publishers) await publisher.next('ready')
     const balancer = await startBalancer(t, ports)
 
-    const clients = Array.from({ length: CLIENTS }, () => connect(t, `http://127.0.0.1:${balancer.port}/?topic=${encodeURIComponent(TOPIC)}`))
+    const origin = `http://127.0.0.1:${balancer.port}`
+    const clients = Array.from({ length: CLIENTS }, (_, i) => connect(t, origin, i % 2 === 0 ? [TOPIC] : [TOPIC, SIDE]))
     await until(() => clients.every((client) => client.readies === 1), 20_000, 'every client ready')
 
-    publisher.process.send({ every: EVERY_MS, from: 1 })
-    let published = 0
-    // The publisher reports nothing until it stops; the clients show how far it got.
-    const progress = (): number => Math.max(...clients.map((client) => client.values.at(-1) ?? 0))
+    for (const publisher of publishers) publisher.process.send({ every: EVERY_MS, from: 1 })
+    // The publishers report nothing until they stop; the clients show how far they got.
+    const progress = (): number => Math.max(...clients.map((client) => client.values[TOPIC]?.at(-1) ?? 0))
     for (const [k, lib] of LIBS.entries()) {
       const at = progress()
       await until(() => progress() >= at + STEP, 10_000, `publishes before killing handler ${k}`)
@@ -159,22 +172,28 @@ describe('a fleet of handler processes on Redis behind a round-robin proxy', { t
     }
     const at = progress()
     await until(() => progress() >= at + STEP, 10_000, 'publishes after the last restart')
-    publisher.process.send({ stop: true })
-    published = Number((await publisher.next('published'))['published'])
-    assert.ok(published >= 4 * STEP, `published ${published}`)
+    for (const publisher of publishers) publisher.process.send({ stop: true })
+    const published: Record<string, number> = {}
+    for (const [k, topic] of [TOPIC, SIDE].entries()) published[topic] = Number((await (publishers[k] as Child).next('published'))['published'])
+    assert.ok((published[TOPIC] as number) >= 4 * STEP, `published ${published[TOPIC]}`)
 
-    await until(() => clients.every((client) => client.values.length >= published), 15_000, `every client at ${published}`)
-    const wrong = clients.flatMap((client, i) => {
-      const problem = defects(client.values, published)
-      return problem === '' && client.values.length === published ? [] : [`client ${i}: ${problem}`]
-    })
+    const done = (client: Client): boolean => client.topics.every((topic) => (client.values[topic] as number[]).length >= (published[topic] as number))
+    await until(() => clients.every(done), 15_000, `every client at ${JSON.stringify(published)}`)
+    const wrong = clients.flatMap((client, i) => client.topics.flatMap((topic) => {
+      const values = client.values[topic] as number[]
+      const problem = defects(values, published[topic] as number)
+      return problem === '' && values.length === published[topic] ? [] : [`client ${i}, ${topic}: ${problem}`]
+    }))
     assert.deepEqual(wrong, [])
+    // One order across the topics of a stream: positions only go up.
+    const backwards = clients.flatMap((client, i) => client.positions.some((p, k) => k > 0 && p <= (client.positions[k - 1] as number)) ? [i] : [])
+    assert.deepEqual(backwards, [], 'clients whose patch positions went backwards')
     assert.deepEqual(clients.flatMap((client) => client.resets), [], 'no client was reset')
     const reconnected = clients.filter((client) => client.readies > 1).length
     // Each kill drops the clients of one process: about a third of them, each time.
     assert.ok(reconnected >= CLIENTS / 3, `only ${reconnected} clients reconnected`)
-    const errors = [...spawned, publisher].flatMap((child) => child.messages.flatMap((message) => typeof message['error'] === 'string' ? [message['error']] : []))
+    const errors = [...spawned, ...publishers].flatMap((child) => child.messages.flatMap((message) => typeof message['error'] === 'string' ? [message['error']] : []))
     assert.deepEqual(errors, [])
-    t.diagnostic(`${published} patches to ${CLIENTS} clients, ${reconnected} of them reconnected, in ${Math.round(performance.now() - started)} ms`)
+    t.diagnostic(`${published[TOPIC]} + ${published[SIDE]} patches to ${CLIENTS} clients, ${reconnected} of them reconnected, in ${Math.round(performance.now() - started)} ms`)
   })
 })
