@@ -174,22 +174,26 @@ export function diff(before: unknown, after: unknown, options: DiffOptions = {})
     for (let i = 0; i < a.length; i++) if (kept[i] === 0) emit(['remove', at(a[i])], 1)
     for (let j = 0; j < b.length; j++) {
       const i = match[j] as number
-      if (i >= 0 && a[i] !== b[j]) value(a[i], b[j], at(b[j]))
+      if (i >= 0 && !equal(a[i], b[j])) value(a[i], b[j], at(b[j]))
     }
     // The kept items that stay where they are: a longest run of them already
-    // in b's order. Every other item is placed before the next one of them.
+    // in b's order.
     const stays = longestIncreasing(match)
-    let next = `${path}/-`
-    const before: string[] = new Array<string>(b.length)
+    // Each other item is placed before the next item that stays (or at the
+    // end), in b's order: the items placed after it land between the two.
+    const following = new Int32Array(b.length)
+    let next = b.length
     for (let j = b.length - 1; j >= 0; j--) {
-      before[j] = next
-      if (stays[j] === 1) next = at(b[j])
+      following[j] = next
+      if (stays[j] === 1) next = j
     }
     for (let j = 0; j < b.length; j++) {
       if (stays[j] === 1) continue
       const item = b[j]
-      if (match[j] === -1) emit(['upsert', before[j] as string, item], 1 + size(item, Infinity))
-      else emit(['move', before[j] as string, at(item)], 1)
+      const n = following[j] as number
+      const to = n < b.length ? at(b[n]) : `${path}/-`
+      if (match[j] === -1) emit(['upsert', to, item], 1 + size(item, Infinity))
+      else emit(['move', to, at(item)], 1)
     }
     return true
   }
@@ -245,6 +249,16 @@ function equal(a: unknown, b: unknown): boolean {
 // non-negative entries of `sequence` (patience sorting, O(n log n)).
 function longestIncreasing(sequence: number[]): Uint8Array {
   const marks = new Uint8Array(sequence.length)
+  // Mostly nothing moved: then the run is all of them.
+  let last = -1
+  let k = 0
+  for (; k < sequence.length; k++) {
+    const v = sequence[k] as number
+    if (v < 0) continue
+    if (v < last) break
+    last = v
+  }
+  if (k === sequence.length) return marks.map((_, i) => ((sequence[i] as number) >= 0 ? 1 : 0))
   // tails[l]: the position of the smallest last entry of a run of length l + 1.
   const tails: number[] = []
   const previous = new Int32Array(sequence.length)
