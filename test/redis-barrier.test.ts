@@ -14,6 +14,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { TestContext } from 'node:test'
+import { Barrier } from '../src/adapters/redis/barrier.ts'
+import { PatchwireError } from '../src/errors.ts'
 import { brokerOn, commandCalls, eventually, isBrokerError, LIBS, probe, seqOf, uniquePrefix } from './helpers/redis.ts'
 import type { Lib, Server, Setup } from './helpers/redis.ts'
 import { startRedisProxy, startRedisServer } from './helpers/redis-server.ts'
@@ -229,6 +231,21 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         proxy.release()
       })
 
+      it('rejects a replay from Redis after publishTimeoutMs when the subscriber does not deliver what came before its frames', { timeout: 15_000 }, async (t) => {
+        const { proxy, x, other } = await proxied(t, lib, { publishTimeoutMs: 300 })
+        await x.broker.subscribe('b', () => undefined).ready
+        const from = await x.broker.position('a')
+        proxy.hold()
+        await other.broker.publish('b', '["b1"]')
+        await other.broker.publish('a', '["a1"]')
+        await assert.rejects(Promise.resolve(x.broker.replay('a', from)), (error: unknown) => {
+          assert.ok(isBrokerError(error), String(error))
+          assert.match((error as Error).message, /did not confirm within 300 ms/)
+          return true
+        })
+        proxy.release()
+      })
+
       it('rejects a waiting position when the subscriber closes for good', { timeout: 15_000 }, async (t) => {
         const proxy = await startRedisProxy(server.port)
         const prefix = uniquePrefix()
@@ -267,4 +284,128 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
       })
     })
   }
+})
+
+describe('Barrier (the logic, with a fake feed and PING)', () => {
+  /** A barrier over a feed whose state the test sets, and PINGs it answers by hand. */
+  function fake(timeoutMs = 1000) {
+    const feed = { processed: 0, seen: 0, held: false }
+    const pings: { resolve(): void, reject(error: unknown): void }[] = []
+    const barrier = new Barrier({
+      ping: () => new Promise<void>((resolve, reject) => { pings.push({ resolve, reject }) }),
+      processed: () => feed.processed,
+      seen: () => feed.seen,
+      held: () => feed.held,
+      timeoutMs,
+    })
+    return { feed, pings, barrier }
+  }
+
+  /** Records when a wait settles. */
+  function track(promise: Promise<void>): { state: string } {
+    const outcome = { state: 'waiting' }
+    promise.then(() => { outcome.state = 'resolved' }, (error: unknown) => { outcome.state = `rejected: ${(error as Error).message}` })
+    return outcome
+  }
+
+  it('settles at once for a position already processed; sends nothing before the feed has caught up once', async () => {
+    const { feed, pings, barrier } = fake()
+    feed.processed = 10
+    const now = track(barrier.wait(10))
+    await settleTurns()
+    assert.equal(now.state, 'resolved')
+    const early = track(barrier.wait(12))
+    await settleTurns()
+    assert.equal(pings.length, 0, 'a PING before the subscriber is up')
+    barrier.caughtUp()
+    await settleTurns()
+    assert.equal(pings.length, 1)
+    feed.processed = 12
+    barrier.caughtUp()
+    await settleTurns()
+    assert.equal(early.state, 'resolved')
+  })
+
+  it('shares one PING among the waits of a turn, and a later wait already covered needs none', async () => {
+    const { feed, pings, barrier } = fake()
+    barrier.caughtUp()
+    feed.seen = 20
+    const waits = [5, 20, 15].map((position) => track(barrier.wait(position)))
+    await settleTurns()
+    assert.equal(pings.length, 1)
+    pings[0]?.resolve()
+    await settleTurns()
+    assert.deepEqual(waits.map((wait) => wait.state), ['resolved', 'resolved', 'resolved'])
+    const covered = track(barrier.wait(20))
+    await settleTurns()
+    assert.equal(covered.state, 'resolved')
+    assert.equal(pings.length, 1)
+  })
+
+  it('takes an answer received while the feed holds messages back into account once it has caught up', async () => {
+    const { feed, pings, barrier } = fake()
+    barrier.caughtUp()
+    const wait = track(barrier.wait(7))
+    await settleTurns()
+    feed.held = true
+    pings[0]?.resolve()
+    await settleTurns()
+    assert.equal(wait.state, 'waiting', 'settled while what came before the answer was held back')
+    feed.held = false
+    barrier.caughtUp()
+    await settleTurns()
+    assert.equal(wait.state, 'resolved')
+    assert.equal(pings.length, 1)
+  })
+
+  it('ignores an answer from before a drop and sends a new PING once the feed has caught up again', async () => {
+    const { pings, barrier } = fake()
+    barrier.caughtUp()
+    const wait = track(barrier.wait(7))
+    await settleTurns()
+    barrier.lost()
+    // ioredis sends an unanswered command again on the new connection.
+    pings[0]?.resolve()
+    await settleTurns()
+    assert.equal(wait.state, 'waiting')
+    barrier.caughtUp()
+    await settleTurns()
+    assert.equal(pings.length, 2)
+    pings[1]?.resolve()
+    await settleTurns()
+    assert.equal(wait.state, 'resolved')
+  })
+
+  it('sends a PING cut off by a drop again (node-redis rejects it), and rejects the waits of a PING Redis refused', async () => {
+    const { pings, barrier } = fake()
+    barrier.caughtUp()
+    const cut = track(barrier.wait(7))
+    await settleTurns()
+    barrier.lost()
+    pings[0]?.reject(new Error('Socket closed unexpectedly'))
+    await settleTurns()
+    assert.equal(cut.state, 'waiting')
+    barrier.caughtUp()
+    await settleTurns()
+    pings[1]?.reject(new Error('NOPERM'))
+    await settleTurns()
+    assert.match(cut.state, /^rejected: the Redis subscriber refused PING/)
+  })
+
+  it('rejects after timeoutMs, and every wait when the subscriber closes for good', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
+    const { barrier } = fake(250)
+    barrier.caughtUp()
+    const late = track(barrier.wait(7))
+    t.mock.timers.tick(249)
+    await settleTurns()
+    assert.equal(late.state, 'waiting')
+    t.mock.timers.tick(1)
+    await settleTurns()
+    assert.match(late.state, /did not confirm within 250 ms \(publishTimeoutMs\) that it delivered every message up to position 7/)
+    const closing = track(barrier.wait(8))
+    barrier.closed(new PatchwireError('ERR_PATCHWIRE_BROKER', 'closed for good'))
+    await settleTurns()
+    assert.equal(closing.state, 'rejected: closed for good')
+  })
 })

@@ -160,6 +160,22 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         assert.deepEqual(keys, ['patchwire:epoch', `patchwire:last:${topic}`, 'patchwire:seq', `patchwire:stream:${topic}`])
       })
 
+      it('keeps about 1000 messages per topic for 5 minutes after its last publish by default (history, historyMs)', { timeout: 15_000 }, async (t) => {
+        const prefix = uniquePrefix()
+        const { broker } = await brokerOn(t, lib, shared.port, { prefix })
+        const admin = await probe(t, shared.port)
+        const from = await broker.position('busy')
+        const ids: string[] = []
+        for (let i = 0; i < 1300; i++) ids.push(await broker.publish('busy', `[${i}]`) as string)
+        const kept = Number(await admin.sendCommand(['XLEN', `${prefix}stream:busy`]))
+        // MAXLEN ~ trims whole stream nodes (100 entries by default): a few more may stay.
+        assert.ok(kept >= 1000 && kept < 1100, `${kept} messages kept`)
+        assert.deepEqual(framesOf(await broker.replay('busy', ids[299] as string)).map((frame) => frame.id), ids.slice(300))
+        assert.deepEqual(await broker.replay('busy', from), { reset: 'history-exceeded' })
+        const ttl = Number(await admin.sendCommand(['PTTL', `${prefix}stream:busy`]))
+        assert.ok(ttl > 290_000 && ttl <= 300_000, `the stream expires in ${ttl} ms`)
+      })
+
       it('holds one SUBSCRIBE per topic however many listeners, and UNSUBSCRIBEs after the last', { timeout: 15_000 }, async (t) => {
         const prefix = uniquePrefix()
         const channel = `${prefix}room`
