@@ -7,9 +7,9 @@
  * Fetch servers.
  */
 import assert from 'node:assert/strict'
-import { describe, it, type TestContext } from 'node:test'
+import { describe, it, mock, type TestContext } from 'node:test'
 import { createBroker, createFetchHandler, formatPatch, position, publish, PatchwireError, type Broker, type FetchHandler, type FetchHandlerOptions, type PatchOp } from '../src/index.ts'
-import { streamCounts, until } from './helpers/server.ts'
+import { streamCounts } from './helpers/server.ts'
 import { SseBody } from './fixtures/runtimes/sse-body.ts'
 
 const ORIGIN = 'http://patchwire.test'
@@ -260,11 +260,18 @@ describe('createFetchHandler', () => {
       assert.equal(body.named('patch')[0]?.id, id)
     })
 
-    it('cuts a reader that took nothing for two heartbeats, even on a quiet topic', async (t) => {
-      const { handler, broker } = start(t, { heartbeatMs: 20 })
+    it('cuts a reader that took nothing for two heartbeats and at least 10 s, even on a quiet topic', async (t) => {
+      // The heartbeat's interval on a mocked clock: 10 s pass in no time.
+      mock.timers.enable({ apis: ['setInterval'] })
+      t.after(() => mock.timers.reset())
+      const { handler, broker } = start(t, { heartbeatMs: 1000 })
       const response = await handler(new Request(`${ORIGIN}/events?topic=quiet`))
       await publish(broker, 'quiet', OPS)
-      await until(() => handler.stats().dropped === 1, 2000, 'the stalled stream to be cut by the heartbeat')
+      await nextTurn()
+      for (let beat = 0; beat < 9; beat++) mock.timers.tick(1000)
+      assert.equal(handler.stats().dropped, 0, 'not before 10 s')
+      for (let beat = 0; beat < 3; beat++) mock.timers.tick(1000)
+      assert.equal(handler.stats().dropped, 1, 'cut once 10 s passed without progress')
       assert.equal(handler.stats().connections, 0)
       await assert.rejects(response.body?.getReader().read() ?? Promise.resolve())
     })

@@ -5,9 +5,9 @@ import { HEARTBEAT_FRAME, multiPatchFrame, patchFrame, readyFrame, resetFrame, r
 import type { ResetReason } from '../protocol/reset-reason.js'
 import { Heartbeat } from './heartbeat.js'
 import { Linger } from './linger.js'
-import { currentTick, Stream, type HeldMessage, type StreamOwner } from './stream.js'
+import { currentTick, stallBeats, Stream, type HeldMessage, type StreamOwner } from './stream.js'
 import { noop, Topic } from './topic.js'
-import type { Refusal, Sink, StreamOpening } from './transport.js'
+import type { InFlightProbe, Refusal, Sink, StreamOpening } from './transport.js'
 
 /** What the core needs of the handler options, resolved. @internal */
 export interface CoreOptions<Req> {
@@ -86,8 +86,17 @@ export class Fanout<Req> implements StreamOwner {
     refused: {},
   }
 
-  constructor(options: CoreOptions<Req>) {
+  readonly #inFlight: InFlightProbe
+  readonly #stallBeats: number
+
+  /**
+   * @param inFlight - the transport's probe of writes under way, for the
+   * stall check (see {@link InFlightProbe})
+   */
+  constructor(options: CoreOptions<Req>, inFlight: InFlightProbe = NOTHING_IN_FLIGHT) {
     this.#o = options
+    this.#inFlight = inFlight
+    this.#stallBeats = stallBeats(options.heartbeatMs)
     const { broker } = options
     this.#brokerIds = typeof broker.position === 'function' && typeof broker.replay === 'function'
     this.#heartbeat = new Heartbeat(options.heartbeatMs, () => this.#onBeat())
@@ -273,12 +282,17 @@ export class Fanout<Req> implements StreamOwner {
     const first = Buffer.from(text)
     let sink
     try {
-      sink = w.o.accept(first, stream)
+      sink = w.o.accept(first.subarray(0, OPENING_PIECE_BYTES), stream)
     } catch (error) {
       this.#fail(w, 'ERR_PATCHWIRE_RESPONSE', 'the transport could not start the stream', error)
       return
     }
-    stream.start(sink, first.length, currentTick())
+    // A runtime counts a write as pending until all of it is sent: a large
+    // replay in pieces lets a slow but steady reader show its progress to
+    // the stall check, instead of looking stalled until the end.
+    let pieces = 1
+    for (let at = OPENING_PIECE_BYTES; at < first.length; at += OPENING_PIECE_BYTES, pieces++) sink.write(first.subarray(at, at + OPENING_PIECE_BYTES))
+    stream.start(sink, first.length, pieces, currentTick())
     this.#stats.bytes += first.length
     this.#connections++
     this.#heartbeat.start()
@@ -727,7 +741,7 @@ export class Fanout<Req> implements StreamOwner {
         const stream = streams[i] as Stream
         if (stream.seenInBeat === beat || stream.held !== undefined) continue
         stream.seenInBeat = beat
-        if (stream.isStalled()) this.#cut(stream)
+        if (stream.isStalled(this.#inFlight, this.#stallBeats)) this.#cut(stream)
         else if (stream.wroteInBeat === beat) continue
         else if (stream.send(HEARTBEAT, tick, max)) beats++
         else this.#cut(stream)
@@ -860,9 +874,12 @@ const BUSY: Refusal = { status: 503, message: 'Service Unavailable: too many eve
 const TIMED_OUT: Refusal = { status: 503, message: 'Service Unavailable: the event stream could not open in time (option pendingTimeoutMs); retry later' }
 const RETRY: Refusal = { status: 503, message: 'Service Unavailable: the broker lost messages while the event stream opened; retry' }
 const NOTHING_MISSED: Answer = { frames: [] }
+const NOTHING_IN_FLIGHT: InFlightProbe = () => 0
 const CANCELLED = new Error('the request was answered')
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME)
 const LINE_BREAK = /[\r\n]/
+/** The size of the pieces a stream's opening (retry, replay, ready) is written in. */
+const OPENING_PIECE_BYTES = 64 * 1024
 /** How long `close()` lets ended streams finish before it destroys them. */
 const CLOSE_GRACE_MS = 1000
 

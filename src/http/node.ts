@@ -54,7 +54,7 @@ export interface Handler {
  */
 export function createHandler(options: HandlerOptions = {}): Handler {
   const resolved = resolveOptions(options, 'createHandler')
-  const fanout = new Fanout<NodeRequest>(resolved)
+  const fanout = new Fanout<NodeRequest>(resolved, socketInFlight)
 
   const handler = ((req, res, next) => {
     if (resolved.path !== undefined && pathOf(req.url ?? '') !== resolved.path) {
@@ -184,6 +184,14 @@ function startHttp2(res: Http2ServerResponse, first: Uint8Array): Sink {
   res.writeHead(200, STREAM_HEADERS)
   res.write(first)
   return res.stream
+}
+
+/**
+ * Bytes of a socket's writes under way that libuv has not handed to the
+ * kernel yet (an HTTP/2 stream has no handle of its own: 0).
+ */
+function socketInFlight(sink: Sink): number {
+  return (sink as Partial<Socket> & { _handle?: { writeQueueSize?: number } | null })._handle?.writeQueueSize ?? 0
 }
 
 /** Whether the response in flight on the connection is one of our streams (Node keeps it as `_httpMessage`). */

@@ -20,7 +20,7 @@ export interface StreamHandlerOptions<Req> {
    * Interval of the keep-alive comment, in milliseconds. One shared timer per
    * handler drives it for all streams; a stream that got a frame during the
    * interval is skipped. A stream whose reader took nothing of its backlog
-   * for two intervals is cut.
+   * for two intervals (and at least 10 s) is cut.
    * @defaultValue 15000
    */
   heartbeatMs?: number
