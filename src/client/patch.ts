@@ -56,8 +56,9 @@ export class PatchError extends PatchwireError {
  * item's key, or else inserts the item at the index; `['limit', '/items', n]`
  * keeps the first `n` items, or the last `|n|` when `n` is negative. In an
  * array, a `$$<key>` segment selects the item whose key is `<key>`
- * (`/items/$$42/done`). Key lookups (`$$<key>`, `upsert`) read each array at
- * most once per call, however many ops look into it.
+ * (`/items/$$42/done`). Key lookups (`$$<key>`, `upsert`) share one index
+ * per array and call, built as they read the array: a long list is not
+ * scanned once per op.
  *
  * Inserted values are copied, so one ops array can be applied to several
  * documents. An op on the root path `""` (`add`/`replace`) returns the new
