@@ -8,6 +8,7 @@
  *   node --import tsx bench/apply-patch.bench.ts
  *   node --import tsx bench/apply-patch.bench.ts --sizes 1000 --mixes key-replace,upsert-limit --runs 50
  *   node --import tsx bench/apply-patch.bench.ts --source /tmp/old-patch.ts   # another applyPatch, for before/after
+ *   node --import tsx bench/apply-patch.bench.ts --libraries patchwire,fast-json-patch-validate
  *
  * Fixtures (generated, seeded PRNG, so every run patches the same data): a
  * document `{ title, counter, version, meta: { owner: { settings } }, items }`
@@ -33,7 +34,8 @@
  * made before the clock starts; `performance.now()` around the call only.
  * Per size and mix: warm-up calls of every library first (JIT), then rounds
  * in which the libraries take turns (A B C … A B C), so drift hits them alike.
- * A library that has spent 4 s on one size and mix stops after 5 timed runs.
+ * A library that has spent 4 s on one size and mix stops after 3 timed runs
+ * (its cell then shows how many).
  * The median over the runs is printed in µs per patch with the ratio against
  * fast-json-patch with validation (`applyPatch(doc, ops, true)`). Each result's
  * size is summed into a checksum printed at the end, so no call can be
@@ -63,6 +65,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string' },
     ops: { type: 'string', default: '600' },
     source: { type: 'string', default: new URL('../src/client/patch.ts', import.meta.url).pathname },
+    libraries: { type: 'string' },
   },
 })
 
@@ -199,7 +202,7 @@ interface Library {
   apply: (doc: Doc, ops: unknown) => Doc
 }
 
-const LIBRARIES: Library[] = [
+const ALL: Library[] = [
   { name: 'patchwire', prepare: (f) => f.pw, apply: (doc, ops) => applyPatch(doc, ops as PatchOp[]) },
   {
     name: 'fast-json-patch (validate)',
@@ -224,6 +227,9 @@ const LIBRARIES: Library[] = [
   { name: 'patchwire (immutable)', prepare: (f) => f.pw, apply: (doc, ops) => applyPatch(doc, ops as PatchOp[], { immutable: true }) },
 ]
 const BASELINE = 'fast-json-patch (validate)'
+// --libraries names them in lower case, with dashes for spaces and brackets.
+const slug = (name: string): string => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/-$/, '')
+const LIBRARIES = ALL.filter((l) => l.name === BASELINE || args.libraries === undefined || args.libraries.split(',').includes(slug(l.name)))
 // Time one library may spend on one size and mix before it stops early, ms.
 const BUDGET_MS = 4000
 
@@ -256,7 +262,7 @@ for (const size of sizes) {
       LIBRARIES.forEach((l, i) => {
         // A library far slower than the others (immer removing from a long
         // array) stops after a few runs instead of holding the bench up.
-        if ((spent[i] as number) > BUDGET_MS && (times[i] as number[]).length >= 5) return
+        if ((spent[i] as number) > BUDGET_MS && (times[i] as number[]).length >= 3) return
         const doc = structuredClone(fixture.doc)
         const t0 = performance.now()
         const result = l.apply(doc, prepared[i])
@@ -268,7 +274,7 @@ for (const size of sizes) {
     }
     const medians = times.map(median)
     const base = medians[LIBRARIES.findIndex((l) => l.name === BASELINE)] as number
-    const cells = medians.map((m) => `${m < 100 ? m.toFixed(1) : m.toFixed(0)} (${(m / base).toFixed(2)}×)`)
+    const cells = medians.map((m, i) => `${m < 100 ? m.toFixed(1) : m.toFixed(0)} (${(m / base).toFixed(2)}×)${(times[i] as number[]).length < 10 ? ` [${(times[i] as number[]).length} runs]` : ''}`)
     const row = `| ${mix} | ${size} | ${fixture.pw.length} | ${cells.join(' | ')} |`
     console.log(row)
   }

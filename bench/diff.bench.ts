@@ -20,9 +20,9 @@
  * `after`. The first call of each library runs in a worker thread, stopped
  * after `--limit-s` seconds (rfc6902's array diff is quadratic in time and
  * memory: it takes minutes at N = 1000); one that took more than 4 s keeps
- * that single time. The others go on in this thread: warm-up calls (JIT),
- * then rounds in which the libraries take turns, `performance.now()` around
- * each call. Printed: the median time per call, the
+ * that single time. The others go on in this thread: 300 ms of warm-up
+ * calls each (JIT), then rounds in which the libraries take turns, each
+ * sample timing (`performance.now()`) enough calls to last 2 ms, per call. Printed: the median time per call, the
  * ops count and the ops' JSON size. Op counts are summed into a checksum
  * printed at the end, so no call can be optimised away. Never run by
  * `npm test`.
@@ -141,6 +141,9 @@ const LIBRARIES: Library[] = [
 ]
 // A library slower than this on its first call keeps that one time, ms.
 const BUDGET_MS = 4000
+// Warm-up time per library and fixture, and the least time of one sample, ms.
+const WARM_MS = 300
+const SAMPLE_MS = 2
 
 // One call in a worker thread, given up after limitMs: its time and ops.
 async function firstCall(library: Library, before: Doc, after: Doc, limitMs: number): Promise<{ ms: number; ops: unknown[] }> {
@@ -172,7 +175,7 @@ const median = (xs: number[]): number => {
   const m = s.length >> 1
   return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
 }
-const ms = (x: number): string => (x < 10 ? x.toFixed(2) : x.toFixed(0))
+const ms = (x: number): string => (x < 1 ? x.toFixed(3) : x < 10 ? x.toFixed(2) : x.toFixed(0))
 
 let checksum = 0
 const runs = Number(args.runs)
@@ -191,15 +194,27 @@ for (const size of args.sizes.split(',').map(Number)) {
         results.push({ ops: [], spent: 0, times: [], error: (error as Error).message })
       }
     }
-    for (let round = -Math.min(10, runs); round < runs; round++) {
+    // Warm-up: WARM_MS of calls per library (the JIT needs many calls of a
+    // fast one), which also sets how many calls one timed sample makes, so
+    // that a sample lasts at least SAMPLE_MS.
+    const batches = results.map((result, i) => {
+      if (result.error !== undefined || result.spent > BUDGET_MS) return 0
+      let calls = 0
+      const t0 = performance.now()
+      while (performance.now() - t0 < WARM_MS) {
+        checksum += (LIBRARIES[i] as Library).diff(before, after).length
+        calls++
+      }
+      return Math.max(1, Math.ceil(SAMPLE_MS / ((performance.now() - t0) / calls)))
+    })
+    for (let round = 0; round < runs; round++) {
       LIBRARIES.forEach((library, i) => {
-        const result = results[i]
-        if (result === undefined || result.error !== undefined || result.spent > BUDGET_MS) return
+        const result = results[i] as (typeof results)[number]
+        const batch = batches[i] as number
+        if (batch === 0) return
         const t0 = performance.now()
-        const ops = library.diff(before, after)
-        const t1 = performance.now()
-        checksum += ops.length
-        if (round >= 0) result.times.push(t1 - t0)
+        for (let k = 0; k < batch; k++) checksum += library.diff(before, after).length
+        result.times.push((performance.now() - t0) / batch)
       })
     }
     LIBRARIES.forEach((library, i) => {

@@ -56,7 +56,9 @@ export class PatchError extends PatchwireError {
  * item's key, or else inserts the item at the index; `['limit', '/items', n]`
  * keeps the first `n` items, or the last `|n|` when `n` is negative. In an
  * array, a `$$<key>` segment selects the item whose key is `<key>`
- * (`/items/$$42/done`).
+ * (`/items/$$42/done`). Key lookups (`$$<key>`, `upsert`) share one index
+ * per array and call, built as they read the array: a long list is not
+ * scanned once per op.
  *
  * Inserted values are copied, so one ops array can be applied to several
  * documents. An op on the root path `""` (`add`/`replace`) returns the new
@@ -141,11 +143,12 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
     let index = indexes.get(array)
     if (index === undefined) indexes.set(array, (index = { nums: Object.create(null), strs: new Map(), base: 0, end: 0 }))
     if (index) {
-      const s = typeof id === 'string' ? index.strs.get(id) : undefined
-      const m = !strict || typeof id === 'number' ? index.nums[id as number] : undefined
+      // The first indexed item whose key has id's string form, if any.
+      const s = index.strs.get(id as string)
+      const m = index.nums[id as number]
       let at = s === undefined || (m !== undefined && m < s) ? m : s
-      // The number whose string form is id, for `$$`: "7" names 7, "07" none.
-      const n = at !== undefined || strict || String(Number(id)) !== id ? NaN : Number(id)
+      // The number whose string form is id: "7" names 7, "07" none.
+      const n = at !== undefined || typeof id === 'number' ? id : String(Number(id)) === id ? Number(id) : NaN
       while (at === undefined && index.end < array.length) {
         const p = index.end++
         const k = put(index, p, array[p])
@@ -153,16 +156,18 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
           indexes.set(array, (index = null))
           break
         }
-        if (k !== undefined && (strict || typeof k === 'string' ? k === id : k === n)) at = p - index.base
+        if (typeof k === 'string' ? k === id : k === n) at = p - index.base
       }
       if (index) {
         if (at === undefined) return -1
         const p = at + index.base
-        // An inherited key is no match for `$$`: a scan decides then.
-        if (strict || Object.hasOwn(array[p] as Container, key)) return p
+        const item = array[p] as Container
+        // The same string form is not always a match: for upsert, 7 is not
+        // "7"; for `$$`, an inherited key is none. A scan decides then.
+        if (strict ? item[key] === id : Object.hasOwn(item, key)) return p
       }
     }
-    return array.findIndex(strict ? (item) => isObject(item) && item[key] === id : (item) => isObject(item) && Object.hasOwn(item, key) && String(item[key]) === id)
+    return array.findIndex((item) => isObject(item) && (strict ? item[key] === id : Object.hasOwn(item, key) && String(item[key]) === id))
   }
 
   // Resolves one segment in a container. `insert` allows a new member, and
@@ -205,7 +210,7 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
     if (!immutable) undo.push(node, k, old, had)
     if (!Array.isArray(node)) {
       if (k === key) indexes.clear()
-    } else if ((k as number) < (indexes.get(node)?.end ?? 0) && keyOf(old) !== keyOf(value)) {
+    } else if (keyOf(old) !== keyOf(value)) {
       indexes.delete(node)
     }
   }
