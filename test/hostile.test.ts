@@ -110,6 +110,27 @@ describe('hostile clients', () => {
       assert.equal(handler.stats().connections, 0)
     })
 
+    it('cuts an HTTP/1 slow reader with one shared error, which a clientError listener sees once, and nothing crashes', async (t) => {
+      const broker = createBroker()
+      const handler = createHandler({ broker, maxBufferedBytes: 16 * 1024 })
+      const server = http.createServer((req, res) => handler(req, res))
+      const seen: Error[] = []
+      server.on('clientError', (error: Error, socket) => {
+        seen.push(error)
+        socket.destroy()
+      })
+      const { port } = await listen(t, server, handler)
+      const slow = await openStream(t, port, 'flood')
+      slow.socket.pause()
+      for (let n = 0; n < 5000 && handler.stats().dropped === 0; n++) {
+        await publish(broker, 'flood', [['replace', '/n', n], ['replace', '/pad', 'p'.repeat(4096)]])
+        if (n % 20 === 0) await new Promise((resolve) => setImmediate(resolve))
+      }
+      assert.equal(handler.stats().dropped, 1)
+      await until(() => seen.length === 1, 3000, 'the clientError of the cut socket')
+      assert.match(seen[0]?.message ?? '', /slow reader/)
+    })
+
     it('keeps a reader that drains slowly but steadily', { timeout: 90_000 }, async (t) => {
       const broker = createBroker()
       const { port, handler } = await startServer(t, { broker, heartbeatMs: 100 })

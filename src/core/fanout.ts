@@ -7,7 +7,7 @@ import { Heartbeat } from './heartbeat.js'
 import { Linger } from './linger.js'
 import { currentTick, stallBeats, Stream, type HeldMessage, type StreamOwner } from './stream.js'
 import { noop, Topic } from './topic.js'
-import type { InFlightProbe, Refusal, Sink, StreamOpening } from './transport.js'
+import type { InFlightProbe, Refusal, Sink, SinkHooks, StreamOpening } from './transport.js'
 
 /** What the core needs of the handler options, resolved. @internal */
 export interface CoreOptions<Req> {
@@ -87,15 +87,14 @@ export class Fanout<Req> implements StreamOwner {
   }
 
   readonly #inFlight: InFlightProbe
+  readonly #cutSink: (sink: Sink) => void
   readonly #stallBeats: number
 
-  /**
-   * @param inFlight - the transport's probe of writes under way, for the
-   * stall check (see {@link InFlightProbe})
-   */
-  constructor(options: CoreOptions<Req>, inFlight: InFlightProbe = NOTHING_IN_FLIGHT) {
+  /** @param hooks - what the transport adds for its sinks (see {@link SinkHooks}) */
+  constructor(options: CoreOptions<Req>, hooks: SinkHooks = {}) {
     this.#o = options
-    this.#inFlight = inFlight
+    this.#inFlight = hooks.inFlight ?? NOTHING_IN_FLIGHT
+    this.#cutSink = hooks.cut ?? destroySink
     this.#stallBeats = stallBeats(options.heartbeatMs)
     const { broker } = options
     this.#brokerIds = typeof broker.position === 'function' && typeof broker.replay === 'function'
@@ -755,7 +754,7 @@ export class Fanout<Req> implements StreamOwner {
     this.#stats.dropped++
     const sink = stream.sink
     this.detach(stream)
-    sink?.destroy()
+    if (sink !== undefined) this.#cutSink(sink)
   }
 
   /** A topic nobody uses any more lingers, so that an ordinary reconnect finds it. */
@@ -875,6 +874,7 @@ const TIMED_OUT: Refusal = { status: 503, message: 'Service Unavailable: the eve
 const RETRY: Refusal = { status: 503, message: 'Service Unavailable: the broker lost messages while the event stream opened; retry' }
 const NOTHING_MISSED: Answer = { frames: [] }
 const NOTHING_IN_FLIGHT: InFlightProbe = () => 0
+const destroySink = (sink: Sink): void => sink.destroy()
 const CANCELLED = new Error('the request was answered')
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME)
 const LINE_BREAK = /[\r\n]/

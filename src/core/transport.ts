@@ -31,6 +31,17 @@ export interface Sink {
  */
 export type InFlightProbe = (sink: Sink) => number
 
+/** What a transport adds for its sinks, one function each per transport (not per stream). */
+export interface SinkHooks {
+  /** See {@link InFlightProbe}; 0 when absent. */
+  readonly inFlight?: InFlightProbe
+  /**
+   * Closes a slow reader's sink at once. Its cost must not grow with what
+   * the reader left queued; `sink.destroy()` when absent.
+   */
+  readonly cut?: (sink: Sink) => void
+}
+
 /** A request the handler refuses, with its status and plain-text reason. */
 export interface Refusal {
   readonly status: 400 | 403 | 404 | 405 | 414 | 500 | 503
