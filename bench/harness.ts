@@ -11,7 +11,7 @@
  * is 20 000 per process), all driven over IPC (`peer.ts`). Every child is
  * killed when the orchestrator exits, fails or gets SIGINT/SIGTERM.
  */
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -357,4 +357,27 @@ export function positive(text: string | undefined, name: string): number {
 export function usage(message: string): never {
   process.stderr.write(`${message}\n`)
   process.exit(2)
+}
+
+/**
+ * Writes a bench's results: `bench/results/<name>.json` (every sample) and,
+ * when given, `bench/results/<name>.md` (the table), which is also printed.
+ */
+export function writeResults(name: string, json: unknown, markdown?: string): void {
+  mkdirSync(RESULTS, { recursive: true })
+  writeFileSync(join(RESULTS, `${name}.json`), `${JSON.stringify(json, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`)
+  if (markdown === undefined) return
+  writeFileSync(join(RESULTS, `${name}.md`), markdown)
+  process.stdout.write(`\n${markdown}`)
+}
+
+/** @returns the ratio as `1.23×`, `–` when either side is missing */
+export function times(value: number | undefined, base: number | undefined): string {
+  return value === undefined || base === undefined || Number.isNaN(value) || Number.isNaN(base) || base === 0 ? '–' : `${fmt(value / base, 2)}×`
+}
+
+/** @returns a duration in ms with sensible digits */
+export function ms(value: number | undefined): string {
+  if (value === undefined || Number.isNaN(value)) return '–'
+  return `${fmt(value, value < 10 ? 2 : value < 100 ? 1 : 0)} ms`
 }
