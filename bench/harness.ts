@@ -184,9 +184,13 @@ export class Fleet {
     return { seq: lastSeq, warmup, cpuUs: sum(fanOuts.map((f) => f.cpuUs)), fanOutMs: Math.max(...fanOuts.map((f) => f.wallUs)) / 1000, firstMs: Number(first - t0) / 1e6, lastMs: Number(last - t0) / 1e6 }
   }
 
-  /** Where publishing commands go: the first server, or the publisher behind Redis. */
-  get source(): Server | Publisher {
-    return this.publisher ?? (this.servers[0] as Server)
+  /**
+   * Where publishing commands (`broadcast`, `rate`, `stop-rate`, `position`)
+   * go: the publisher behind Redis, else the first server, which takes the
+   * same commands and answers them with the same reports.
+   */
+  get source(): Publisher {
+    return this.publisher ?? (this.servers[0] as unknown as Publisher)
   }
 
   /** Server memory summed over the servers, after two GCs in each. */
