@@ -186,3 +186,55 @@ export type PublisherReport =
   | RateReport
   | { type: 'position'; id: string }
   | { type: 'error'; message: string }
+
+/** Orchestrator → hostile-bench server (`hostile-server.ts`). */
+export type HostileCommand =
+  | { type: 'streams' }
+  /**
+   * Publishes frames of about `frameBytes` on the wire, one per event-loop
+   * turn, until `expect` streams are cut; after the frames that fill
+   * `fraction` of the cut-off (counting 128 bytes per queued write), two GCs
+   * and a memory reading.
+   */
+  | { type: 'flood'; frameBytes: number; expect: number; fraction: number; maxFrames: number }
+  /**
+   * Publishes frames of about `frameBytes`, one per turn, until one stalled
+   * socket has a backlog the kernel did not take, two more, then nothing:
+   * how long until the stall check cuts `expect` streams.
+   */
+  | { type: 'quiet'; frameBytes: number; expect: number; timeoutMs: number }
+
+/** What a flood or a quiet stall did to the server. Times in ms; memory in bytes, summed (divide by streams). */
+export interface HostileReport {
+  type: 'flood' | 'quiet'
+  /** bytes of one frame on the wire */
+  frameLength: number
+  frames: number
+  /** streams cut (`stats().dropped`) */
+  cut: number
+  /** from the first publish to the end of the turn that cut the first stream */
+  toFirstCutMs: number
+  /** first cut → the turn in which the last was cut */
+  cuttingMs: number
+  /** first cut → the last stream's socket emitted `close` */
+  closedMs: number
+  /** the longest gap between two turns of the publishing loop (the turn that cut, and anything it deferred) */
+  longestTurnMs: number
+  /** `monitorEventLoopDelay` (10 ms resolution) over the whole phase: the largest delay */
+  loopDelayMaxMs: number
+  /** after two GCs, at `fraction` of the cut-off, minus the reading before the phase */
+  retained?: { heapUsed: number; external: number; rss: number; frames: number }
+  /** the largest readings during the phase (no GC), minus the reading before it */
+  peak: { heapUsed: number; external: number; rss: number }
+  /** summed `writableLength` of the stalled sockets at the retained reading */
+  backlog?: number
+  /** bytes the kernel took of the first stalled socket's stream at the retained reading (sent minus `writableLength`) */
+  kernelPerStream?: number
+}
+
+/** Hostile-bench server → orchestrator. */
+export type HostileServerReport =
+  | { type: 'listening'; port: number }
+  | { type: 'streams'; count: number }
+  | HostileReport
+  | { type: 'error'; message: string }
