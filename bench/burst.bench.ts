@@ -40,7 +40,7 @@ const { values: args } = parseArgs({
   options: {
     n: { type: 'string', default: '15000' },
     burst: { type: 'string', default: '10' },
-    samples: { type: 'string', default: '10' },
+    samples: { type: 'string', default: '6' },
     rounds: { type: 'string', default: '2' },
     variants: { type: 'string', default: 'patchwire,bare,probe' },
     'heartbeat-ms': { type: 'string', default: '1000' },

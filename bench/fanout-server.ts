@@ -25,6 +25,7 @@
  *   first publish, so it runs inside the window).
  * - peak memory while a storm lasts: `process.memoryUsage()` every 20 ms,
  *   no GC.
+ * - heap snapshots on request (`heap-per-stream.ts`), after two GCs.
  *
  * `--track-sockets` keeps every connection in a `Set` so that `drop` can
  * destroy them all at once (a server-side cut); it costs memory per stream,
@@ -38,6 +39,7 @@
 import http from 'node:http'
 import net from 'node:net'
 import { setImmediate as nextCheck } from 'node:timers/promises'
+import { writeHeapSnapshot } from 'node:v8'
 import type { Broker } from '../src/broker/broker.ts'
 import { benchOps, streamTopic, TOPIC } from './protocol.js'
 import type { BroadcastReport, ServerCommand, ServerReport } from './protocol.js'
@@ -109,6 +111,9 @@ process.on('message', (command: ServerCommand) => {
       break
     case 'watch-memory':
       watchMemory(command.on)
+      break
+    case 'heap-snapshot':
+      void heapSnapshot(command.path)
       break
     case 'cpu': {
       const usage = process.cpuUsage()
@@ -212,6 +217,14 @@ function sample(watch: NonNullable<typeof memoryWatch>): void {
 function fanOutReport(seq: number, t0: bigint, cpu: NodeJS.CpuUsage): BroadcastReport {
   const used = process.cpuUsage(cpu)
   return { type: 'broadcast', seq, t0, cpuUs: used.user + used.system, wallUs: Number(process.hrtime.bigint() - t0) / 1000 }
+}
+
+async function heapSnapshot(path: string): Promise<void> {
+  const collect = gc as () => void
+  collect()
+  await nextCheck()
+  collect()
+  send({ type: 'heap-snapshot', path: writeHeapSnapshot(path) })
 }
 
 async function memory(): Promise<void> {

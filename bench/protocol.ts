@@ -71,6 +71,8 @@ export type ServerCommand =
   | { type: 'watch-memory'; on: boolean }
   | { type: 'cpu' }
   | { type: 'streams' }
+  /** two GCs, then `v8.writeHeapSnapshot(path)` */
+  | { type: 'heap-snapshot'; path: string }
 
 /** A broadcast as the server saw it: publish time and the CPU its fan-out took. */
 export interface BroadcastReport {
@@ -111,6 +113,7 @@ export type ServerReport =
   | { type: 'position'; id: string }
   | { type: 'cpu'; cpuUs: number; t: bigint }
   | { type: 'streams'; count: number }
+  | { type: 'heap-snapshot'; path: string }
   | { type: 'error'; message: string }
 
 /** One server a load client connects to. */
