@@ -174,7 +174,7 @@ export type ClientReport =
   | { type: 'storm'; start: bigint; back: bigint; caughtUp: bigint; reconnects: number; refused: number }
   | { type: 'counts'; min: number; max: number }
   /** during a storm: streams back and caught up so far */
-  | { type: 'storm-progress'; back: number; caughtUp: number }
+  | { type: 'storm-progress'; back: number; caughtUp: number; inFlight: number; queued: number; connecting: number }
   | { type: 'error'; message: string }
 
 /** Orchestrator → Redis publisher: a broadcast, or a rate phase and the position, as a server takes them. */
