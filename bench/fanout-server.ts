@@ -1,10 +1,10 @@
 /**
- * The server process of the fan-out bench: one variant (patchwire, bare,
- * better-sse or probe) behind one `node:http` server on 127.0.0.1, driven by
- * the orchestrator over IPC. Not meant to be run by hand; `npm run bench`
- * spawns it as
+ * The server process of the fan-out benches (fan-out, burst, rate sweep,
+ * reconnect storm, many topics): one variant (patchwire, bare, better-sse or
+ * probe) behind one `node:http` server on 127.0.0.1, driven by the
+ * orchestrator over IPC. Not meant to be run by hand; the benches spawn it as
  *
- *   node --expose-gc --import tsx bench/fanout-server.ts <variant> [--heartbeat-ms 1000] [--listeners L] [--redis-url URL --redis-prefix P]
+ *   node --expose-gc --import tsx bench/fanout-server.ts <variant> [--heartbeat-ms 1000] [--listeners L] [--track-sockets] [--redis-url URL --redis-prefix P]
  *
  * What it measures, in its own process so that nothing else shares its heap
  * or its CPU accounting:
@@ -17,7 +17,19 @@
  *   microtasks and `setImmediate` (Node's HTTP writes uncork on `nextTick`),
  *   but no timer, so a heartbeat tick never lands in it.
  * - CPU over a window: raw `process.cpuUsage()` readings on request, for the
- *   idle (heartbeat-only) measurement.
+ *   idle (heartbeat-only) measurement and the rate phases.
+ * - bursts (`count` publishes in one turn) and many topics (one publish per
+ *   topic, in one turn or one per turn) are timed like one broadcast, from
+ *   before the first publish call until a `setImmediate` queued after the
+ *   last (patchwire's coalesced flush is a `setImmediate` queued during the
+ *   first publish, so it runs inside the window).
+ * - peak memory while a storm lasts: `process.memoryUsage()` every 20 ms,
+ *   no GC.
+ * - heap snapshots on request (`heap-per-stream.ts`), after two GCs.
+ *
+ * `--track-sockets` keeps every connection in a `Set` so that `drop` can
+ * destroy them all at once (a server-side cut); it costs memory per stream,
+ * so the fan-out bench, which measures memory, does not set it.
  *
  * With `--redis-url`, the patchwire handler uses the Redis broker and the
  * publish comes from another process; the CPU window then starts when the
@@ -27,9 +39,11 @@
 import http from 'node:http'
 import net from 'node:net'
 import { setImmediate as nextCheck } from 'node:timers/promises'
+import { writeHeapSnapshot } from 'node:v8'
 import type { Broker } from '../src/broker/broker.ts'
-import { benchOps, TOPIC } from './protocol.js'
+import { benchOps, streamTopic, TOPIC } from './protocol.js'
 import type { BroadcastReport, ServerCommand, ServerReport } from './protocol.js'
+import { RatePublisher } from './rate-publisher.js'
 import type { Variant, VariantOptions } from './variants/variant.js'
 import { reportToOrchestrator } from './peer.js'
 
@@ -44,8 +58,12 @@ function option(name: string): string | undefined {
 
 const send = reportToOrchestrator<ServerReport>()
 
-const options: VariantOptions = { heartbeatMs, topic: TOPIC }
+const options: VariantOptions = { heartbeatMs }
 let arrivals = 0
+let lastSeq = 0
+const rate = new RatePublisher()
+const sockets = rest.includes('--track-sockets') ? new Set<net.Socket>() : undefined
+let memoryWatch: { timer: NodeJS.Timeout; rss: number; heapUsed: number; external: number; samples: number } | undefined
 if (redisUrl !== undefined) options.broker = timedBroker(await redisBroker(redisUrl, option('--redis-prefix') ?? 'bench:'))
 
 const variant = await loadVariant(variantName ?? '', options)
@@ -54,6 +72,14 @@ const server = http.createServer((req, res) => variant.handle(req, res))
 // ephemeral ports slowly once one destination holds half the range, so the
 // orchestrator asks for one port per ~12 000 streams.
 const extra = Array.from({ length: Number(option('--listeners') ?? 1) - 1 }, () => net.createServer((socket) => server.emit('connection', socket)))
+if (sockets !== undefined) {
+  for (const listener of [server, ...extra]) {
+    listener.on('connection', (socket: net.Socket) => {
+      sockets.add(socket)
+      socket.once('close', () => sockets.delete(socket))
+    })
+  }
+}
 const ports = await Promise.all([server, ...extra].map(listen))
 send({ type: 'listening', ports })
 
@@ -64,6 +90,30 @@ process.on('message', (command: ServerCommand) => {
       break
     case 'broadcast':
       broadcast(command.seq)
+      break
+    case 'burst':
+      burst(command.seq, command.count)
+      break
+    case 'topics':
+      void topics(command.seq, command.topics, command.spread)
+      break
+    case 'rate':
+      rate.start(command.firstSeq, command.rate, command.durationMs, publishSeq, send)
+      break
+    case 'stop-rate':
+      rate.stop()
+      break
+    case 'drop':
+      drop()
+      break
+    case 'position':
+      void position()
+      break
+    case 'watch-memory':
+      watchMemory(command.on)
+      break
+    case 'heap-snapshot':
+      void heapSnapshot(command.path)
       break
     case 'cpu': {
       const usage = process.cpuUsage()
@@ -90,13 +140,91 @@ function broadcast(seq: number): void {
   const ops = benchOps(seq)
   const cpu = process.cpuUsage()
   const t0 = process.hrtime.bigint()
-  variant.broadcast(ops)
+  variant.publish(TOPIC, ops)
+  lastSeq = seq
   setImmediate(() => send(fanOutReport(seq, t0, cpu)))
+}
+
+/** `count` publishes in one turn; the report carries the last seq, the one whose delivery ends the burst. */
+function burst(seq: number, count: number): void {
+  const ops = Array.from({ length: count }, (_, i) => benchOps(seq + i))
+  const cpu = process.cpuUsage()
+  const t0 = process.hrtime.bigint()
+  for (const op of ops) variant.publish(TOPIC, op)
+  lastSeq = seq + count - 1
+  setImmediate(() => send(fanOutReport(lastSeq, t0, cpu)))
+}
+
+/** One publish on each of `count` topics: all in this turn, or one per turn (each its own flush). */
+async function topics(seq: number, count: number, spread: boolean): Promise<void> {
+  const ops = benchOps(seq)
+  const names = Array.from({ length: count }, (_, i) => streamTopic(i))
+  const cpu = process.cpuUsage()
+  const t0 = process.hrtime.bigint()
+  if (spread) {
+    for (const name of names) {
+      variant.publish(name, ops)
+      await nextCheck()
+    }
+  } else {
+    for (const name of names) variant.publish(name, ops)
+  }
+  setImmediate(() => send(fanOutReport(seq, t0, cpu)))
+}
+
+function publishSeq(seq: number): void {
+  variant.publish(TOPIC, benchOps(seq))
+  lastSeq = seq
+}
+
+function drop(): void {
+  if (sockets === undefined) throw new Error('drop needs --track-sockets')
+  const t = process.hrtime.bigint()
+  const count = sockets.size
+  for (const socket of sockets) socket.destroy()
+  send({ type: 'dropped', t, sockets: count, seq: lastSeq })
+}
+
+async function position(): Promise<void> {
+  if (variant.position === undefined) throw new Error('this variant has no position')
+  send({ type: 'position', id: await variant.position(TOPIC) })
+}
+
+function watchMemory(on: boolean): void {
+  if (on) {
+    clearInterval(memoryWatch?.timer)
+    const watch = { timer: setInterval(() => sample(watch), 20), rss: 0, heapUsed: 0, external: 0, samples: 0 }
+    sample(watch)
+    memoryWatch = watch
+    return
+  }
+  if (memoryWatch === undefined) return
+  clearInterval(memoryWatch.timer)
+  sample(memoryWatch)
+  const { rss, heapUsed, external, samples } = memoryWatch
+  memoryWatch = undefined
+  send({ type: 'memory-peak', rss, heapUsed, external, samples })
+}
+
+function sample(watch: NonNullable<typeof memoryWatch>): void {
+  const m = process.memoryUsage()
+  watch.rss = Math.max(watch.rss, m.rss)
+  watch.heapUsed = Math.max(watch.heapUsed, m.heapUsed)
+  watch.external = Math.max(watch.external, m.external)
+  watch.samples++
 }
 
 function fanOutReport(seq: number, t0: bigint, cpu: NodeJS.CpuUsage): BroadcastReport {
   const used = process.cpuUsage(cpu)
   return { type: 'broadcast', seq, t0, cpuUs: used.user + used.system, wallUs: Number(process.hrtime.bigint() - t0) / 1000 }
+}
+
+async function heapSnapshot(path: string): Promise<void> {
+  const collect = gc as () => void
+  collect()
+  await nextCheck()
+  collect()
+  send({ type: 'heap-snapshot', path: writeHeapSnapshot(path) })
 }
 
 async function memory(): Promise<void> {
@@ -130,15 +258,15 @@ async function loadVariant(name: string, variantOptions: VariantOptions): Promis
  * timed like an in-process broadcast and reported.
  */
 function timedBroker(inner: Broker): Broker {
-  return {
+  const timed: Broker = {
     publish: (topic, payload) => inner.publish(topic, payload),
     subscribe(topic, listener, onGap) {
       return inner.subscribe(
         topic,
-        (payload) => {
+        (payload, id) => {
           const cpu = process.cpuUsage()
           const t0 = process.hrtime.bigint()
-          listener(payload)
+          listener(payload, id)
           const seq = ++arrivals
           setImmediate(() => send(fanOutReport(seq, t0, cpu)))
         },
@@ -146,6 +274,10 @@ function timedBroker(inner: Broker): Broker {
       )
     },
   }
+  // The history capability passes through: the handler takes the broker's ids only when both are there.
+  if (inner.position !== undefined) timed.position = inner.position.bind(inner)
+  if (inner.replay !== undefined) timed.replay = inner.replay.bind(inner)
+  return timed
 }
 
 async function redisBroker(url: string, prefix: string): Promise<Broker> {

@@ -34,10 +34,11 @@ export class Peer<Command, R extends Report> {
   /**
    * @param name - shown in errors
    * @param nodeArgs - arguments after `node`
+   * @param env - variables added to the child's environment
    */
-  constructor(name: string, nodeArgs: string[]) {
+  constructor(name: string, nodeArgs: string[], env: Record<string, string> = {}) {
     this.name = name
-    this.#child = spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' })
+    this.#child = spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', env: { ...process.env, ...env } })
     live.add(this.#child)
     this.#child.on('message', (report: R) => this.#receive(report))
     this.exited = new Promise((resolve) => {

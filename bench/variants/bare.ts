@@ -1,48 +1,61 @@
 /**
- * The bare `node:http` baseline of the fan-out bench: a `Set` of responses,
- * one `setInterval` heartbeat, and `res.write` of one string built once per
- * broadcast. Chunked transfer encoding, as Node does by default. This is what
- * a careful hand-written SSE endpoint costs; the issue's targets are ratios
- * against it.
+ * The bare `node:http` baseline of the benches: a `Set` of responses per
+ * topic, one `setInterval` heartbeat, and `res.write` of one string built
+ * once per publish. Chunked transfer encoding, as Node does by default. This
+ * is what a careful hand-written SSE endpoint costs; the issues' targets are
+ * ratios against it. With one topic (the fan-out bench) it is one `Set`
+ * looped over, as it always was.
  */
 import type { ServerResponse } from 'node:http'
-import type { Variant, VariantOptions } from './variant.js'
+import { topicOf, type Variant, type VariantOptions } from './variant.js'
 
 /**
  * @param options - heartbeat interval
  * @returns the bare variant
  */
 export function createBareVariant(options: VariantOptions): Variant {
-  const streams = new Set<ServerResponse>()
+  const topics = new Map<string, Set<ServerResponse>>()
+  let open = 0
   let seq = 0
   let timer: NodeJS.Timeout | undefined
 
-  // One shared listener: `this` is the response, so a stream costs no closure.
+  // One shared listener: `this` is the response, and its request names the
+  // topic, so a stream costs no closure and no extra field.
   function onClose(this: ServerResponse): void {
-    streams.delete(this)
-    if (streams.size === 0 && timer !== undefined) {
+    const topic = topicOf(this.req.url)
+    const set = topics.get(topic)
+    if (set === undefined || !set.delete(this)) return
+    open--
+    if (set.size === 0) topics.delete(topic)
+    if (open === 0 && timer !== undefined) {
       clearInterval(timer)
       timer = undefined
     }
   }
 
   function heartbeat(): void {
-    for (const res of streams) res.write(':\n\n')
+    for (const set of topics.values()) for (const res of set) res.write(':\n\n')
   }
 
   return {
-    handle(_req, res) {
+    handle(req, res) {
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform', 'X-Accel-Buffering': 'no' })
       res.write('retry: 3000\n\n')
       res.on('close', onClose)
-      streams.add(res)
+      const topic = topicOf(req.url)
+      let set = topics.get(topic)
+      if (set === undefined) topics.set(topic, (set = new Set()))
+      set.add(res)
+      open++
       if (timer === undefined) timer = setInterval(heartbeat, options.heartbeatMs).unref()
     },
-    broadcast(ops) {
+    publish(topic, ops) {
+      const set = topics.get(topic)
       seq++
+      if (set === undefined) return
       const frame = `id: ${seq}\nevent: patch\ndata: ${JSON.stringify(ops)}\n\n`
-      for (const res of streams) res.write(frame)
+      for (const res of set) res.write(frame)
     },
-    streams: () => streams.size,
+    streams: () => open,
   }
 }

@@ -1,13 +1,14 @@
 /**
- * The patchwire variant of the fan-out bench: `createHandler` with the
- * bench's heartbeat interval, and `publish` on the handler's broker (the
- * in-process default, or the Redis broker with `--processes K`).
+ * The patchwire variant of the benches: `createHandler` with the bench's
+ * heartbeat interval, and `publish` on the handler's broker (the in-process
+ * default, or the Redis broker with `--processes K`). The handler reads the
+ * topic and `Last-Event-ID` from the request itself.
  */
-import { createHandler, defaultBroker, publish } from '../../src/index.js'
+import { createHandler, defaultBroker, position, publish } from '../../src/index.js'
 import type { Variant, VariantOptions } from './variant.js'
 
 /**
- * @param options - heartbeat interval, topic and optional broker
+ * @param options - heartbeat interval and optional broker
  * @returns the patchwire variant
  */
 export function createPatchwireVariant(options: VariantOptions): Variant {
@@ -17,9 +18,11 @@ export function createPatchwireVariant(options: VariantOptions): Variant {
     handle(req, res) {
       handler(req, res)
     },
-    broadcast(ops) {
-      void publish(broker, options.topic, ops)
+    publish(topic, ops) {
+      void publish(broker, topic, ops)
     },
     streams: () => handler.stats().connections,
+    position: (topic) => position(broker, topic),
+    dropped: () => handler.stats().dropped,
   }
 }
