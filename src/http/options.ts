@@ -140,15 +140,15 @@ export interface ResolvedOptions<Req> extends CoreOptions<Req>, QueryLimits {
   readonly path: string | undefined
 }
 
-export const DEFAULT_HEARTBEAT_MS = 15_000
-export const DEFAULT_RETRY_MS = 3_000
-export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024
-export const DEFAULT_LINGER_MS = 30_000
-export const DEFAULT_MAX_TOPIC_LENGTH = 256
-export const DEFAULT_MAX_TOPICS = 16
-export const DEFAULT_MAX_PENDING = 1024
-export const DEFAULT_PENDING_TIMEOUT_MS = 10_000
-export const DEFAULT_RECONNECT_SPREAD_MS = 10_000
+const DEFAULT_HEARTBEAT_MS = 15_000
+const DEFAULT_RETRY_MS = 3_000
+const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024
+const DEFAULT_LINGER_MS = 30_000
+const DEFAULT_MAX_TOPIC_LENGTH = 256
+const DEFAULT_MAX_TOPICS = 16
+const DEFAULT_MAX_PENDING = 1024
+const DEFAULT_PENDING_TIMEOUT_MS = 10_000
+const DEFAULT_RECONNECT_SPREAD_MS = 10_000
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 
