@@ -697,7 +697,12 @@ export class Fanout<Req> implements StreamOwner {
         this.#flush()
         this.#stats.snapshots++
         let out = snapshotFrame(text, stream.multi ? topic.line : undefined)
-        for (const message of stream.held ?? []) out += this.#frame(stream, message.topic, message.id, message.payload)
+        for (const message of stream.held ?? []) {
+          // Held before the cursor check: what the stream already has stays out.
+          if (message.seq <= stream.cursor) continue
+          stream.cursor = message.seq
+          out += this.#frame(stream, message.topic, message.id, message.payload)
+        }
         stream.held = undefined
         stream.heldBytes = 0
         this.#send(stream, out)
