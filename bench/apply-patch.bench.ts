@@ -55,6 +55,7 @@ import { applyPatch as rfc6902ApplyPatch } from 'rfc6902'
 import type { Operation as RfcOperation } from 'rfc6902'
 import type { applyPatch as ApplyPatch } from '../src/client/patch.ts'
 import type { PatchOp } from '../src/patch-op.ts'
+import { seededRandom as prng } from '../test/helpers/random.ts'
 
 enablePatches()
 
@@ -102,17 +103,6 @@ interface Fixture {
   rfc: RfcOp[]
 }
 
-// mulberry32: small, seeded, good enough to pick indices.
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const item = (id: number): Item => ({ id, name: `item ${id}`, done: id % 3 === 0, n: id, tags: ['a', `t${id % 7}`] })
 

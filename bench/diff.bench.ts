@@ -40,6 +40,7 @@ import fastJsonPatch from 'fast-json-patch'
 import { applyPatch as rfc6902ApplyPatch, createPatch } from 'rfc6902'
 import type { diff as Diff } from '../src/client/diff.ts'
 import type { applyPatch as ApplyPatch } from '../src/client/patch.ts'
+import { seededRandom as prng } from '../test/helpers/random.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -72,17 +73,6 @@ interface Doc {
   items: Item[]
 }
 
-// mulberry32: small, seeded, good enough to pick indices.
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const item = (id: number): Item => ({ id, name: `item ${id}`, done: id % 3 === 0, n: id, tags: ['a', `t${id % 7}`] })
 
