@@ -5,12 +5,11 @@
 // snapshot reloads no page that has onSnapshot.
 import assert from 'node:assert/strict'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { build } from 'esbuild'
 import type { BrowserContext, Page } from 'playwright-core'
 import { createBroker, createHandler, publish, type Broker, type Handler, type HandlerOptions } from '../src/index.ts'
-import { launchChromium, type LaunchedChromium } from './helpers/chromium.ts'
+import { launchChromium, listenForPages, servePage, type LaunchedChromium } from './helpers/chromium.ts'
 import { until } from './helpers/server.ts'
 
 const WAIT = 15_000
@@ -72,15 +71,9 @@ describe('tabs in Chromium', { timeout: 120_000 }, () => {
     handler = createHandler(handlerOptions())
     server = http.createServer((req, res) => {
       if (req.url?.startsWith('/events?') === true) streamRequests++
-      handler(req, res, () => {
-        const file = req.url === '/client.js' ? { type: 'text/javascript', body: client } : req.url === '/' ? { type: 'text/html', body: PAGE } : undefined
-        res.writeHead(file === undefined ? 404 : 200, { 'Content-Type': file?.type ?? 'text/plain', 'Cache-Control': 'no-store' })
-        res.end(file?.body ?? 'Not Found')
-      })
+      handler(req, res, () => servePage(res, req.url ?? '/', PAGE, client))
     })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    // 127.0.0.1 is a secure context, as Web Locks require.
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    origin = await listenForPages(server)
     chromium = await launchChromium()
     context = await chromium.browser.newContext()
   })

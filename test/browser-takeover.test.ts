@@ -5,11 +5,10 @@
 // no tab repeats a frame even when a server replays more than it was asked.
 import assert from 'node:assert/strict'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { build } from 'esbuild'
 import type { BrowserContext, Page } from 'playwright-core'
-import { launchChromium, type LaunchedChromium } from './helpers/chromium.ts'
+import { launchChromium, listenForPages, servePage, type LaunchedChromium } from './helpers/chromium.ts'
 import { until } from './helpers/server.ts'
 
 const WAIT = 15_000
@@ -101,13 +100,9 @@ describe('tab hand-over in Chromium (scripted server)', { timeout: 120_000 }, ()
         res.write(`id: e-${seq}\nevent: ready\ndata: e-${seq}\n\n`)
         return
       }
-      const file = url.pathname === '/client.js' ? { type: 'text/javascript', body: client } : url.pathname === '/' ? { type: 'text/html', body: PAGE } : undefined
-      res.writeHead(file === undefined ? 404 : 200, { 'Content-Type': file?.type ?? 'text/plain', 'Cache-Control': 'no-store' })
-      res.end(file?.body ?? 'Not Found')
+      servePage(res, url.pathname, PAGE, client)
     })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    // 127.0.0.1 is a secure context, as Web Locks require.
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    origin = await listenForPages(server)
     chromium = await launchChromium()
     context = await chromium.browser.newContext()
   })

@@ -8,6 +8,8 @@
  * browser (to show that the npm one works), `system` requires it, and a path
  * names an executable.
  */
+import type { Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { existsSync } from 'node:fs'
 import { chromium, type Browser } from 'playwright-core'
 
@@ -50,4 +52,23 @@ export async function launchChromium(): Promise<LaunchedChromium> {
   }
   const browser = await chromium.launch({ executablePath, args: CHROMIUM_FLAGS, headless: true })
   return { browser, origin, executablePath }
+}
+
+/**
+ * Answers a test page's static files: `/` the page, `/client.js` the bundled
+ * client, anything else 404; never cached, so every tab loads what the test built.
+ */
+export function servePage(res: ServerResponse, pathname: string, page: string, client: string): void {
+  const file = pathname === '/client.js' ? { type: 'text/javascript', body: client } : pathname === '/' ? { type: 'text/html', body: page } : undefined
+  res.writeHead(file === undefined ? 404 : 200, { 'Content-Type': file?.type ?? 'text/plain', 'Cache-Control': 'no-store' })
+  res.end(file?.body ?? 'Not Found')
+}
+
+/**
+ * Listens on 127.0.0.1, a secure context, as Web Locks require.
+ * @returns the origin, `http://127.0.0.1:<port>`
+ */
+export async function listenForPages(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
