@@ -4,7 +4,7 @@
  * `stalled-readers.py`, driven over IPC. Not meant to be run by hand; the
  * bench spawns it as
  *
- *   node --expose-gc [--max-old-space-size=M] --import tsx bench/hostile-server.ts [--heartbeat-ms H] [--max-buffered-bytes B] [--what-if-destroy-error]
+ *   node --expose-gc [--max-old-space-size=M] --import tsx bench/hostile-server.ts [--heartbeat-ms H] [--max-buffered-bytes B]
  *
  * The broker keeps no history (`history: 0`), so that memory read here is
  * what the stalled streams hold, not what resume keeps.
@@ -19,18 +19,13 @@
  * - quiet: frames until the first stalled socket has a backlog the kernel
  *   did not take, two more, then nothing: the stall check (every heartbeat)
  *   must still cut the stalled streams.
- * - `--what-if-destroy-error`: an experiment, not patchwire as shipped.
- *   `net.Socket.prototype.destroy` called without an error gets one shared
- *   error instead, so that Node fails the socket's queued writes with it
- *   rather than building an `ERR_STREAM_DESTROYED` (with its stack trace)
- *   for each one: what a cut would cost if the core passed an error.
  * - Timing: `handler.stats().dropped` after each turn for the cuts; the
  *   sockets' `close` events for when they are really gone;
  *   `monitorEventLoopDelay` and the gap between turns for how long the
  *   process froze.
  */
 import http from 'node:http'
-import net from 'node:net'
+import type net from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { createBroker, createHandler, position, publish } from '../src/index.js'
@@ -49,13 +44,6 @@ const TOPIC = 'stalled'
 const WRITE_ENTRY_BYTES = 128
 
 const send = reportToOrchestrator<HostileServerReport>()
-if (argv.includes('--what-if-destroy-error')) {
-  const destroy = net.Socket.prototype.destroy
-  const cut = Object.assign(new Error('cut off as a slow reader'), { code: 'ERR_BENCH_CUT' })
-  net.Socket.prototype.destroy = function (this: net.Socket, error?: Error) {
-    return destroy.call(this, error ?? cut)
-  }
-}
 if (typeof gc !== 'function') throw new Error('run the server with --expose-gc')
 const broker = createBroker({ history: 0 })
 const handler = createHandler({ broker, heartbeatMs, maxBufferedBytes })

@@ -19,13 +19,10 @@
  *   64 KB) on the wire, one publish per event-loop turn (each frame its own
  *   write: the most queue entries per byte), until every stream is cut.
  *   Heartbeat 60 s, so that only the write-time cut-off acts.
- * - flood-66-what-if: flood-66 with the server's sockets destroyed with one
- *   shared error (`--what-if-destroy-error`, see `hostile-server.ts`): an
- *   experiment that prices one change to the core, not patchwire as it is.
  * - quiet: `--streams` stalled readers, 64 KB frames until the first
  *   stalled socket has a backlog the kernel did not take, two more (far less
  *   than the cut-off), then nothing; heartbeat 1 s: the stall check must cut
- *   them all within a few heartbeats.
+ *   them all within its window (two heartbeats, and at least 10 s).
  * - small-heap: 300 stalled readers, 66-byte frames, the server under
  *   `--max-old-space-size=256`: every stream cut, the process alive.
  *
@@ -74,15 +71,14 @@ interface Scenario {
 const { values: args } = parseArgs({
   options: {
     streams: { type: 'string', default: '3000' },
-    scenarios: { type: 'string', default: 'flood-66,flood-66-what-if,flood-64k,quiet,small-heap' },
+    scenarios: { type: 'string', default: 'flood-66,flood-64k,quiet,small-heap' },
   },
 })
 const streams = positive(args.streams, '--streams')
 const SCENARIOS: Scenario[] = [
   { name: 'flood-66', streams, nodeArgs: [], serverArgs: [], command: (n) => ({ type: 'flood', frameBytes: 66, expect: n, fraction: 0.9, maxFrames: 200_000 }) },
   { name: 'flood-64k', streams, nodeArgs: [], serverArgs: [], command: (n) => ({ type: 'flood', frameBytes: 64 * 1024, expect: n, fraction: 0.9, maxFrames: 2000 }) },
-  { name: 'flood-66-what-if', streams, nodeArgs: [], serverArgs: ['--what-if-destroy-error'], command: (n) => ({ type: 'flood', frameBytes: 66, expect: n, fraction: 0.9, maxFrames: 200_000 }) },
-  { name: 'quiet', streams, nodeArgs: [], serverArgs: ['--heartbeat-ms', '1000'], command: (n) => ({ type: 'quiet', frameBytes: 64 * 1024, expect: n, timeoutMs: 20_000 }) },
+  { name: 'quiet', streams, nodeArgs: [], serverArgs: ['--heartbeat-ms', '1000'], command: (n) => ({ type: 'quiet', frameBytes: 64 * 1024, expect: n, timeoutMs: 30_000 }) },
   { name: 'small-heap', streams: 300, nodeArgs: ['--max-old-space-size=256'], serverArgs: [], command: (n) => ({ type: 'flood', frameBytes: 66, expect: n, fraction: 0.9, maxFrames: 200_000 }) },
 ]
 const chosen = args.scenarios.split(',').map((name) => SCENARIOS.find((s) => s.name === name) ?? usage(`unknown scenario "${name}" (known: ${SCENARIOS.map((s) => s.name).join(', ')})`))

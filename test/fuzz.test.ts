@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { createParser } from 'eventsource-parser'
 import { createBroker, publish, PatchwireError } from '../src/index.ts'
+import { seededRandom } from './helpers/random.ts'
 import { streamCounts, startServer, until } from './helpers/server.ts'
 import { openStream, sendRaw, type SseClient } from './helpers/sse-client.ts'
 
@@ -19,17 +20,6 @@ const ANSWER_MS = 2000
 /** Appears in every injected line: it must never come back in a response. */
 const MARKER = 'pwfuzzmarker'
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Random = () => number
 
@@ -189,7 +179,7 @@ describe('fuzz: malformed requests', () => {
     const broker = createBroker()
     const errors: PatchwireError[] = []
     const server = await startServer(t, { broker, lingerMs: 0, maxTopicLength: 128, onError: (e) => errors.push(e) })
-    const random = prng(SEED)
+    const random = seededRandom(SEED)
     const requests = Array.from({ length: COUNT }, () => malformed(random))
     const outcomes: Outcome[] = []
     let incomplete = 0

@@ -3,15 +3,12 @@
  * node-redis and one on ioredis, share a private Redis with a third process
  * that publishes. Every stream must get every patch, in publish order,
  * exactly once, and after a Redis restart an `event: reset` before the
- * patches that follow.
+ * patches that follow. A position read in one process (a server-rendered
+ * page) resumes exactly on another.
  */
 import assert from 'node:assert/strict'
-import { fork } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { after, before, describe, it } from 'node:test'
-import type { TestContext } from 'node:test'
-import { fileURLToPath } from 'node:url'
+import { spawnChild } from './helpers/children.ts'
 import { startRedisServer } from './helpers/redis-server.js'
 import type { RedisServer } from './helpers/redis-server.js'
 import { until } from './helpers/server.js'
@@ -22,41 +19,6 @@ const TOPIC = 'room:1'
 const FIRST_BATCH = 200
 const SECOND_BATCH = 200
 const WAIT_MS = 10_000
-
-interface Child {
-  process: ChildProcess
-  messages: Record<string, unknown>[]
-  /** Resolves with the first message (received so far or later) that has `key`. */
-  next(key: string): Promise<Record<string, unknown>>
-}
-
-/** Starts `test/fixtures/<script>` with tsx and an IPC channel; killed after the test. */
-function spawnChild(t: TestContext, script: string, args: string[]): Child {
-  const child = fork(fileURLToPath(new URL(`./fixtures/${script}`, import.meta.url)), args, {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  t.after(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGKILL')
-    await exited
-  })
-  const messages: Record<string, unknown>[] = []
-  child.on('message', (message: Record<string, unknown>) => messages.push(message))
-  let seen = 0
-  return {
-    process: child,
-    messages,
-    async next(key) {
-      await until(() => messages.slice(seen).some((message) => key in message) || child.exitCode !== null, WAIT_MS, `a "${key}" message from ${script}`)
-      const index = messages.findIndex((message, i) => i >= seen && key in message)
-      if (index === -1) throw new Error(`${script} exited with ${child.exitCode}`)
-      seen = index + 1
-      return messages[index] as Record<string, unknown>
-    },
-  }
-}
 
 /** The stream's patches and resets, as `n` (the published counter) and `'reset'`. */
 function sequence(client: SseClient): (number | 'reset')[] {
@@ -120,5 +82,30 @@ describe('Redis broker across processes', { timeout: 60_000 }, () => {
       assert.deepEqual(sequence(stream), expected)
       assert.equal(stream.closed, false)
     }
+  })
+
+  it('hands a position read in one process to a stream on another: it gets exactly the patches published after it', { timeout: 45_000 }, async (t) => {
+    const page = 'page:1'
+    const handler = spawnChild(t, 'redis-handler-process.ts', [String(redis.port), 'ioredis'])
+    const renderer = spawnChild(t, 'redis-publisher-process.ts', [String(redis.port), page])
+    const port = Number((await handler.next('port'))['port'])
+    await renderer.next('ready')
+    renderer.process.send({ from: 1, to: 3 })
+    await renderer.next('published')
+    // The page is rendered with the state after 3, and this position.
+    renderer.process.send({ position: page })
+    const at = String((await renderer.next('position'))['position'])
+    renderer.process.send({ from: 4, to: 20 })
+    assert.deepEqual(await renderer.next('published'), { published: 20 })
+
+    // The page's script subscribes later, through another process.
+    const stream = await openStream(t, port, page, [], `/?lastEventId=${encodeURIComponent(at)}`)
+    assert.equal(stream.response?.status, 200)
+    assert.deepEqual(sequence(stream), range(4, 20))
+    renderer.process.send({ from: 21, to: 25 })
+    await renderer.next('published')
+    await until(() => sequence(stream).length >= 22, WAIT_MS, 'the live patches')
+    assert.deepEqual(sequence(stream), range(4, 25))
+    assert.deepEqual(handler.messages.filter((message) => 'error' in message), [])
   })
 })

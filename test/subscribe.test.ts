@@ -3,8 +3,8 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it, mock, type TestContext } from 'node:test'
 import { EventSource } from 'eventsource'
-import { createBroker, createHandler, publish, type Broker, type Handler, type HandlerOptions } from '../src/index.ts'
-import { applyPatch, subscribe, type EventSourceConstructor, type PatchMeta, type PatchOp, type PatchwireError, type SubscribeOptions, type Subscription, type SubscriptionState } from '../src/client/index.ts'
+import { createBroker, createHandler, position, publish, type Broker, type Handler, type HandlerOptions } from '../src/index.ts'
+import { applyPatch, subscribe, type EventSourceConstructor, type PatchMeta, type PatchOp, type PatchwireError, type ResetReason, type SubscribeOptions, type Subscription, type SubscriptionState } from '../src/client/index.ts'
 import { startServer, until } from './helpers/server.ts'
 
 const TIMEOUT = { timeout: 15_000 }
@@ -15,14 +15,14 @@ interface Probe {
   patches: { ops: PatchOp[]; meta: PatchMeta }[]
   errors: PatchwireError[]
   states: SubscriptionState[]
-  resets: string[]
+  resets: ResetReason[]
 }
 
 function probe(t: TestContext, url: string, topic: string, options: SubscribeOptions = {}): Probe {
   const patches: Probe['patches'] = []
   const errors: PatchwireError[] = []
   const states: SubscriptionState[] = []
-  const resets: string[] = []
+  const resets: ResetReason[] = []
   const stop = subscribe(topic, (ops, meta) => patches.push({ ops, meta }), {
     path: url,
     EventSource,
@@ -42,6 +42,9 @@ async function serve(t: TestContext, options: HandlerOptions = {}): Promise<{ ur
 }
 
 const codes = (p: Probe): string[] => p.errors.map((error) => error.code)
+
+/** Lets the microtasks (the stream's batch) and one turn of I/O run. */
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 /** An EventSource that records how it was constructed and does nothing else. */
 function recorder(): { EventSource: EventSourceConstructor; urls: string[]; inits: unknown[] } {
@@ -84,14 +87,13 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => p.patches.length === 1, 5000, 'a patch')
     })
 
-    it('shares one EventSource per path and topic, closing it with the last stop', async (t) => {
+    it('shares one EventSource per path for one topic, closing it with the last stop', async (t) => {
       const { url, broker, handler } = await serve(t)
       const one = probe(t, url, 'shared')
       const two = probe(t, url, 'shared')
-      const other = probe(t, url, 'other')
-      await until(() => one.stop.state === 'open' && other.stop.state === 'open', 5000, 'open')
+      await until(() => one.stop.state === 'open', 5000, 'open')
       assert.equal(two.stop.state, 'open')
-      assert.equal(handler.stats().connections, 2)
+      assert.equal(handler.stats().connections, 1)
 
       one.stop()
       one.stop()
@@ -100,15 +102,14 @@ describe('subscribe', TIMEOUT, () => {
       await publish(broker, 'shared', [['replace', '/n', 1]])
       await until(() => two.patches.length === 1, 5000, 'the remaining subscriber gets the patch')
       assert.equal(one.patches.length, 0)
-      assert.equal(handler.stats().connections, 2)
+      assert.equal(handler.stats().connections, 1)
 
       two.stop()
-      await until(() => handler.stats().connections === 1, 5000, 'the shared stream closed')
-      assert.equal(other.stop.state, 'open')
+      await until(() => handler.stats().connections === 0, 5000, 'the shared stream closed')
 
       const again = probe(t, url, 'shared')
       await until(() => again.stop.state === 'open', 5000, 'a new stream for a new subscriber')
-      assert.equal(handler.stats().connections, 2)
+      assert.equal(handler.stats().connections, 1)
     })
 
     it('reports a refusal as ERR_PATCHWIRE_REFUSED with state closed, and a later subscribe tries again', async (t) => {
@@ -206,6 +207,148 @@ describe('subscribe', TIMEOUT, () => {
     })
   })
 
+  describe('one stream for the topics of a path, against createHandler', () => {
+    /** The values of `['add', '/l/-', n]` ops, in the order they came. */
+    const values = (p: Probe): unknown[] => p.patches.flatMap(({ ops }) => ops.map((op) => op[2]))
+    const counting = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1)
+
+    it('carries two topics on ONE connection; a third added while both publish loses and repeats nothing', async (t) => {
+      const { url, broker, handler } = await serve(t)
+      const a = probe(t, url, 'a')
+      const b = probe(t, url, 'b')
+      await until(() => a.stop.state === 'open' && b.stop.state === 'open', 5000, 'open')
+      assert.equal(handler.stats().connections, 1)
+      let c: Probe | undefined
+      for (let n = 1; n <= 40; n++) {
+        await publish(broker, 'a', [['add', '/l/-', n]])
+        await publish(broker, 'b', [['add', '/l/-', n]])
+        // The reopen for c happens while frames of a and b are on their way.
+        if (n === 10) c = probe(t, url, 'c')
+        await tick()
+      }
+      await until(() => c?.stop.state === 'open', 5000, 'c open')
+      await publish(broker, 'c', [['add', '/l/-', 1]])
+      await until(() => a.patches.length === 40 && b.patches.length === 40 && c?.patches.length === 1, 5000, 'every patch')
+      assert.deepEqual(values(a), counting(40))
+      assert.deepEqual(values(b), counting(40))
+      assert.deepEqual(values(c as Probe), [1])
+      await until(() => handler.stats().connections === 1, 5000, 'one connection again')
+      assert.deepEqual([...a.errors, ...b.errors, ...(c as Probe).errors], [])
+      assert.deepEqual(a.states, ['open'], 'a reopen is not a drop')
+    })
+
+    it('gives a fresh stream each topic\'s snapshot, then every later patch; a topic added later gets its own', async (t) => {
+      const state: Record<string, { l: number[] }> = { a: { l: [0] }, b: { l: [0] }, c: { l: [0] } }
+      const { url, broker } = await serve(t, { snapshot: (_req, topic) => state[topic] })
+      const send = async (topic: string, n: number): Promise<void> => {
+        state[topic]?.l.push(n)
+        await publish(broker, topic, [['add', '/l/-', n]])
+      }
+      const views: Record<string, { l: number[] }[]> = {}
+      const follow = (topic: string): Probe => {
+        const view: { current?: { l: number[] } } = {}
+        const p = probe(t, url, topic, { onSnapshot: (snapshot) => ((view.current = snapshot as { l: number[] }), (views[topic] ??= []).push(view.current)) })
+        const onPatch = p.patches.push.bind(p.patches)
+        p.patches.push = (...items) => {
+          for (const { ops } of items) applyPatch(view.current, ops)
+          return onPatch(...items)
+        }
+        return p
+      }
+      follow('a')
+      follow('b')
+      await until(() => views['a']?.length === 1 && views['b']?.length === 1, 5000, 'the snapshots')
+      await send('a', 1)
+      await send('b', 1)
+      follow('c')
+      await send('a', 2)
+      await until(() => views['c']?.length === 1, 5000, 'the snapshot of c')
+      await send('c', 1)
+      await until(() => views['a']?.[0]?.l.length === 3 && views['c']?.[0]?.l.length === 2, 5000, 'the patches')
+      for (const topic of ['a', 'b', 'c']) assert.deepEqual(views[topic], [state[topic]])
+    })
+
+    it('after a restart: reset, then the snapshot replaces the state, and nothing reloads the page', async (t) => {
+      const reloads: number[] = []
+      Object.defineProperty(globalThis, 'location', { value: { reload: () => reloads.push(1) }, configurable: true })
+      t.after(() => delete (globalThis as { location?: unknown }).location)
+      const seen: string[] = []
+      const snapshot = (_req: unknown, topic: string): unknown => ({ topic, at: seen.length })
+      let handler = createHandler({ broker: createBroker(), retryMs: 50, snapshot })
+      const server = http.createServer((req, res) => handler(req, res))
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const first = handler
+      t.after(async () => {
+        await handler.close()
+        server.closeAllConnections()
+        await new Promise((resolve) => server.close(resolve))
+      })
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`
+      for (const topic of ['a', 'b']) {
+        probe(t, url, topic, { onReset: (reason) => seen.push(`${topic} reset ${reason}`), onSnapshot: () => seen.push(`${topic} snapshot`) })
+      }
+      const quiet = probe(t, url, 'a', { onReset: undefined as never, onSnapshot: () => seen.push('quiet snapshot') })
+      await until(() => seen.length === 3, 5000, 'the first snapshots')
+      const restarted = createBroker()
+      handler = createHandler({ broker: restarted, retryMs: 50, snapshot })
+      await first.close({ reconnectSpreadMs: 0 })
+      await until(() => seen.length === 8, 5000, 'resets and snapshots')
+      assert.deepEqual(seen.slice(3).filter((line) => line.startsWith('a')), ['a reset foreign-id', 'a snapshot'])
+      assert.deepEqual(seen.slice(3).filter((line) => line.startsWith('b')), ['b reset foreign-id', 'b snapshot'])
+      assert.ok(seen.slice(3).includes('quiet snapshot'))
+      assert.deepEqual(reloads, [])
+      assert.deepEqual(codes(quiet), ['ERR_PATCHWIRE_DISCONNECTED'], 'the drop, and no ERR_PATCHWIRE_RESET')
+      await publish(restarted, 'a', [['replace', '/v', 2]])
+      await until(() => quiet.patches.length === 1, 5000, 'live patches after the reset')
+    })
+
+    it('starts a topic at its lastEventId from position() (server rendering), beside a topic at the stream\'s position', async (t) => {
+      const { url, broker, handler } = await serve(t)
+      const live = probe(t, url, 'live')
+      await until(() => live.stop.state === 'open', 5000, 'open')
+      await publish(broker, 'rendered', [['add', '/l/-', 1]])
+      const rendered = await position(broker, 'rendered')
+      await publish(broker, 'rendered', [['add', '/l/-', 2]])
+      await publish(broker, 'live', [['add', '/l/-', 1]])
+      await until(() => live.patches.length === 1, 5000, 'the live patch')
+      const late = probe(t, url, 'rendered', { lastEventId: rendered })
+      await publish(broker, 'rendered', [['add', '/l/-', 3]])
+      await publish(broker, 'live', [['add', '/l/-', 2]])
+      await until(() => late.patches.length === 2 && live.patches.length === 2, 5000, 'every patch')
+      await publish(broker, 'rendered', [['add', '/l/-', 4]])
+      await until(() => late.patches.length === 3, 5000, 'after the merge')
+      assert.deepEqual(values(late), [2, 3, 4])
+      assert.deepEqual(values(live), [1, 2])
+      await until(() => handler.stats().connections === 1, 5000, 'the catch-up merged into the stream')
+    })
+
+    it('refuses every topic of a path once they outnumber the server\'s maxTopics, saying so', async (t) => {
+      const { url, handler } = await serve(t, { maxTopics: 2 })
+      const probes = ['a', 'b', 'c'].map((topic) => probe(t, url, topic))
+      await until(() => probes.every((p) => p.stop.state === 'closed'), 5000, 'the refusals')
+      for (const p of probes) {
+        assert.deepEqual(codes(p), ['ERR_PATCHWIRE_REFUSED'])
+        assert.match(p.errors[0]?.message ?? '', /a stream of 3 topics: more than the server's maxTopics\?/)
+      }
+      assert.equal(handler.stats().connections, 0)
+    })
+
+    it('refuses only the forbidden topic of a path; the accepted ones stay on one connection', async (t) => {
+      const { url, broker, handler } = await serve(t, { topicPrefix: 'ok:' })
+      const a = probe(t, url, 'ok:a')
+      await until(() => a.stop.state === 'open', 5000, 'open')
+      const secret = probe(t, url, 'secret')
+      const b = probe(t, url, 'ok:b')
+      await until(() => secret.stop.state === 'closed' && b.stop.state === 'open', 5000, 'the refusal')
+      assert.deepEqual(codes(secret), ['ERR_PATCHWIRE_REFUSED'])
+      assert.deepEqual([...codes(a), ...codes(b)], [])
+      await publish(broker, 'ok:a', [['add', '/l/-', 1]])
+      await publish(broker, 'ok:b', [['add', '/l/-', 1]])
+      await until(() => a.patches.length === 1 && b.patches.length === 1, 5000, 'the patches')
+      await until(() => handler.stats().connections === 1, 5000, 'one connection')
+    })
+  })
+
   describe('frames and callbacks', () => {
     it('reports frames that are not ops as ERR_PATCHWIRE_FRAME and goes on', async (t) => {
       const server = await handWritten(t, [
@@ -219,7 +362,7 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => p.patches.length === 1, 5000, 'the good frame')
       assert.deepEqual(codes(p), ['ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME'])
       assert.match(p.errors[0]?.message ?? '', /not a JSON array of \[op, path, value\] tuples: not json/)
-      assert.deepEqual(p.patches[0], { ops: [['replace', '/a', 1]], meta: { id: '5' } })
+      assert.deepEqual(p.patches[0], { ops: [['replace', '/a', 1]], meta: { id: '5', topic: 't' } })
       assert.equal(p.stop.state, 'open')
     })
 
@@ -268,35 +411,39 @@ describe('subscribe', TIMEOUT, () => {
       assert.equal(second.patches.length, 0)
     })
 
-    it('passes withCredentials to the EventSource only when asked', () => {
+    it('passes withCredentials to the EventSource only when asked', async () => {
       const { EventSource: Recording, inits } = recorder()
       const stops = [subscribe('t', () => {}, { path: '/e', EventSource: Recording }), subscribe('t', () => {}, { path: '/e', EventSource: Recording, withCredentials: true })]
+      await tick()
       stops.forEach((stop) => stop())
       assert.deepEqual(inits, [{ withCredentials: false }, { withCredentials: true }])
     })
   })
 
   describe('environment', () => {
-    it('defaults the path to the page path + /__events', (t) => {
+    it('defaults the path to the page path + /__events', async (t) => {
       const { EventSource: Recording, urls } = recorder()
       const pathname = { value: '/' }
       Object.defineProperty(globalThis, 'window', { value: { location: { get pathname() { return pathname.value } }, EventSource: Recording }, configurable: true })
       t.after(() => delete (globalThis as { window?: unknown }).window)
       for (const value of ['/', '/dashboard', '/dashboard/']) {
         pathname.value = value
-        subscribe('user:42', () => {})()
+        const stop = subscribe('user:42', () => {})
+        await tick()
+        stop()
       }
       assert.deepEqual(urls, ['/__events?topic=user%3A42', '/dashboard/__events?topic=user%3A42', '/dashboard/__events?topic=user%3A42'])
     })
 
-    it('puts the topic before a #fragment of the path', () => {
+    it('puts the topic before a #fragment of the path', async () => {
       const { EventSource: Recording, urls } = recorder()
-      subscribe('t', () => {}, { path: '/e#main', EventSource: Recording })()
-      subscribe('t', () => {}, { path: '/e?x=1#main', EventSource: Recording })()
+      const stops = [subscribe('t', () => {}, { path: '/e#main', EventSource: Recording }), subscribe('t', () => {}, { path: '/e?x=1#main', EventSource: Recording })]
+      await tick()
+      stops.forEach((stop) => stop())
       assert.deepEqual(urls, ['/e?topic=t', '/e?x=1&topic=t'])
     })
 
-    it('uses the global EventSource in a worker, where there is no window', (t) => {
+    it('uses the global EventSource in a worker, where there is no window', async (t) => {
       const { EventSource: Recording, urls } = recorder()
       const scope = globalThis as { WorkerGlobalScope?: unknown; EventSource?: unknown }
       const saved = scope.EventSource
@@ -308,6 +455,7 @@ describe('subscribe', TIMEOUT, () => {
       })
       const stop = subscribe('t', () => {}, { path: '/e' })
       assert.equal(stop.state, 'connecting')
+      await tick()
       stop()
       assert.deepEqual(urls, ['/e?topic=t'])
       assert.throws(() => subscribe('t', () => {}), { name: 'TypeError', message: /options\.path is required outside a page/ })
@@ -331,6 +479,10 @@ describe('subscribe', TIMEOUT, () => {
       assert.throws(() => subscribe(42 as never, () => {}, { path: '/e', EventSource }), TypeError)
       assert.throws(() => subscribe('t', 'nope' as never, { path: '/e', EventSource }), { name: 'TypeError', message: /onPatch must be a function/ })
       assert.throws(() => subscribe('a\ud800', () => {}, { path: '/e', EventSource }), { name: 'TypeError', message: /well-formed Unicode/ })
+      assert.throws(() => subscribe('t', () => {}, { path: 'http://[nope', EventSource }), { name: 'TypeError', message: /options\.path must be a URL path or a URL, got "http:\/\/\[nope"/ })
+      for (const lastEventId of ['', 7]) {
+        assert.throws(() => subscribe('t', () => {}, { path: '/e', EventSource, lastEventId: lastEventId as string }), { name: 'TypeError', message: /options\.lastEventId must be a non-empty event id string/ })
+      }
     })
   })
 })

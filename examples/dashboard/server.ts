@@ -1,11 +1,12 @@
 /**
  * The patchwire demo: a live dashboard on plain `node:http`.
  *
- * Every second the server changes its state (a counter, a clock, a short
- * list of orders) with JSON-Patch ops, applies them to its own copy and
- * publishes them; every open page applies the same ops with `applyPatch`.
- * Each patch starts with `['test', '/rev', n]`, so a page that missed one
- * fails that test and reloads `/state` instead of drifting.
+ * The server keeps the state of two topics, `dashboard:stats` (a counter and
+ * a clock) and `dashboard:orders` (a short list of orders). Every second it
+ * computes the next state, publishes `diff(previous, next)` for each topic,
+ * and serves each topic's current state as the stream's `snapshot`: a page
+ * needs no state endpoint, gets both topics on one connection (shared by
+ * every tab), and never reloads, not even when the server restarts.
  *
  * Run it with `npm start` (`PORT=8080 npm start` for another port). The page
  * loads the built client from `dist/client/`, which `npm start` builds first.
@@ -15,11 +16,10 @@ import { readFile } from 'node:fs/promises'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { applyPatch } from '../../src/client/index.ts'
-import { createBroker, createHandler, publish, type Handler, type PatchOp } from '../../src/index.ts'
+import { createBroker, createHandler, diff, publish, type Broker, type Handler, type HandlerStats } from '../../src/index.ts'
 
-/** The one topic every page subscribes to. */
-export const TOPIC = 'dashboard'
+/** The topics every page subscribes to, on one stream. */
+export const TOPICS = { stats: 'dashboard:stats', orders: 'dashboard:orders' } as const
 
 /** An order in the dashboard's list. */
 export interface Order {
@@ -28,12 +28,22 @@ export interface Order {
   status: 'new' | 'packed' | 'shipped'
 }
 
-/** What the dashboard shows; `rev` counts the patches applied. */
-export interface DashboardState {
+/** The state of `dashboard:stats`; `rev` counts the updates. */
+export interface Stats {
   rev: number
   counter: number
   clock: string
+}
+
+/** The state of `dashboard:orders`, newest first. */
+export interface Orders {
   orders: Order[]
+}
+
+/** What the dashboard shows: each topic's state. */
+export interface DashboardState {
+  stats: Stats
+  orders: Orders
 }
 
 /** Options of {@link startDashboard}. */
@@ -61,13 +71,16 @@ export interface Dashboard {
   readonly url: string
   /** The server's current state: what every page should show. */
   readonly state: Readonly<DashboardState>
-  /** Publishes the next update now. */
+  /** The SSE handler's counters (open streams: one per browser, however many tabs). */
+  stats(): HandlerStats
+  /** Publishes the next update now; resolves with the stats topic's event id. */
   tick(): Promise<string>
   /** Cuts every open connection, as a network failure would; pages reconnect and resume. */
   dropAllConnections(): void
   /**
-   * Replaces the SSE handler with a new one, as a server restart would:
-   * reconnecting pages cannot resume, get `event: reset` and reload `/state`.
+   * Replaces the broker and the SSE handler with new ones, as a restart of
+   * the process would: reconnecting pages cannot resume (`event: reset`)
+   * and get the state as a snapshot, without reloading.
    */
   restartEvents(): Promise<void>
   /** Stops the updates and the server. */
@@ -89,22 +102,36 @@ const LIST_LENGTH = 5
  */
 export async function startDashboard(options: DashboardOptions = {}): Promise<Dashboard> {
   const { port = 3000, host = 'localhost', tickMs = 1000 } = options
-  const broker = createBroker()
-  const eventsOptions = { broker, path: '/__events', retryMs: 1000 }
-  let events: Handler = createHandler(eventsOptions)
-  let state: DashboardState = { rev: 0, counter: 0, clock: new Date().toISOString(), orders: [] }
+  let state: DashboardState = { stats: { rev: 0, counter: 0, clock: new Date().toISOString() }, orders: { orders: [] } }
+  const handlerFor = (broker: Broker): Handler => createHandler({
+    broker,
+    path: '/__events',
+    retryMs: 1000,
+    topicPrefix: 'dashboard:',
+    // Each topic's state as it is now: sent to a new stream and after a reset.
+    snapshot: (_req, topic) => (topic === TOPICS.stats ? state.stats : state.orders),
+  })
+  let broker = createBroker()
+  let events = handlerFor(broker)
   const page = await readFile(new URL('index.html', import.meta.url), 'utf8')
 
-  const server = http.createServer((req, res) => events(req, res, () => void route(req, res, page, () => state)))
+  const server = http.createServer((req, res) => events(req, res, () => void route(req, res, page)))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, resolve)
   })
 
-  const tick = (): Promise<string> => {
-    const ops = nextOps(state)
-    state = applyPatch(state, ops)
-    return publish(broker, TOPIC, ops)
+  const tick = async (): Promise<string> => {
+    const next = nextState(state)
+    const previous = state
+    state = next
+    // Orders are diffed by id: a changed status is one replace of
+    // /orders/$$<id>/status, a new order an upsert, whatever the indexes do.
+    const [id] = await Promise.all([
+      publish(broker, TOPICS.stats, diff(previous.stats, next.stats)),
+      publish(broker, TOPICS.orders, diff(previous.orders, next.orders)),
+    ])
+    return id
   }
   const timer = tickMs > 0 ? setInterval(() => void tick(), tickMs) : undefined
 
@@ -115,47 +142,40 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     get state() {
       return state
     },
+    stats: () => events.stats(),
     tick,
     dropAllConnections: () => server.closeAllConnections(),
     async restartEvents() {
       const old = events
-      events = createHandler(eventsOptions)
-      await old.close()
+      broker = createBroker()
+      events = handlerFor(broker)
+      await old.close({ reconnectSpreadMs: 0 })
     },
     async close() {
       clearInterval(timer)
-      await events.close()
+      await events.close({ reconnectSpreadMs: 0 })
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))
     },
   }
 }
 
-// One update: a new order on top of the list (upsert + limit keep it short),
-// the previous one packed and the one before shipped (addressed by id with
-// `$$<id>`), the counter and the clock. The leading test makes a page that
-// missed a patch fail this one, atomically, and reload.
-function nextOps(state: DashboardState): PatchOp[] {
-  const id = state.counter + 1
-  const ops: PatchOp[] = [
-    ['test', '/rev', state.rev],
-    ['replace', '/rev', state.rev + 1],
-    ['replace', '/counter', id],
-    ['replace', '/clock', new Date().toISOString()],
-  ]
-  const [newest, packed] = state.orders
-  if (packed !== undefined) ops.push(['replace', `/orders/$$${packed.id}/status`, 'shipped'])
-  if (newest !== undefined) ops.push(['replace', `/orders/$$${newest.id}/status`, 'packed'])
-  const order: Order = { id, product: PRODUCTS[id % PRODUCTS.length] as string, status: 'new' }
-  ops.push(['upsert', '/orders/0', order], ['limit', '/orders', LIST_LENGTH])
-  return ops
+// One update: the counter and the clock; a new order on top of the list,
+// the previous one packed and the one before shipped, the list kept short.
+function nextState({ stats, orders }: DashboardState): DashboardState {
+  const id = stats.counter + 1
+  const list = orders.orders.map((order, index): Order => (index === 0 ? { ...order, status: 'packed' } : index === 1 ? { ...order, status: 'shipped' } : order))
+  list.unshift({ id, product: PRODUCTS[id % PRODUCTS.length] as string, status: 'new' })
+  return {
+    stats: { rev: stats.rev + 1, counter: id, clock: new Date().toISOString() },
+    orders: { orders: list.slice(0, LIST_LENGTH) },
+  }
 }
 
-async function route(req: http.IncomingMessage, res: http.ServerResponse, page: string, state: () => DashboardState): Promise<void> {
+async function route(req: http.IncomingMessage, res: http.ServerResponse, page: string): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'Method Not Allowed', { Allow: 'GET, HEAD' })
   const path = new URL(req.url ?? '/', 'http://localhost').pathname
   if (path === '/') return send(res, 200, 'text/html; charset=utf-8', page)
-  if (path === '/state') return send(res, 200, 'application/json', JSON.stringify(state()))
   // The browser client, as built by `npm run build`: dist/client/*.js and the error class they import.
   const file = /^\/patchwire\/((?:client\/)?[a-z-]+\.js)$/.exec(path)?.[1]
   if (file !== undefined) {

@@ -1,6 +1,8 @@
 import { PatchwireError, reportToConsole } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
-import { isTuple } from './patch.js'
+import type { ResetReason } from '../protocol/reset-reason.js'
+import type { StreamEvent } from './shared-stream.js'
+import { Hub, type Local } from './tabs.js'
 
 /**
  * Where a subscription stands: `connecting` (opening, or reconnecting after a
@@ -14,7 +16,7 @@ export type SubscriptionState = 'connecting' | 'open' | 'closed'
  * to see where the stream stands.
  */
 export interface Subscription {
-  /** Stops this subscription. The shared `EventSource` closes when its last subscriber stops. */
+  /** Stops this subscription. The shared stream drops the topic when its last subscriber stops, and closes with the last topic. */
   (): void
   /** The current state; `closed` once stopped. */
   readonly state: SubscriptionState
@@ -24,6 +26,14 @@ export interface Subscription {
 export interface PatchMeta {
   /** The frame's event id: opaque, the position the stream resumes after. */
   readonly id: string
+  /** The topic the ops belong to. */
+  readonly topic: string
+}
+
+/** What comes with a snapshot besides the state. */
+export interface SnapshotMeta {
+  /** The topic the state belongs to. */
+  readonly topic: string
 }
 
 /** The part of an `EventSource` that {@link subscribe} uses. */
@@ -42,8 +52,8 @@ export type EventSourceConstructor = new (url: string, init?: { withCredentials?
 /** Options of {@link subscribe}. */
 export interface SubscribeOptions {
   /**
-   * The URL path (or full URL) of the server's event handler; the topic is
-   * added as the `topic` query parameter.
+   * The URL path (or full URL) of the server's event handler; the topics are
+   * added as `topic` query parameters.
    * @defaultValue the page's path followed by `/__events`
    * (`/dashboard/` → `/dashboard/__events`); required outside a page (in a worker, say)
    */
@@ -54,22 +64,45 @@ export interface SubscribeOptions {
    */
   withCredentials?: boolean
   /**
-   * Called when the server could not resume the stream exactly (it restarted,
-   * or the gap was longer than its history): patches were missed, so the
-   * page's state must be loaded again. Patches that follow apply to that new state.
-   * @param reason - the server's short reason
-   * @defaultValue reloads the page (`location.reload()`); outside a browser,
-   * reports `ERR_PATCHWIRE_RESET` to `onError`
+   * Called with the topic's state: when the subscription starts (unless it
+   * has a `lastEventId`) and after every reset. It comes from the server's
+   * `snapshot` option, and every patch that follows applies to it. With
+   * `onSnapshot`, a reset never reloads the page. Each call gets its own copy.
+   * @param state - the topic's state, parsed from JSON
+   * @param meta - `{ topic }`
+   * @defaultValue none: the page loads its state itself
    */
-  onReset?: (reason: string) => void
+  onSnapshot?: (state: unknown, meta: SnapshotMeta) => void
+  /**
+   * Start from this position instead of from now: an event id the server
+   * rendered the page's state at (`position(topic)` on the server). The
+   * subscription then gets every patch of its topic after it, or a reset
+   * when the server cannot replay them.
+   * @defaultValue none: from the shared stream's current position
+   */
+  lastEventId?: string
+  /**
+   * Called when the server could not resume the stream exactly for this
+   * topic (it restarted, or the gap was longer than its history): patches
+   * were missed. With `onSnapshot`, the snapshot that follows replaces the
+   * state; without it, the page's state must be loaded again, and the
+   * patches that follow apply to that new state.
+   * @param reason - why; see {@link ResetReason}
+   * @defaultValue with `onSnapshot`, nothing; without it, reloads the page
+   * (`location.reload()`, once per reset however many subscriptions), and
+   * outside a browser reports `ERR_PATCHWIRE_RESET` to `onError`
+   */
+  onReset?: (reason: ResetReason) => void
   /**
    * Called with every runtime failure, told apart by `error.code`:
-   * `ERR_PATCHWIRE_DISCONNECTED` (a drop; the stream reconnects by itself),
-   * `ERR_PATCHWIRE_REFUSED` (the server refused the stream; state is `closed`),
-   * `ERR_PATCHWIRE_FRAME` (a frame was not ops; skipped),
+   * `ERR_PATCHWIRE_DISCONNECTED` (a drop or a failed reconnect attempt; the
+   * stream reconnects by itself, so this is not an incident: the default
+   * reporter ignores it),
+   * `ERR_PATCHWIRE_REFUSED` (the server refused the topic; state is `closed`),
+   * `ERR_PATCHWIRE_FRAME` (a frame was not what the protocol says; skipped),
    * `ERR_PATCHWIRE_CALLBACK` (a callback threw; `error.cause` is what it threw),
    * `ERR_PATCHWIRE_RESET`.
-   * @defaultValue logs to `console.error`
+   * @defaultValue logs every code but `ERR_PATCHWIRE_DISCONNECTED` to `console.error`
    */
   onError?: (error: PatchwireError) => void
   /**
@@ -79,35 +112,53 @@ export interface SubscribeOptions {
    */
   onStateChange?: (state: SubscriptionState) => void
   /**
-   * The `EventSource` to use: a polyfill, or Node's (`eventsource` package,
-   * or the global one on Node 22+).
+   * The `EventSource` to use: a polyfill, or Node's (`eventsource` package).
    * @defaultValue the global `EventSource` in a page or a worker; elsewhere
    * (server-side rendering) subscribe does nothing
    */
   EventSource?: EventSourceConstructor
+  /**
+   * Share one stream per path with the other tabs of the origin: the leader
+   * tab holds it and passes the frames on. Needs Web Locks and
+   * BroadcastChannel; without them each tab has its own stream anyway.
+   * Subscriptions that share a path must agree on it: the first one decides.
+   * @defaultValue true
+   */
+  shareTabs?: boolean
 }
 
 /**
  * Subscribes to a topic's JSON-Patch stream.
  *
- * Subscriptions to the same path and topic in one page share one
- * `EventSource`, which closes when the last of them stops. Dropped streams
- * reconnect by themselves and resume without loss; when they cannot, the
- * server says so and `onReset` runs. Outside a page or a worker (server-side
- * rendering) and without `options.EventSource`, it does nothing and returns
- * a stop function whose state is `closed`.
+ * Every subscription to one path (and credentials) in a page shares ONE
+ * stream that carries all their topics, and with Web Locks and
+ * BroadcastChannel the tabs of the origin share it too. Subscribing to a new
+ * topic or stopping one reopens that stream once for all the calls of the
+ * same tick, from the last event id seen, so the other topics lose and
+ * repeat nothing. Dropped streams reconnect by themselves and resume without
+ * loss; when they cannot, the server says so: `onReset` runs, and
+ * `onSnapshot` gets the topic's new state. Outside a page or a worker
+ * (server-side rendering) and without `options.EventSource`, it does
+ * nothing and returns a stop function whose state is `closed`.
+ *
+ * A new topic starts at the shared stream's position, or at its
+ * `lastEventId`; with `onSnapshot`, it starts with the topic's snapshot. The
+ * stream only ever goes back to a topic's position a little (by a catch-up,
+ * see README), never to an old `lastEventId` of one topic.
  *
  * @param topic - the topic, as the server publishes it
  * @param onPatch - called with each frame's ops (already checked to be op tuples)
- * and `{ id }`; typically `(ops) => applyPatch(state, ops)`
+ * and `{ id, topic }`; typically `(ops) => applyPatch(state, ops)`
  * @param options - see {@link SubscribeOptions}
  * @returns the stop function, with a `state` getter; see {@link Subscription}
  * @throws TypeError when `topic` is not a non-empty string of well-formed
- * Unicode, `onPatch` is not a function, or `options.path` is missing outside a page
+ * Unicode, `onPatch` is not a function, `options.lastEventId` is not a
+ * non-empty string, or `options.path` is missing outside a page or is not a URL
  * @example
+ * let state
  * const stop = subscribe('dashboard:user:42', (ops) => applyPatch(state, ops), {
  *   path: '/dashboard/__events',
- *   onReset: () => reloadState(),
+ *   onSnapshot: (snapshot) => { state = snapshot },
  * })
  * stop.state // 'connecting'
  * stop()
@@ -123,11 +174,14 @@ export function subscribe(
   if (typeof onPatch !== 'function') {
     throw new TypeError('subscribe: onPatch must be a function, such as (ops) => applyPatch(state, ops)')
   }
-  let query: string
   try {
-    query = `topic=${encodeURIComponent(topic)}`
+    encodeURIComponent(topic)
   } catch {
     throw new TypeError('subscribe: topic must be well-formed Unicode')
+  }
+  const { lastEventId, onSnapshot, onReset, onStateChange } = options
+  if (lastEventId !== undefined && (typeof lastEventId !== 'string' || lastEventId === '')) {
+    throw new TypeError('subscribe: options.lastEventId must be a non-empty event id string, such as the one position(topic) gave the server')
   }
   const win = typeof window === 'undefined' ? undefined : window
   // A page, or a worker (no `window`, but a browser all the same); anywhere
@@ -143,126 +197,103 @@ export function subscribe(
   // The query goes before any #fragment, which is never sent.
   const hash = path.indexOf('#')
   const base = hash === -1 ? path : path.slice(0, hash)
-  const url = `${base}${base.includes('?') ? '&' : '?'}${query}`
+  try {
+    new URL(base, typeof location === 'undefined' || typeof location.href !== 'string' ? 'http://localhost/' : location.href)
+  } catch {
+    throw new TypeError(`subscribe: options.path must be a URL path or a URL, got ${JSON.stringify(path)}`)
+  }
   const withCredentials = options.withCredentials === true
-  const id = `${withCredentials}${url}`
-  const stream = streams.get(id) ?? open(id, new Source(url, { withCredentials }), url)
-  const subscriber: Subscriber = { onPatch, options }
-  stream.subscribers.add(subscriber)
+  const key = `${withCredentials} ${base}`
+  let hub = hubs.get(key)
+  if (hub === undefined) {
+    const created: Hub = new Hub(base, withCredentials, Source, options.shareTabs !== false, () => {
+      if (hubs.get(key) === created) hubs.delete(key)
+    })
+    hubs.set(key, (hub = created))
+  }
+
+  let state: SubscriptionState = 'connecting'
   let stopped = false
+  const report = (error: PatchwireError): void => {
+    try {
+      ;(options.onError ?? quiet)(error)
+    } catch (thrown) {
+      reportToConsole(new PatchwireError('ERR_PATCHWIRE_CALLBACK', `the onError callback of the subscription to ${topic} threw`, { cause: thrown }))
+    }
+  }
+  // A callback that throws does not keep the event from the other subscriptions.
+  const call = (callback: () => void): void => {
+    try {
+      callback()
+    } catch (error) {
+      report(new PatchwireError('ERR_PATCHWIRE_CALLBACK', `a callback of the subscription to ${topic} threw`, { cause: error }))
+    }
+  }
+  const local: Local = {
+    id: '',
+    topic,
+    snapshot: onSnapshot !== undefined,
+    pos: lastEventId,
+    snap: lastEventId === undefined && onSnapshot !== undefined,
+    inMain: false,
+    receive(event: StreamEvent) {
+      if (stopped) return
+      switch (event.type) {
+        case 'patch':
+          return call(() => onPatch(event.ops, { id: event.id, topic }))
+        case 'snapshot': {
+          if (onSnapshot === undefined) return
+          let value: unknown
+          try {
+            value = JSON.parse(event.data)
+          } catch {
+            return report(new PatchwireError('ERR_PATCHWIRE_FRAME', `a snapshot frame of ${topic} is not JSON: ${event.data.slice(0, 100)}`))
+          }
+          return call(() => onSnapshot(value, { topic }))
+        }
+        case 'reset':
+          if (onReset !== undefined) return call(() => onReset(event.reason as ResetReason))
+          if (onSnapshot !== undefined) return
+          if (typeof location !== 'undefined' && typeof location.reload === 'function') {
+            // One reload per reset, however many subscriptions it concerns.
+            if (!reloaded.has(event)) location.reload()
+            reloaded.add(event)
+            return
+          }
+          return report(new PatchwireError('ERR_PATCHWIRE_RESET', `the server reset ${topic} (${event.reason}) and no onReset or onSnapshot reloads the state`))
+        case 'state':
+          if (event.state === 'closed') stopped = true
+          if (state !== event.state) {
+            state = event.state
+            if (onStateChange !== undefined) call(() => onStateChange(event.state))
+          }
+          if (event.code !== undefined) report(new PatchwireError(event.code, event.message as string))
+          return
+        case 'error':
+          return report(new PatchwireError(event.code, event.message))
+      }
+    },
+  }
+  const joined = hub
+  joined.add(local)
   const stop = (): void => {
     if (stopped) return
     stopped = true
-    stream.subscribers.delete(subscriber)
-    if (stream.subscribers.size === 0) {
-      stream.source.close()
-      if (streams.get(id) === stream) streams.delete(id)
-    }
+    joined.remove(local)
   }
-  return Object.defineProperty(stop, 'state', { get: () => (stopped ? 'closed' : stream.state) }) as Subscription
+  return Object.defineProperty(stop, 'state', { get: () => (stopped ? 'closed' : state) }) as Subscription
 }
 
-interface Subscriber {
-  onPatch: (ops: PatchOp[], meta: PatchMeta) => void
-  options: SubscribeOptions
-}
-
-interface Stream {
-  source: EventSourceLike
-  subscribers: Set<Subscriber>
-  state: SubscriptionState
-}
-
-// One EventSource per (credentials, URL) in the page: browsers allow only six
+// One hub per (credentials, path) in the page: browsers allow only six
 // HTTP/1.1 connections per origin, so every subscribe must not open its own.
-const streams = new Map<string, Stream>()
+const hubs = new Map<string, Hub>()
+
+// Reset events that reloaded the page already.
+const reloaded = new WeakSet<StreamEvent>()
 
 const CLOSED = Object.defineProperty(() => {}, 'state', { value: 'closed' }) as Subscription
 
-function open(id: string, source: EventSourceLike, url: string): Stream {
-  const stream: Stream = { source, subscribers: new Set(), state: 'connecting' }
-  streams.set(id, stream)
-
-  // An onError that throws must not escape into the EventSource either.
-  const report = (subscriber: Subscriber, error: PatchwireError): void => {
-    try {
-      ;(subscriber.options.onError ?? reportToConsole)(error)
-    } catch (thrown) {
-      reportToConsole(new PatchwireError('ERR_PATCHWIRE_CALLBACK', `the onError callback of the subscription to ${url} threw`, { cause: thrown }))
-    }
-  }
-
-  // A callback may stop any subscriber; those stopped are skipped, and one
-  // that throws does not keep the event from the others.
-  const each = (deliver: (subscriber: Subscriber) => void): void => {
-    for (const subscriber of [...stream.subscribers]) {
-      if (!stream.subscribers.has(subscriber)) continue
-      try {
-        deliver(subscriber)
-      } catch (error) {
-        report(subscriber, new PatchwireError('ERR_PATCHWIRE_CALLBACK', `a callback of the subscription to ${url} threw`, { cause: error }))
-      }
-    }
-  }
-
-  const become = (state: SubscriptionState, error?: PatchwireError): void => {
-    if (stream.state !== state) {
-      stream.state = state
-      each((subscriber) => subscriber.options.onStateChange?.(state))
-    }
-    if (error !== undefined) each((subscriber) => report(subscriber, error))
-  }
-
-  source.addEventListener('open', () => become('open'))
-
-  // An EventSource that gives up (HTTP error status, wrong content type) is
-  // CLOSED when it fires `error`; after a mere drop it is CONNECTING again.
-  source.addEventListener('error', (event) => {
-    const detail = (event as { message?: unknown }).message
-    const why = typeof detail === 'string' && detail !== '' ? `: ${detail}` : ''
-    if (source.readyState === 2) {
-      if (streams.get(id) === stream) streams.delete(id)
-      become('closed', new PatchwireError('ERR_PATCHWIRE_REFUSED', `the server refused the stream ${url}${why}`))
-    } else {
-      become('connecting', new PatchwireError('ERR_PATCHWIRE_DISCONNECTED', `the stream ${url} dropped; reconnecting${why}`))
-    }
-  })
-
-  source.addEventListener('patch', (event) => {
-    let ops: unknown
-    try {
-      ops = JSON.parse(event.data)
-    } catch {
-      // Reported below with the frame's text.
-    }
-    if (!Array.isArray(ops) || !ops.every(isTuple)) {
-      const error = new PatchwireError('ERR_PATCHWIRE_FRAME', `a patch frame on ${url} is not a JSON array of [op, path, value] tuples: ${event.data.slice(0, 100)}`)
-      each((subscriber) => report(subscriber, error))
-      return
-    }
-    const meta: PatchMeta = { id: event.lastEventId }
-    each((subscriber) => subscriber.onPatch(ops as PatchOp[], meta))
-  })
-
-  source.addEventListener('reset', (event) => {
-    let reason: unknown
-    try {
-      reason = JSON.parse(event.data).reason
-    } catch {
-      // The raw data is the reason then.
-    }
-    const text = typeof reason === 'string' ? reason : event.data
-    // Subscribers without onReset share one reload of the page.
-    let reloaded = false
-    each((subscriber) => {
-      if (subscriber.options.onReset !== undefined) subscriber.options.onReset(text)
-      else if (typeof location !== 'undefined' && typeof location.reload === 'function') {
-        if (!reloaded) location.reload()
-        reloaded = true
-      }
-      else report(subscriber, new PatchwireError('ERR_PATCHWIRE_RESET', `the server reset the stream ${url} (${text}) and no onReset reloads the state`))
-    })
-  })
-
-  return stream
+// The default onError: a drop that reconnects by itself is not an error.
+function quiet(error: PatchwireError): void {
+  if (error.code !== 'ERR_PATCHWIRE_DISCONNECTED') reportToConsole(error)
 }

@@ -5,9 +5,9 @@ import { HEARTBEAT_FRAME, multiPatchFrame, patchFrame, readyFrame, resetFrame, r
 import type { ResetReason } from '../protocol/reset-reason.js'
 import { Heartbeat } from './heartbeat.js'
 import { Linger } from './linger.js'
-import { currentTick, Stream, type HeldMessage, type StreamOwner } from './stream.js'
+import { currentTick, stallBeats, Stream, type HeldMessage, type StreamOwner } from './stream.js'
 import { noop, Topic } from './topic.js'
-import type { Refusal, Sink, StreamOpening } from './transport.js'
+import type { InFlightProbe, Refusal, Sink, SinkHooks, StreamOpening } from './transport.js'
 
 /** What the core needs of the handler options, resolved. @internal */
 export interface CoreOptions<Req> {
@@ -86,8 +86,16 @@ export class Fanout<Req> implements StreamOwner {
     refused: {},
   }
 
-  constructor(options: CoreOptions<Req>) {
+  readonly #inFlight: InFlightProbe
+  readonly #cutSink: (sink: Sink) => void
+  readonly #stallBeats: number
+
+  /** @param hooks - what the transport adds for its sinks (see {@link SinkHooks}) */
+  constructor(options: CoreOptions<Req>, hooks: SinkHooks = {}) {
     this.#o = options
+    this.#inFlight = hooks.inFlight ?? NOTHING_IN_FLIGHT
+    this.#cutSink = hooks.cut ?? destroySink
+    this.#stallBeats = stallBeats(options.heartbeatMs)
     const { broker } = options
     this.#brokerIds = typeof broker.position === 'function' && typeof broker.replay === 'function'
     this.#heartbeat = new Heartbeat(options.heartbeatMs, () => this.#onBeat())
@@ -177,33 +185,39 @@ export class Fanout<Req> implements StreamOwner {
     const { lastEventId } = o
     const replays = w.topics.map((topic) => (lastEventId === undefined ? undefined : this.#replay(topic, lastEventId)))
     const fresh = w.topics.map((topic) => (lastEventId === undefined ? this.#takeSnapshot(stream, topic) : undefined))
-    let answers: (Answer | undefined)[]
-    try {
-      answers = await this.#settle(w, replays)
-    } catch {
-      return
+    let answers = this.#settle(w, replays)
+    if (isThenable(answers)) {
+      try {
+        answers = await answers
+      } catch {
+        return
+      }
+      if (this.#gone(w)) return
     }
-    if (this.#gone(w)) return
+    const settled = answers
     // The snapshot of a topic that resets is taken now, so that it covers what was held of it.
     const states = w.topics.map((topic, k) => {
-      const answer = answers[k]
+      const answer = settled[k]
       return answer !== undefined && 'reset' in answer ? this.#takeSnapshot(stream, topic) : fresh[k]
     })
-    let texts: (string | undefined)[]
-    try {
-      texts = await this.#settle(w, states)
-    } catch (error) {
-      if (!w.done) this.#fail(w, 'ERR_PATCHWIRE_SNAPSHOT', `snapshot threw or rejected for a topic of [${o.topics.join(', ')}]; the request was answered 500`, error)
-      return
+    let texts = this.#settle(w, states)
+    if (isThenable(texts)) {
+      try {
+        texts = await texts
+      } catch (error) {
+        if (!w.done) this.#fail(w, 'ERR_PATCHWIRE_SNAPSHOT', `snapshot threw or rejected for a topic of [${o.topics.join(', ')}]; the request was answered 500`, error)
+        return
+      }
+      if (this.#gone(w)) return
     }
-    if (this.#gone(w)) return
+    const written = texts
     const resumed = w.topics.map((topic, k): Resumed => {
-      const answer = answers[k]
+      const answer = settled[k]
       return {
         topic,
         frames: answer !== undefined && 'frames' in answer ? answer.frames : [],
         reset: answer !== undefined && 'reset' in answer ? answer.reset : undefined,
-        snapshot: texts[k],
+        snapshot: written[k],
       }
     })
     this.#accept(w, stream, resumed)
@@ -220,11 +234,20 @@ export class Fanout<Req> implements StreamOwner {
     let last = -1
     let lastId = ''
     const covered = new Map<Topic, number>()
+    // A topic resumed from an id already has everything up to it: nothing
+    // at or before it is written again, and the position never goes back
+    // behind it (this process may not have seen that far yet).
+    const from = w.o.lastEventId === undefined ? undefined : parseEventId(w.o.lastEventId)
+    if (from !== undefined && this.#brokerIds && resumed.some((entry) => entry.reset === undefined)) {
+      for (const entry of resumed) if (entry.reset === undefined) covered.set(entry.topic, from.seq)
+      last = from.seq
+      lastId = w.o.lastEventId as string
+    }
     const replayed = mergeBySeq(resumed.map((entry) => entry.frames))
     for (const { topicIndex, seq, frame } of replayed) {
       const topic = (resumed[topicIndex] as Resumed).topic
       text += this.#frame(stream, topic, frame.id, frame.payload)
-      covered.set(topic, seq)
+      if (seq > (covered.get(topic) ?? -1)) covered.set(topic, seq)
       if (seq > last) {
         last = seq
         lastId = frame.id
@@ -243,7 +266,7 @@ export class Fanout<Req> implements StreamOwner {
       }
     }
     for (const message of stream.held as HeldMessage[]) {
-      if (message.seq <= (covered.get(message.topic) ?? 0)) continue
+      if (message.seq <= (covered.get(message.topic) ?? -1)) continue
       text += this.#frame(stream, message.topic, message.id, message.payload)
       if (message.seq > last) {
         last = message.seq
@@ -258,12 +281,17 @@ export class Fanout<Req> implements StreamOwner {
     const first = Buffer.from(text)
     let sink
     try {
-      sink = w.o.accept(first, stream)
+      sink = w.o.accept(first.subarray(0, OPENING_PIECE_BYTES), stream)
     } catch (error) {
       this.#fail(w, 'ERR_PATCHWIRE_RESPONSE', 'the transport could not start the stream', error)
       return
     }
-    stream.start(sink, first.length, currentTick())
+    // A runtime counts a write as pending until all of it is sent: a large
+    // replay in pieces lets a slow but steady reader show its progress to
+    // the stall check, instead of looking stalled until the end.
+    let pieces = 1
+    for (let at = OPENING_PIECE_BYTES; at < first.length; at += OPENING_PIECE_BYTES, pieces++) sink.write(first.subarray(at, at + OPENING_PIECE_BYTES))
+    stream.start(sink, first.length, pieces, currentTick())
     this.#stats.bytes += first.length
     this.#connections++
     this.#heartbeat.start()
@@ -321,6 +349,8 @@ export class Fanout<Req> implements StreamOwner {
   #takeSnapshot(stream: Stream, topic: Topic): string | undefined | Promise<string> {
     const { snapshot } = this.#o
     if (snapshot === undefined) return undefined
+    // This turn's messages of the topic are held first, then dropped with the rest.
+    this.#flush()
     if (stream.held !== undefined && stream.held.length > 0) stream.held = stream.held.filter((message) => message.topic !== topic)
     try {
       const state = snapshot(stream.req as Req, topic.name)
@@ -667,7 +697,12 @@ export class Fanout<Req> implements StreamOwner {
         this.#flush()
         this.#stats.snapshots++
         let out = snapshotFrame(text, stream.multi ? topic.line : undefined)
-        for (const message of stream.held ?? []) out += this.#frame(stream, message.topic, message.id, message.payload)
+        for (const message of stream.held ?? []) {
+          // Held before the cursor check: what the stream already has stays out.
+          if (message.seq <= stream.cursor) continue
+          stream.cursor = message.seq
+          out += this.#frame(stream, message.topic, message.id, message.payload)
+        }
         stream.held = undefined
         stream.heldBytes = 0
         this.#send(stream, out)
@@ -710,7 +745,7 @@ export class Fanout<Req> implements StreamOwner {
         const stream = streams[i] as Stream
         if (stream.seenInBeat === beat || stream.held !== undefined) continue
         stream.seenInBeat = beat
-        if (stream.isStalled()) this.#cut(stream)
+        if (stream.isStalled(this.#inFlight, this.#stallBeats)) this.#cut(stream)
         else if (stream.wroteInBeat === beat) continue
         else if (stream.send(HEARTBEAT, tick, max)) beats++
         else this.#cut(stream)
@@ -724,7 +759,7 @@ export class Fanout<Req> implements StreamOwner {
     this.#stats.dropped++
     const sink = stream.sink
     this.detach(stream)
-    sink?.destroy()
+    if (sink !== undefined) this.#cutSink(sink)
   }
 
   /** A topic nobody uses any more lingers, so that an ordinary reconnect finds it. */
@@ -843,9 +878,13 @@ const BUSY: Refusal = { status: 503, message: 'Service Unavailable: too many eve
 const TIMED_OUT: Refusal = { status: 503, message: 'Service Unavailable: the event stream could not open in time (option pendingTimeoutMs); retry later' }
 const RETRY: Refusal = { status: 503, message: 'Service Unavailable: the broker lost messages while the event stream opened; retry' }
 const NOTHING_MISSED: Answer = { frames: [] }
+const NOTHING_IN_FLIGHT: InFlightProbe = () => 0
+const destroySink = (sink: Sink): void => sink.destroy()
 const CANCELLED = new Error('the request was answered')
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME)
 const LINE_BREAK = /[\r\n]/
+/** The size of the pieces a stream's opening (retry, replay, ready) is written in. */
+const OPENING_PIECE_BYTES = 64 * 1024
 /** How long `close()` lets ended streams finish before it destroys them. */
 const CLOSE_GRACE_MS = 1000
 

@@ -1,5 +1,5 @@
 import type { Topic } from './topic.js'
-import type { Sink } from './transport.js'
+import type { InFlightProbe, Sink } from './transport.js'
 
 /** Who a stream reports its closing to. @internal */
 export interface StreamOwner {
@@ -75,14 +75,14 @@ export class Stream {
   }
 
   /**
-   * Starts writing to `sink`: `openedWith` bytes (head, `retry:`, replay,
-   * `ready`) are already written and count as the stream's first batch.
+   * Starts writing to `sink`: `openedWith` bytes (`retry:`, replay, `ready`)
+   * in `writes` writes are already written and count as the stream's first batch.
    */
-  start(sink: Sink, openedWith: number, tick: number): void {
+  start(sink: Sink, openedWith: number, writes: number, tick: number): void {
     this.sink = sink
     this.#written = openedWith
-    this.#queued = 1
-    this.#batchWrites = 1
+    this.#queued = writes
+    this.#batchWrites = writes
     this.#batchTick = tick
   }
 
@@ -130,19 +130,23 @@ export class Stream {
 
   /**
    * Called once per heartbeat interval: whether the reader has taken nothing
-   * for {@link STALL_BEATS} intervals while bytes waited for it. Such a
-   * stream is cut even on a quiet topic, where no write would ever find it
-   * over `maxBufferedBytes`.
+   * (not one whole write: a runtime counts a write as pending until all of
+   * it is sent) for `stallBeats` intervals while bytes waited for it (see
+   * {@link stallBeats}).
+   * Such a stream is cut even on a quiet topic, where no write would ever
+   * find it over `maxBufferedBytes`.
    */
-  isStalled(): boolean {
-    const backlog = (this.sink as Sink).writableLength
-    const sent = this.#written - backlog
-    if (backlog === 0 || sent !== this.#sentAtBeat) {
+  isStalled(inFlight: InFlightProbe, stallBeats: number): boolean {
+    const sink = this.sink as Sink
+    const backlog = sink.writableLength
+    // What the reader has taken: it only grows, and new writes do not move it.
+    const sent = this.#written - backlog - inFlight(sink)
+    if (backlog === 0 || sent > this.#sentAtBeat) {
       this.#sentAtBeat = sent
       this.#stalledBeats = 0
       return false
     }
-    return ++this.#stalledBeats >= STALL_BEATS
+    return ++this.#stalledBeats >= stallBeats
   }
 }
 
@@ -154,8 +158,19 @@ export class Stream {
  */
 export const WRITE_ENTRY_BYTES = 128
 
-/** Heartbeat intervals without progress after which a stream with a backlog is cut. @internal */
-export const STALL_BEATS = 2
+/**
+ * Heartbeat intervals without progress after which a stream with a backlog
+ * is cut: two, and never less than {@link MIN_STALL_MS}, because the kernel
+ * buffers megabytes and hands a steady reader's progress to the runtime
+ * only in bursts.
+ * @internal
+ */
+export function stallBeats(heartbeatMs: number): number {
+  return Math.max(2, Math.ceil(MIN_STALL_MS / heartbeatMs))
+}
+
+/** @internal */
+export const MIN_STALL_MS = 10_000
 
 /** How much of the byte range [start, end) is not sent yet, once `sent` bytes are. */
 function unsent(start: number, end: number, sent: number): number {

@@ -1,4 +1,5 @@
 import type { Unsubscribe } from '../broker/broker.js'
+import { topicLine } from '../protocol/frame.js'
 import type { ResetReason } from '../protocol/reset-reason.js'
 import type { Stream } from './stream.js'
 
@@ -36,7 +37,7 @@ export class Topic {
 
   /** The topic as a multi-topic frame's first data line, encoded once. */
   get line(): string {
-    return (this.#line ??= JSON.stringify(this.name))
+    return (this.#line ??= topicLine(this.name))
   }
 
   /** Moves the topic's position forward (never back). */

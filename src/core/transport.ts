@@ -22,6 +22,26 @@ export interface Sink {
   destroy(): void
 }
 
+/**
+ * How much of a sink's backlog the runtime holds in writes already under
+ * way, for the stall check: a runtime counts a write as pending until all of
+ * it is sent, so a reader draining one large write shows no progress in
+ * `writableLength` until the end. Node: libuv's write queue. One function
+ * per transport, not per stream; `0` where the transport cannot tell.
+ */
+export type InFlightProbe = (sink: Sink) => number
+
+/** What a transport adds for its sinks, one function each per transport (not per stream). */
+export interface SinkHooks {
+  /** See {@link InFlightProbe}; 0 when absent. */
+  readonly inFlight?: InFlightProbe
+  /**
+   * Closes a slow reader's sink at once. Its cost must not grow with what
+   * the reader left queued; `sink.destroy()` when absent.
+   */
+  readonly cut?: (sink: Sink) => void
+}
+
 /** A request the handler refuses, with its status and plain-text reason. */
 export interface Refusal {
   readonly status: 400 | 403 | 404 | 405 | 414 | 500 | 503

@@ -1,9 +1,9 @@
 import { Fanout, type HandlerStats } from '../core/fanout.js'
-import type { Stream } from '../core/stream.js'
+import { currentTick, type Stream } from '../core/stream.js'
 import type { Refusal, Sink, StreamOpening } from '../core/transport.js'
-import type { CloseOptions } from './node.js'
-import { resolveOptions, type StreamHandlerOptions } from './options.js'
+import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
+import { NOT_FOUND, NOT_GET, refusalHeaders, STREAM_HEADERS } from './response.js'
 
 /** Options of {@link createFetchHandler}: `authorize` and `snapshot` receive the Fetch `Request`. */
 export type FetchHandlerOptions = StreamHandlerOptions<Request>
@@ -26,15 +26,16 @@ export interface FetchHandler {
  * Creates the SSE endpoint for Fetch-API servers, with the same options and
  * wire behaviour as {@link createHandler}. A stream's body is a
  * `ReadableStream` whose unread queue is the stream's backlog, so a stalled
- * reader is cut like a stalled socket; a client that leaves (the request's
- * `signal` aborts, or the body is cancelled) is forgotten at once.
+ * reader is cut like a stalled socket; a client that leaves (the server
+ * cancels the body, or, while the stream waits to open, the request's
+ * `signal` aborts) is forgotten at once.
  *
  * @param options - see {@link StreamHandlerOptions}; all optional
  * @returns the {@link FetchHandler}
  * @throws TypeError for an unknown option or one of the wrong type; RangeError for a number out of range
  * @example
  * const events = createFetchHandler({ path: '/events', snapshot: () => state })
- * Bun.serve({ fetch: (request) => events(request) })
+ * Deno.serve((request) => events(request))
  */
 export function createFetchHandler(options: FetchHandlerOptions = {}): FetchHandler {
   const resolved = resolveOptions(options, 'createFetchHandler')
@@ -49,36 +50,29 @@ export function createFetchHandler(options: FetchHandlerOptions = {}): FetchHand
     if (request.method !== 'GET') return refuse(NOT_GET)
     const query = readStreamQuery(request.url, resolved)
     if ('status' in query) return refuse(query)
+    // The header, which a reconnecting EventSource sends by itself, wins over the query.
     const header = request.headers.get('last-event-id')
     if (header !== null && header !== '') query.lastEventId = header
     return new Promise<Response>((resolve) => fanout.open(new FetchOpening(request, query.topics, query.lastEventId, resolve)))
   }) as FetchHandler
 
-  handler.close = (closeOptions = {}) => {
-    const spreadMs = closeOptions.reconnectSpreadMs ?? DEFAULT_RECONNECT_SPREAD_MS
-    if (typeof spreadMs !== 'number' || !(spreadMs >= 0 && spreadMs <= 2 ** 31 - 1)) {
-      throw new RangeError(`handler.close: option "reconnectSpreadMs" must be a number of milliseconds from 0 to ${2 ** 31 - 1}, got ${String(spreadMs)}`)
-    }
-    return fanout.close(spreadMs)
-  }
+  handler.close = (closeOptions = {}) => fanout.close(resolveCloseOptions(closeOptions))
   handler.stats = () => fanout.stats()
   return handler
 }
 
-const DEFAULT_RECONNECT_SPREAD_MS = 10_000
-const NOT_FOUND: Refusal = { status: 404, message: 'Not Found' }
-const NOT_GET: Refusal = { status: 405, message: 'Method Not Allowed: event streams are opened with GET' }
-const STREAM_HEADERS = {
-  'Content-Type': 'text/event-stream',
-  'Cache-Control': 'no-cache, no-transform',
-  'X-Accel-Buffering': 'no',
+function refusalResponse(refusal: Refusal): Response {
+  return new Response(refusal.message, { status: refusal.status, headers: refusalHeaders(refusal) })
 }
 
-function refusalResponse({ status, message }: Refusal): Response {
-  const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }
-  if (status === 405) headers['Allow'] = 'GET'
-  return new Response(message, { status, headers })
-}
+/**
+ * The reason a stream's body is errored with when the server cuts it (a
+ * slow reader, or `close()` with a backlog), which is how a Fetch server is
+ * told to drop the connection and what it had queued. A string, not an
+ * Error: Bun and Deno log the reason of every errored body, and a stack
+ * trace per cut reader would flood the log.
+ */
+const CUT_REASON = 'patchwire: event stream cut by the server (a reader too slow for maxBufferedBytes, or handler.close()); the client reconnects and resumes'
 
 /** One Fetch request on its way to becoming a stream. */
 class FetchOpening implements StreamOpening<Request> {
@@ -86,6 +80,8 @@ class FetchOpening implements StreamOpening<Request> {
   readonly topics: readonly string[]
   readonly lastEventId: string | undefined
   readonly #resolve: (response: Response) => void
+  /** The event-loop turn the request arrived in. */
+  readonly #tick = currentTick()
 
   constructor(req: Request, topics: readonly string[], lastEventId: string | undefined, resolve: (response: Response) => void) {
     this.req = req
@@ -95,7 +91,15 @@ class FetchOpening implements StreamOpening<Request> {
   }
 
   isGone(): boolean {
-    return this.req.signal.aborted
+    // A server sees a client leave in a later turn than its request. Not
+    // reading `signal` before then (so never, for an opening that waits for
+    // nothing) also spares the warning Deno prints once a request whose
+    // signal was read ends well: that it aborts such signals too.
+    if (currentTick() === this.#tick || !this.req.signal.aborted) return false
+    // The core answers nothing to a client that left, but the server still
+    // awaits a Response: settle it, with the status servers log for this.
+    this.#resolve(new Response(null, { status: 499 }))
+    return true
   }
 
   refuse(refusal: Refusal): void {
@@ -104,58 +108,67 @@ class FetchOpening implements StreamOpening<Request> {
 
   accept(first: Uint8Array, stream: Stream): Sink {
     const sink = new QueueSink(stream)
-    const body = new ReadableStream<Uint8Array>({
-      start(controller) {
-        sink.controller = controller
-        controller.enqueue(first)
-      },
-      cancel() {
-        sink.closed = true
-        stream.detach()
-      },
-    }, new ByteLengthQueuingStrategy({ highWaterMark: 0 }))
-    this.req.signal.addEventListener('abort', () => sink.destroy(), { once: true })
+    // A high-water mark of 0: the queue's size is exactly what the server
+    // has not taken yet, which `desiredSize` tells (as minus that).
+    const body = new ReadableStream<Uint8Array>(sink, new ByteLengthQueuingStrategy({ highWaterMark: 0 }))
+    sink.write(first)
     this.#resolve(new Response(body, { status: 200, headers: STREAM_HEADERS }))
     return sink
   }
 }
 
 /**
- * A stream's end of a `ReadableStream`: what the reader has not taken yet
- * is its queue, read from `desiredSize` (a high-water mark of 0 makes it
- * minus the queued bytes).
+ * A stream's end of its `ReadableStream` body, and that body's source. The
+ * backlog is the stream's queue: the server takes a chunk only as its
+ * connection accepts it (Bun, Deno and `@hono/node-server` all wait for the
+ * socket), so a stalled reader shows as a growing queue and is cut like a
+ * stalled socket. A client that leaves is seen as the body's cancellation,
+ * which every Fetch server does when the connection closes: the request's
+ * `signal` is not used for it, as Deno aborts it on success too.
  */
-class QueueSink implements Sink {
+class QueueSink implements Sink, UnderlyingDefaultSource<Uint8Array> {
   readonly #stream: Stream
-  controller: ReadableStreamDefaultController<Uint8Array> | undefined
-  closed = false
+  #controller: ReadableStreamDefaultController<Uint8Array> | undefined
+  #closed = false
 
   constructor(stream: Stream) {
     this.#stream = stream
   }
 
   get writableLength(): number {
-    const size = this.closed ? 0 : this.controller?.desiredSize ?? 0
+    // An errored stream's desiredSize is null; a closed one's is 0.
+    const size = this.#closed ? 0 : (this.#controller?.desiredSize ?? 0)
     return size < 0 ? -size : 0
   }
 
+  /** Called by the `ReadableStream` constructor. */
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.#controller = controller
+  }
+
+  /** The server will read no more: the client left. */
+  cancel(): void {
+    this.#closed = true
+    this.#stream.detach()
+  }
+
   write(chunk: Uint8Array): void {
-    if (this.closed) return
-    this.controller?.enqueue(chunk)
+    if (!this.#closed) this.#controller?.enqueue(chunk)
   }
 
   end(): void {
-    if (this.#finish()) this.controller?.close()
+    if (this.#finish()) this.#controller?.close()
   }
 
   destroy(): void {
-    if (this.#finish()) this.controller?.error(new Error('patchwire: the stream was closed by the server'))
+    if (this.#finish()) this.#controller?.error(CUT_REASON)
   }
 
   #finish(): boolean {
-    if (this.closed) return false
-    this.closed = true
-    // The body will not be read any further: the stream is forgotten now.
+    if (this.#closed) return false
+    this.#closed = true
+    // Nothing more is written, so the stream is forgotten now; after the
+    // core's current loop, which may be walking the stream's topics.
     queueMicrotask(() => this.#stream.detach())
     return true
   }

@@ -20,7 +20,7 @@ export interface StreamHandlerOptions<Req> {
    * Interval of the keep-alive comment, in milliseconds. One shared timer per
    * handler drives it for all streams; a stream that got a frame during the
    * interval is skipped. A stream whose reader took nothing of its backlog
-   * for two intervals is cut.
+   * for two intervals (and at least 10 s) is cut.
    * @defaultValue 15000
    */
   heartbeatMs?: number
@@ -110,19 +110,45 @@ export interface StreamHandlerOptions<Req> {
   onError?: (error: PatchwireError) => void
 }
 
+/** Options of `handler.close()`. */
+export interface CloseOptions {
+  /**
+   * Each stream is told to reconnect after `retryMs` plus a random share of
+   * this many milliseconds, so that a rolling deploy does not send every
+   * page to the next process in the same second.
+   * @defaultValue 10000
+   */
+  reconnectSpreadMs?: number
+}
+
+/**
+ * Validates `close()` options.
+ * @returns the reconnect spread, in milliseconds
+ * @throws RangeError for a spread that is not a number of milliseconds from 0 to 2147483647
+ * @internal
+ */
+export function resolveCloseOptions(options: CloseOptions): number {
+  const spreadMs = options.reconnectSpreadMs ?? DEFAULT_RECONNECT_SPREAD_MS
+  if (typeof spreadMs !== 'number' || !(spreadMs >= 0 && spreadMs <= MAX_TIMER_MS)) {
+    throw new RangeError(`handler.close: option "reconnectSpreadMs" must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, got ${String(spreadMs)}`)
+  }
+  return spreadMs
+}
+
 /** What a transport needs of the options, resolved. @internal */
 export interface ResolvedOptions<Req> extends CoreOptions<Req>, QueryLimits {
   readonly path: string | undefined
 }
 
-export const DEFAULT_HEARTBEAT_MS = 15_000
-export const DEFAULT_RETRY_MS = 3_000
-export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024
-export const DEFAULT_LINGER_MS = 30_000
-export const DEFAULT_MAX_TOPIC_LENGTH = 256
-export const DEFAULT_MAX_TOPICS = 16
-export const DEFAULT_MAX_PENDING = 1024
-export const DEFAULT_PENDING_TIMEOUT_MS = 10_000
+const DEFAULT_HEARTBEAT_MS = 15_000
+const DEFAULT_RETRY_MS = 3_000
+const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024
+const DEFAULT_LINGER_MS = 30_000
+const DEFAULT_MAX_TOPIC_LENGTH = 256
+const DEFAULT_MAX_TOPICS = 16
+const DEFAULT_MAX_PENDING = 1024
+const DEFAULT_PENDING_TIMEOUT_MS = 10_000
+const DEFAULT_RECONNECT_SPREAD_MS = 10_000
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 

@@ -63,12 +63,13 @@ export function readStreamQuery(target: string, limits: QueryLimits): StreamQuer
   if (target.length > maxTopics * (maxTopicLength * 9 + 7) + TARGET_SLACK) {
     return { status: 414, message: 'The request target is longer than any set of topics the handler allows (options maxTopics, maxTopicLength)' }
   }
+  // A "?" after a "#" belongs to the fragment: then there is no query.
+  const hash = target.indexOf('#')
+  const end = hash === -1 ? target.length : hash
   const q = target.indexOf('?')
   const topics: string[] = []
   let lastEventId: string | undefined
-  if (q !== -1) {
-    const hash = target.indexOf('#', q)
-    const end = hash === -1 ? target.length : hash
+  if (q !== -1 && q < end) {
     for (let start = q + 1; start <= end;) {
       let amp = target.indexOf('&', start)
       if (amp === -1 || amp > end) amp = end

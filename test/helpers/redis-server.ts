@@ -148,16 +148,27 @@ function answersPing(port: number): Promise<boolean> {
 }
 
 /**
- * A TCP proxy in front of a Redis, for a test that cuts a client's
- * connection at a chosen reply. Meant for one client at a time.
+ * A TCP proxy in front of a Redis, for a test that delays a client's
+ * commands or Redis's replies, or cuts the connection at a chosen reply.
+ * Meant for one client at a time.
  */
 export interface RedisProxy {
   /** The port to point the client at (127.0.0.1). */
   readonly port: number
   /** Redis's replies held since {@link RedisProxy.hold}, as received. */
   readonly held: Buffer
+  /** Every byte the client sent, forwarded or held, as latin1 text. */
+  readonly sent: string
+  /** The client's commands held since {@link RedisProxy.holdCommands}, as latin1 text. */
+  readonly heldCommands: string
   /** From now on, keeps Redis's replies instead of forwarding them. */
   hold(): void
+  /** Forwards the replies held, and the later ones as they come. */
+  release(): void
+  /** From now on, keeps the client's commands instead of sending them to Redis. */
+  holdCommands(): void
+  /** Sends the commands held to Redis, and the later ones as they come. */
+  releaseCommands(): void
   /**
    * Forwards the first `bytes` bytes held, then cuts the connections, as a
    * network failure would; the client's next connection is forwarded as usual.
@@ -172,11 +183,18 @@ export async function startRedisProxy(redisPort: number): Promise<RedisProxy> {
   const connections = new Set<{ client: net.Socket, upstream: net.Socket }>()
   let holding = false
   let held = Buffer.alloc(0)
+  let sent = ''
+  let holdingCommands = false
+  let heldCommands = Buffer.alloc(0)
   const server = net.createServer((client) => {
     const upstream = net.connect(redisPort, '127.0.0.1')
     const connection = { client, upstream }
     connections.add(connection)
-    client.on('data', (chunk: Buffer) => upstream.write(chunk))
+    client.on('data', (chunk: Buffer) => {
+      sent += chunk.toString('latin1')
+      if (holdingCommands) heldCommands = Buffer.concat([heldCommands, chunk])
+      else upstream.write(chunk)
+    })
     upstream.on('data', (chunk: Buffer) => {
       if (holding) held = Buffer.concat([held, chunk])
       else client.write(chunk)
@@ -193,7 +211,20 @@ export async function startRedisProxy(redisPort: number): Promise<RedisProxy> {
   return {
     port: (server.address() as net.AddressInfo).port,
     get held() { return held },
+    get sent() { return sent },
+    get heldCommands() { return heldCommands.toString('latin1') },
     hold() { holding = true },
+    release() {
+      holding = false
+      for (const { client } of connections) client.write(held)
+      held = Buffer.alloc(0)
+    },
+    holdCommands() { holdingCommands = true },
+    releaseCommands() {
+      holdingCommands = false
+      for (const { upstream } of connections) upstream.write(heldCommands)
+      heldCommands = Buffer.alloc(0)
+    },
     cut(bytes) {
       const forwarded = held.subarray(0, bytes)
       holding = false

@@ -1,6 +1,7 @@
 import type { BrokerListener } from '../../broker/broker.js'
 import { PatchwireError } from '../../errors.js'
 import { formatEventId } from '../../protocol/event-id.js'
+import { Barrier } from './barrier.js'
 import type { LocalHistory } from './local-history.js'
 import type { TopicAnswer } from './reader.js'
 import { isCompleteAfter, parseChannelMessage } from './scripts.js'
@@ -57,6 +58,10 @@ export interface FeedOptions {
   readonly history: LocalHistory
   /** Reads a topic's position and its stream after `after`, waiting for the publisher. */
   read(topic: string, after?: number): Promise<TopicAnswer>
+  /** Sends `PING` on the subscriber connection (see {@link Barrier}). */
+  ping(): Promise<unknown>
+  /** How long {@link Feed.delivered} may wait, in milliseconds. */
+  readonly timeoutMs: number
   readonly onError: (error: PatchwireError) => void
 }
 
@@ -83,6 +88,9 @@ export class Feed {
   readonly #onError: (error: PatchwireError) => void
   #epoch: string | undefined
   #seen = 0
+  /** Every message up to this position has been processed: delivered, or not this process's. */
+  #processed = 0
+  readonly #barrier: Barrier
   /** The subscriber connection is down: hold everything until it is back and refilled. */
   #down = true
   /** Refills in flight: hold everything until they are answered. */
@@ -98,6 +106,23 @@ export class Feed {
     this.#history = options.history
     this.#read = options.read
     this.#onError = options.onError
+    this.#barrier = new Barrier({
+      ping: options.ping,
+      processed: () => this.#processed,
+      seen: () => this.#seen,
+      held: () => this.#held(),
+      timeoutMs: options.timeoutMs,
+    })
+  }
+
+  /**
+   * Waits until every message up to `position` that this process's
+   * listeners get has reached them (see {@link Barrier}).
+   * @returns a Promise that resolves then; it rejects with
+   * `ERR_PATCHWIRE_BROKER` when the subscriber cannot confirm it in time
+   */
+  delivered(position: number): Promise<void> {
+    return this.#barrier.wait(position)
   }
 
   /** The history this process is in, as the scripts want it. */
@@ -127,6 +152,7 @@ export class Feed {
   /** The subscriber connection dropped. */
   lost(): void {
     this.#down = true
+    this.#barrier.lost()
   }
 
   /**
@@ -141,11 +167,15 @@ export class Feed {
     this.#refill(refill)
   }
 
-  /** The subscriber closed for good: nothing more will arrive, every topic is reset. */
-  closed(): void {
+  /**
+   * The subscriber closed for good: nothing more will arrive, every topic is
+   * reset, and waits for delivery reject with `report`.
+   */
+  closed(report: PatchwireError): void {
     this.#down = true
     this.#queue = []
     this.#queueHead = 0
+    this.#barrier.closed(report)
     for (const topic of [...this.#topics.values()]) {
       topic.last = undefined
       this.#history.stop(topic.channel)
@@ -220,6 +250,7 @@ export class Feed {
       this.#queue = []
       this.#queueHead = 0
     }
+    if (!this.#held()) this.#barrier.caughtUp()
   }
 
   #process(message: Queued): void {
@@ -233,16 +264,17 @@ export class Feed {
     }
     if (seq > this.#seen) this.#seen = seq
     const topic = this.#topics.get(message.channel)
-    if (topic === undefined || topic.status === 'failed') return
-    const last = topic.last
-    if (last !== undefined && seq <= last) return
-    if (!message.refilled && last !== undefined && message.prev !== undefined && message.prev > last) {
+    const last = topic?.last
+    if (topic !== undefined && topic.status !== 'failed' && !message.refilled && last !== undefined && seq > last && message.prev !== undefined && message.prev > last) {
       // The topic's previous message never arrived: put this one back, and
       // hold the feed while the hole is read from the stream.
       this.#queueHead--
       this.#refill([topic])
       return
     }
+    if (seq > this.#processed) this.#processed = seq
+    if (topic === undefined || topic.status === 'failed') return
+    if (last !== undefined && seq <= last) return
     if (last === undefined && !this.#history.has(topic.channel)) {
       // Everything after this message's predecessor arrives from now on.
       this.#history.start(topic.channel, message.prev ?? seq - 1)
@@ -341,6 +373,8 @@ export class Feed {
   #newEpoch(epoch: string, position: number): void {
     this.#epoch = epoch
     this.#seen = position
+    // What the new history holds up to `position` is behind the reset.
+    if (position > this.#processed) this.#processed = position
     this.#history.clear()
     for (const topic of [...this.#topics.values()]) {
       if (topic.status === 'failed') continue

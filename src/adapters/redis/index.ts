@@ -29,8 +29,10 @@ export interface RedisBrokerOptions {
   publisher: RedisClient
   /**
    * Receives messages. A client of its own (a subscribed connection can do
-   * nothing else): `publisher.duplicate()` (node-redis, connected) or a
-   * second `new Redis(url)`. Keep the client's automatic reconnection on
+   * nothing else but `PING`, which the broker sends to confirm delivery):
+   * `publisher.duplicate()` (node-redis, connected) or a second
+   * `new Redis(url)`; its user must be allowed `SUBSCRIBE`, `UNSUBSCRIBE`
+   * and `PING`. Keep the client's automatic reconnection on
    * (the default of both libraries): once it gives up, the broker reports
    * it, resets every topic's streams, and refuses new subscriptions.
    */
@@ -62,9 +64,10 @@ export interface RedisBrokerOptions {
   historyMs?: number
   /**
    * How long a `publish` may take, in milliseconds, including the wait for
-   * the publisher's first connection; also bounds `position`, `replay` and
-   * the reads after a reconnect. A publish that timed out may still reach
-   * subscribers later.
+   * the publisher's first connection; also bounds the reads of `position`,
+   * `replay` and after a reconnect, and the wait of `position` and `replay`
+   * for the subscriber to deliver what came before them. A publish that
+   * timed out may still reach subscribers later.
    * @defaultValue `5000`
    */
   publishTimeoutMs?: number
@@ -120,8 +123,16 @@ interface BrokerTopic extends Topic {
  * the `SUBSCRIBE` is live and the topic's start position is read (it
  * rejects with `ERR_PATCHWIRE_BROKER` if subscribing failed).
  *
- * `position(topic)` and `replay(topic, after)` give the history capability;
- * `replay` answers from the process's own cache of recent messages, without
+ * `position(topic)` and `replay(topic, after)` give the history capability.
+ * Both settle only once every message up to their position (for a replay,
+ * its last frame) that this process's listeners get has reached them, and
+ * so does `ready` for the topic's start position: the subscriber connection
+ * may still be delivering a message of another topic published just before,
+ * which a stream starting there would otherwise skip. That costs a `PING` on
+ * the subscriber connection (shared by the positions asked in one turn),
+ * unless the process has already delivered a message at or after the
+ * position, or has no subscriptions at all. `replay` answers from the
+ * process's own cache of recent messages, without
  * a round trip, when the topic is subscribed and the cache reaches back to
  * `after` (16 MiB over all topics, `history` per topic), and concurrent
  * identical replays share one round trip.
@@ -277,7 +288,19 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     false,
   ).then(parseReadReply))
 
-  const feed: Feed = new Feed({ topics, history, read: (topic, after): Promise<TopicAnswer> => reader.read(topic, after), onError })
+  const feed: Feed = new Feed({
+    topics,
+    history,
+    read: (topic, after): Promise<TopicAnswer> => reader.read(topic, after),
+    ping: () => subscriber.command(['PING']),
+    timeoutMs: publishTimeoutMs,
+    onError,
+  })
+  /**
+   * Settles once every message up to `position` that this process's
+   * listeners get has reached them: at once when nothing is subscribed.
+   */
+  const delivered = (position: number): Promise<void> => topics.size === 0 ? RESOLVED : feed.delivered(position)
   const channels = channelsOf(subscriber, (message, channel) => feed.receive(message, channel))
 
   /**
@@ -300,6 +323,12 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         if (!isLatest(topic, attempt)) return
         topic.status = 'live'
         await feed.start(topic)
+        if (!isLatest(topic, attempt)) return
+        // Messages of other topics published before the start position may
+        // still be on their way; `ready` waits for them. Should that fail,
+        // the subscription still works: the `position` asked next waits too,
+        // and reports it.
+        if (topic.last !== undefined) await delivered(topic.last).catch(noop)
         if (!isLatest(topic, attempt)) return
         topic.ready = RESOLVED
         topic.settle?.resolve()
@@ -397,7 +426,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     onReady: resubscribe,
     onClose: (report) => {
       subscriberClosed = report
-      feed.closed()
+      feed.closed(report)
     },
   })
   if (subscriber.isReady()) feed.resumed([], [])
@@ -409,7 +438,14 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     let byAfter = replaying.get(topic)
     const shared = byAfter?.get(after)
     if (shared !== undefined) return shared
-    const result = reader.read(topic, id.seq).then((answer) => judgeReplay(answer, id))
+    const result = reader.read(topic, id.seq).then(async (answer) => {
+      const judged = judgeReplay(answer, id)
+      // A stream that resumes with these frames is at the last one's
+      // position: messages of its other topics before it must be delivered.
+      const last = 'frames' in judged ? answer.topic.entries.at(-1) : undefined
+      if (last !== undefined) await delivered(last.seq)
+      return judged
+    })
     if (byAfter === undefined) {
       byAfter = new Map()
       replaying.set(topic, byAfter)
@@ -487,8 +523,9 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     },
 
     position(topic) {
-      return reader.read(topic).then((answer) => {
+      return reader.read(topic).then(async (answer) => {
         feed.observe(answer.epoch, answer.position)
+        await delivered(answer.position)
         return formatEventId(answer.epoch, answer.position)
       })
     },

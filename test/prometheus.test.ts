@@ -1,0 +1,46 @@
+/**
+ * The README's Prometheus recipe (examples/metrics/prometheus.ts), run as
+ * it is against a real handler: what stats() counts reaches a scrape.
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { Registry } from 'prom-client'
+import { registerPatchwireMetrics } from '../examples/metrics/prometheus.ts'
+import { createBroker, publish } from '../src/index.ts'
+import { startServer, until } from './helpers/server.ts'
+import { openRaw, openStream } from './helpers/sse-client.ts'
+
+/** One sample's value from Prometheus text, or undefined. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((entry) => entry.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
+describe('Prometheus recipe', () => {
+  it('exposes open streams as gauges and what happened as counters, growing across scrapes', async (t) => {
+    const broker = createBroker()
+    const server = await startServer(t, { broker, lingerMs: 0 })
+    const registry = new Registry()
+    registerPatchwireMetrics(server.handler, registry)
+    const client = await openStream(t, server.port, 'a')
+    await publish(broker, 'a', [['replace', '/n', 1]])
+    await client.waitForEvents(2)
+    const refused = await openRaw(t, server.port, '/')
+    await until(() => refused.response !== undefined, 3000, 'the refusal')
+    const first = await registry.metrics()
+    assert.equal(sample(first, 'patchwire_connections'), 1)
+    assert.equal(sample(first, 'patchwire_topics'), 1)
+    assert.equal(sample(first, 'patchwire_messages_total'), 1)
+    assert.equal(sample(first, 'patchwire_frames_total'), 1)
+    assert.equal(sample(first, 'patchwire_refused_total{status="400"}'), 1)
+    assert.ok((sample(first, 'patchwire_bytes_total') ?? 0) > 0)
+    await publish(broker, 'a', [['replace', '/n', 2]])
+    const back = await openStream(t, server.port, 'a', ['Last-Event-ID: junk'])
+    await client.waitForEvents(3)
+    const second = await registry.metrics()
+    assert.equal(sample(second, 'patchwire_messages_total'), 2)
+    assert.equal(sample(second, 'patchwire_connections'), 2)
+    assert.equal(sample(second, 'patchwire_resets_total{reason="malformed-id"}'), 1)
+    back.destroy()
+  })
+})
