@@ -100,7 +100,7 @@ async function flood(frameBytes: number, expect: number, fraction: number, maxFr
   while (handler.stats().dropped - dropped0 < expect && frames < maxFrames) {
     void publish(broker, TOPIC, ops)
     frames++
-    await phase.turn(handler.stats().dropped - dropped0)
+    await phase.turn(() => handler.stats().dropped - dropped0)
     if (retained === undefined && handler.stats().dropped === dropped0 && counted(sample) >= fraction * maxBufferedBytes) {
       phase.pause()
       const m = await collected()
@@ -108,7 +108,7 @@ async function flood(frameBytes: number, expect: number, fraction: number, maxFr
       backlog = 0
       for (const socket of sockets) backlog += socket.writableLength
       kernel = sample.bytesWritten - sample.writableLength
-      phase.resume()
+      await phase.resume()
     }
   }
   return { type: 'flood', frameLength, frames, ...(await phase.end(handler.stats().dropped - dropped0, expect)), ...(retained === undefined ? {} : { retained }), ...(backlog === undefined ? {} : { backlog }), ...(kernel === undefined ? {} : { kernelPerStream: kernel }) }
@@ -130,14 +130,14 @@ async function quiet(frameBytes: number, expect: number, timeoutMs: number): Pro
   while (extra > 0 && count < 1000) {
     void publish(broker, TOPIC, ops)
     count++
-    await phase.turn(handler.stats().dropped - dropped0)
+    await phase.turn(() => handler.stats().dropped - dropped0)
     if (sample.writableLength > 0) extra--
   }
   phase.quietSince()
   const deadline = performance.now() + timeoutMs
   while (handler.stats().dropped - dropped0 < expect && performance.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 5))
-    await phase.turn(handler.stats().dropped - dropped0)
+    await phase.turn(() => handler.stats().dropped - dropped0)
   }
   return { type: 'quiet', frameLength, frames: count, ...(await phase.end(handler.stats().dropped - dropped0, expect)) }
 }
@@ -155,6 +155,9 @@ async function collected(): Promise<NodeJS.MemoryUsage> {
 class Phase {
   readonly before: NodeJS.MemoryUsage
   readonly #delay = monitorEventLoopDelay({ resolution: 10 })
+  /** From the turn that cut the first stream on: what cutting itself blocks. */
+  readonly #cutDelay = monitorEventLoopDelay({ resolution: 10 })
+  #longestCutting = 0
   #start = performance.now()
   #previous = performance.now()
   #longest = 0
@@ -162,7 +165,10 @@ class Phase {
   #lastCut: number | undefined
   #closedAtStart = closed
   #peak = { heapUsed: 0, external: 0, rss: 0 }
+  #cutSoFar = 0
   #paused = false
+  /** the histogram's maximum before a GC reading reset it, ns */
+  #delayBefore = 0
 
   private constructor(before: NodeJS.MemoryUsage) {
     this.before = before
@@ -181,15 +187,23 @@ class Phase {
     this.#start = performance.now()
   }
 
-  /** Waits one turn and records it; `cut` is the streams cut so far. */
-  async turn(cut: number): Promise<void> {
+  /** Waits one turn and records it; `cutSoFar` counts the streams cut by then (read after the turn, which may have cut some). */
+  async turn(cutSoFar: () => number): Promise<void> {
     await nextTurn()
     const now = performance.now()
-    if (!this.#paused) this.#longest = Math.max(this.#longest, now - this.#previous)
+    const cut = cutSoFar()
+    const gap = now - this.#previous
+    if (!this.#paused) this.#longest = Math.max(this.#longest, gap)
     this.#paused = false
     this.#previous = now
-    if (cut > 0) this.#firstCut ??= now
-    if (cut > 0) this.#lastCut = now
+    if (cut > 0 && this.#firstCut === undefined) {
+      this.#firstCut = now
+      this.#cutDelay.enable()
+    }
+    // The turn that cut the first stream and every later one: the flood stops once all are cut.
+    if (cut > 0) this.#longestCutting = Math.max(this.#longestCutting, gap)
+    if (cut > this.#cutSoFar) this.#lastCut = now
+    this.#cutSoFar = cut
     if (this.#firstCut === undefined) {
       const m = process.memoryUsage()
       this.#peak.heapUsed = Math.max(this.#peak.heapUsed, m.heapUsed)
@@ -198,17 +212,23 @@ class Phase {
     }
   }
 
-  /** The GC reading is no freeze of the handler's making: kept out of the loop-delay histogram and the turn gaps. */
+  /**
+   * The GC reading is no freeze of the handler's making: kept out of the
+   * turn gaps, and out of the loop-delay histogram, whose timer would record
+   * the GC's block on its next firing (so the histogram's maximum so far is
+   * kept, and it is reset once that firing is past).
+   */
   pause(): void {
-    this.#delay.disable()
+    this.#delayBefore = Math.max(this.#delayBefore, this.#delay.max)
   }
 
-  resume(): void {
-    this.#delay.enable()
+  async resume(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 25))
+    this.#delay.reset()
     this.#paused = true
   }
 
-  async end(cut: number, expect: number): Promise<Omit<HostileReport, 'type' | 'frameLength' | 'frames' | 'retained' | 'backlog'>> {
+  async end(cut: number, expect: number): Promise<Omit<HostileReport, 'type' | 'frameLength' | 'frames' | 'retained' | 'backlog' | 'kernelPerStream'>> {
     const lastCut = this.#lastCut ?? performance.now()
     // Every cut socket must also have closed.
     const target = this.#closedAtStart + Math.min(cut, expect)
@@ -225,6 +245,7 @@ class Phase {
     }
     const closedAt = performance.now()
     this.#delay.disable()
+    this.#cutDelay.disable()
     const first = this.#firstCut ?? lastCut
     return {
       cut,
@@ -232,7 +253,9 @@ class Phase {
       cuttingMs: lastCut - first,
       closedMs: closedAt - first,
       longestTurnMs: this.#longest,
-      loopDelayMaxMs: this.#delay.max / 1e6,
+      longestCuttingTurnMs: this.#longestCutting,
+      loopDelayMaxMs: Math.max(this.#delayBefore, this.#delay.max) / 1e6,
+      cuttingDelayMaxMs: this.#firstCut === undefined ? 0 : this.#cutDelay.max / 1e6,
       peak: { heapUsed: this.#peak.heapUsed - this.before.heapUsed, external: this.#peak.external - this.before.external, rss: this.#peak.rss - this.before.rss },
     }
   }
