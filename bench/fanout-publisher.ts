@@ -24,7 +24,9 @@ const { values: args } = parseArgs({ options: { 'redis-url': { type: 'string' },
 
 const send = reportToOrchestrator<PublisherReport>()
 
-const publisher = createClient({ url: args['redis-url'] ?? 'redis://127.0.0.1:6379' })
+const url = args['redis-url']
+if (url === undefined) throw new Error('fanout-publisher needs --redis-url')
+const publisher = createClient({ url })
 const subscriber = publisher.duplicate()
 await Promise.all([publisher.connect(), subscriber.connect()])
 const broker = createRedisBroker({ publisher, subscriber, prefix: args['redis-prefix'] ?? 'bench:' })

@@ -7,7 +7,7 @@
  *   npm run bench                                  # default matrix, N = 1000, 5000, 15000, two rounds
  *   npm run bench -- --quick                       # development: small N, one round
  *   npm run bench -- --n 1000,5000 --variants bare,probe --rounds 1
- *   npm run bench -- --processes 2 --variants patchwire-redis --n 30000
+ *   npm run bench -- --processes 2 --variants patchwire-redis --n 30000   # behind a private redis-server (or --redis-url URL)
  *
  * Variants, each in its own server process (`fanout-server.ts`):
  * - patchwire: `createHandler` + `publish`.
@@ -69,6 +69,7 @@ import { chartPanels, checkTargets, markdownTable, markdownTargets, summarise } 
 import type { RunResult } from './fanout-report.js'
 import { CONNECT_CONCURRENCY, Fleet, HERE, killChildrenOnExit, loadAverage, machine, MAX_STREAMS_PER_PROCESS, parseList, positive, progress, RESULTS, usage } from './harness.js'
 import type { Client } from './harness.js'
+import { startRedisServer } from '../test/helpers/redis-server.ts'
 import { renderChart } from './svg-chart.js'
 import { VARIANT_NAMES } from './variants/variant.js'
 
@@ -84,7 +85,7 @@ const { values: args } = parseArgs({
     processes: { type: 'string' },
     'heartbeat-ms': { type: 'string', default: '1000' },
     'idle-ticks': { type: 'string' },
-    'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
+    'redis-url': { type: 'string' },
   },
 })
 
@@ -95,7 +96,9 @@ const broadcasts = positive(args.broadcasts, '--broadcasts')
 const heartbeatMs = positive(args['heartbeat-ms'], '--heartbeat-ms')
 const idleTicks = positive(args['idle-ticks'] ?? (quick ? '2' : '4'), '--idle-ticks')
 const processes = args.processes === undefined ? undefined : positive(args.processes, '--processes')
-const redisUrl = args['redis-url']
+// Behind Redis without --redis-url: a private redis-server on a free port (never a shared 6379).
+const privateRedis = processes !== undefined && args['redis-url'] === undefined ? await startRedisServer() : undefined
+const redisUrl = args['redis-url'] ?? privateRedis?.url ?? ''
 const allVariants: string[] = [...VARIANT_NAMES, ...(processes === undefined ? [] : ['patchwire-redis'])]
 const variants = args.variants === undefined ? allVariants : args.variants.split(',')
 for (const v of variants) if (!allVariants.includes(v)) usage(`unknown variant "${v}" (known: ${allVariants.join(', ')}${processes === undefined ? '; patchwire-redis needs --processes K' : ''})`)
@@ -132,6 +135,7 @@ for (const n of ns) {
   }
 }
 writeResults(true)
+await privateRedis?.stop()
 progress(`done in ${((performance.now() - started) / 1000).toFixed(0)} s`, true)
 process.exit(0)
 

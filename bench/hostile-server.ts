@@ -4,7 +4,7 @@
  * `stalled-readers.py`, driven over IPC. Not meant to be run by hand; the
  * bench spawns it as
  *
- *   node --expose-gc [--max-old-space-size=M] --import tsx bench/hostile-server.ts [--heartbeat-ms H] [--max-buffered-bytes B] [--what-if-destroy-error]
+ *   node --expose-gc [--max-old-space-size=M] --import tsx bench/hostile-server.ts [--heartbeat-ms H] [--max-buffered-bytes B]
  *
  * The broker keeps no history (`history: 0`), so that memory read here is
  * what the stalled streams hold, not what resume keeps.
@@ -19,18 +19,13 @@
  * - quiet: frames until the first stalled socket has a backlog the kernel
  *   did not take, two more, then nothing: the stall check (every heartbeat)
  *   must still cut the stalled streams.
- * - `--what-if-destroy-error`: an experiment, not patchwire as shipped.
- *   `net.Socket.prototype.destroy` called without an error gets one shared
- *   error instead, so that Node fails the socket's queued writes with it
- *   rather than building an `ERR_STREAM_DESTROYED` (with its stack trace)
- *   for each one: what a cut would cost if the core passed an error.
  * - Timing: `handler.stats().dropped` after each turn for the cuts; the
  *   sockets' `close` events for when they are really gone;
  *   `monitorEventLoopDelay` and the gap between turns for how long the
  *   process froze.
  */
 import http from 'node:http'
-import net from 'node:net'
+import type net from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { createBroker, createHandler, position, publish } from '../src/index.js'
@@ -49,13 +44,6 @@ const TOPIC = 'stalled'
 const WRITE_ENTRY_BYTES = 128
 
 const send = reportToOrchestrator<HostileServerReport>()
-if (argv.includes('--what-if-destroy-error')) {
-  const destroy = net.Socket.prototype.destroy
-  const cut = Object.assign(new Error('cut off as a slow reader'), { code: 'ERR_BENCH_CUT' })
-  net.Socket.prototype.destroy = function (this: net.Socket, error?: Error) {
-    return destroy.call(this, error ?? cut)
-  }
-}
 if (typeof gc !== 'function') throw new Error('run the server with --expose-gc')
 const broker = createBroker({ history: 0 })
 const handler = createHandler({ broker, heartbeatMs, maxBufferedBytes })
@@ -112,7 +100,7 @@ async function flood(frameBytes: number, expect: number, fraction: number, maxFr
   while (handler.stats().dropped - dropped0 < expect && frames < maxFrames) {
     void publish(broker, TOPIC, ops)
     frames++
-    await phase.turn(handler.stats().dropped - dropped0)
+    await phase.turn(() => handler.stats().dropped - dropped0)
     if (retained === undefined && handler.stats().dropped === dropped0 && counted(sample) >= fraction * maxBufferedBytes) {
       phase.pause()
       const m = await collected()
@@ -120,7 +108,7 @@ async function flood(frameBytes: number, expect: number, fraction: number, maxFr
       backlog = 0
       for (const socket of sockets) backlog += socket.writableLength
       kernel = sample.bytesWritten - sample.writableLength
-      phase.resume()
+      await phase.resume()
     }
   }
   return { type: 'flood', frameLength, frames, ...(await phase.end(handler.stats().dropped - dropped0, expect)), ...(retained === undefined ? {} : { retained }), ...(backlog === undefined ? {} : { backlog }), ...(kernel === undefined ? {} : { kernelPerStream: kernel }) }
@@ -142,14 +130,14 @@ async function quiet(frameBytes: number, expect: number, timeoutMs: number): Pro
   while (extra > 0 && count < 1000) {
     void publish(broker, TOPIC, ops)
     count++
-    await phase.turn(handler.stats().dropped - dropped0)
+    await phase.turn(() => handler.stats().dropped - dropped0)
     if (sample.writableLength > 0) extra--
   }
   phase.quietSince()
   const deadline = performance.now() + timeoutMs
   while (handler.stats().dropped - dropped0 < expect && performance.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 5))
-    await phase.turn(handler.stats().dropped - dropped0)
+    await phase.turn(() => handler.stats().dropped - dropped0)
   }
   return { type: 'quiet', frameLength, frames: count, ...(await phase.end(handler.stats().dropped - dropped0, expect)) }
 }
@@ -167,6 +155,9 @@ async function collected(): Promise<NodeJS.MemoryUsage> {
 class Phase {
   readonly before: NodeJS.MemoryUsage
   readonly #delay = monitorEventLoopDelay({ resolution: 10 })
+  /** From the turn that cut the first stream on: what cutting itself blocks. */
+  readonly #cutDelay = monitorEventLoopDelay({ resolution: 10 })
+  #longestCutting = 0
   #start = performance.now()
   #previous = performance.now()
   #longest = 0
@@ -174,7 +165,10 @@ class Phase {
   #lastCut: number | undefined
   #closedAtStart = closed
   #peak = { heapUsed: 0, external: 0, rss: 0 }
+  #cutSoFar = 0
   #paused = false
+  /** the histogram's maximum before a GC reading reset it, ns */
+  #delayBefore = 0
 
   private constructor(before: NodeJS.MemoryUsage) {
     this.before = before
@@ -193,15 +187,23 @@ class Phase {
     this.#start = performance.now()
   }
 
-  /** Waits one turn and records it; `cut` is the streams cut so far. */
-  async turn(cut: number): Promise<void> {
+  /** Waits one turn and records it; `cutSoFar` counts the streams cut by then (read after the turn, which may have cut some). */
+  async turn(cutSoFar: () => number): Promise<void> {
     await nextTurn()
     const now = performance.now()
-    if (!this.#paused) this.#longest = Math.max(this.#longest, now - this.#previous)
+    const cut = cutSoFar()
+    const gap = now - this.#previous
+    if (!this.#paused) this.#longest = Math.max(this.#longest, gap)
     this.#paused = false
     this.#previous = now
-    if (cut > 0) this.#firstCut ??= now
-    if (cut > 0) this.#lastCut = now
+    if (cut > 0 && this.#firstCut === undefined) {
+      this.#firstCut = now
+      this.#cutDelay.enable()
+    }
+    // The turn that cut the first stream and every later one: the flood stops once all are cut.
+    if (cut > 0) this.#longestCutting = Math.max(this.#longestCutting, gap)
+    if (cut > this.#cutSoFar) this.#lastCut = now
+    this.#cutSoFar = cut
     if (this.#firstCut === undefined) {
       const m = process.memoryUsage()
       this.#peak.heapUsed = Math.max(this.#peak.heapUsed, m.heapUsed)
@@ -210,17 +212,23 @@ class Phase {
     }
   }
 
-  /** The GC reading is no freeze of the handler's making: kept out of the loop-delay histogram and the turn gaps. */
+  /**
+   * The GC reading is no freeze of the handler's making: kept out of the
+   * turn gaps, and out of the loop-delay histogram, whose timer would record
+   * the GC's block on its next firing (so the histogram's maximum so far is
+   * kept, and it is reset once that firing is past).
+   */
   pause(): void {
-    this.#delay.disable()
+    this.#delayBefore = Math.max(this.#delayBefore, this.#delay.max)
   }
 
-  resume(): void {
-    this.#delay.enable()
+  async resume(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 25))
+    this.#delay.reset()
     this.#paused = true
   }
 
-  async end(cut: number, expect: number): Promise<Omit<HostileReport, 'type' | 'frameLength' | 'frames' | 'retained' | 'backlog'>> {
+  async end(cut: number, expect: number): Promise<Omit<HostileReport, 'type' | 'frameLength' | 'frames' | 'retained' | 'backlog' | 'kernelPerStream'>> {
     const lastCut = this.#lastCut ?? performance.now()
     // Every cut socket must also have closed.
     const target = this.#closedAtStart + Math.min(cut, expect)
@@ -237,6 +245,7 @@ class Phase {
     }
     const closedAt = performance.now()
     this.#delay.disable()
+    this.#cutDelay.disable()
     const first = this.#firstCut ?? lastCut
     return {
       cut,
@@ -244,7 +253,9 @@ class Phase {
       cuttingMs: lastCut - first,
       closedMs: closedAt - first,
       longestTurnMs: this.#longest,
-      loopDelayMaxMs: this.#delay.max / 1e6,
+      longestCuttingTurnMs: this.#longestCutting,
+      loopDelayMaxMs: Math.max(this.#delayBefore, this.#delay.max) / 1e6,
+      cuttingDelayMaxMs: this.#firstCut === undefined ? 0 : this.#cutDelay.max / 1e6,
       peak: { heapUsed: this.#peak.heapUsed - this.before.heapUsed, external: this.#peak.external - this.before.external, rss: this.#peak.rss - this.before.rss },
     }
   }

@@ -19,13 +19,10 @@
  *   64 KB) on the wire, one publish per event-loop turn (each frame its own
  *   write: the most queue entries per byte), until every stream is cut.
  *   Heartbeat 60 s, so that only the write-time cut-off acts.
- * - flood-66-what-if: flood-66 with the server's sockets destroyed with one
- *   shared error (`--what-if-destroy-error`, see `hostile-server.ts`): an
- *   experiment that prices one change to the core, not patchwire as it is.
  * - quiet: `--streams` stalled readers, 64 KB frames until the first
  *   stalled socket has a backlog the kernel did not take, two more (far less
  *   than the cut-off), then nothing; heartbeat 1 s: the stall check must cut
- *   them all within a few heartbeats.
+ *   them all within its window (two heartbeats, and at least 10 s).
  * - small-heap: 300 stalled readers, 66-byte frames, the server under
  *   `--max-old-space-size=256`: every stream cut, the process alive.
  *
@@ -42,7 +39,10 @@
  * Measured in the server: the time to the first cut (publish loop start →
  * the turn that cut one), cutting (that turn → the turn that cut the last),
  * closed (→ the last socket's `close`), the longest gap between two turns
- * of the publishing loop, `monitorEventLoopDelay` max (10 ms resolution);
+ * of the publishing loop and `monitorEventLoopDelay` max (10 ms
+ * resolution), both while cutting (from the turn that cut the first stream
+ * until the last socket closed) and over the whole phase (the flood's own
+ * turns and its GCs of a heap near 1 GB included);
  * memory: after two GCs at 90 % of the cut-off as it counts (bytes + 128
  * per queued write), minus before the flood, per stream (heap, external),
  * and the un-GC'd peak before the first cut.
@@ -74,15 +74,14 @@ interface Scenario {
 const { values: args } = parseArgs({
   options: {
     streams: { type: 'string', default: '3000' },
-    scenarios: { type: 'string', default: 'flood-66,flood-66-what-if,flood-64k,quiet,small-heap' },
+    scenarios: { type: 'string', default: 'flood-66,flood-64k,quiet,small-heap' },
   },
 })
 const streams = positive(args.streams, '--streams')
 const SCENARIOS: Scenario[] = [
   { name: 'flood-66', streams, nodeArgs: [], serverArgs: [], command: (n) => ({ type: 'flood', frameBytes: 66, expect: n, fraction: 0.9, maxFrames: 200_000 }) },
   { name: 'flood-64k', streams, nodeArgs: [], serverArgs: [], command: (n) => ({ type: 'flood', frameBytes: 64 * 1024, expect: n, fraction: 0.9, maxFrames: 2000 }) },
-  { name: 'flood-66-what-if', streams, nodeArgs: [], serverArgs: ['--what-if-destroy-error'], command: (n) => ({ type: 'flood', frameBytes: 66, expect: n, fraction: 0.9, maxFrames: 200_000 }) },
-  { name: 'quiet', streams, nodeArgs: [], serverArgs: ['--heartbeat-ms', '1000'], command: (n) => ({ type: 'quiet', frameBytes: 64 * 1024, expect: n, timeoutMs: 20_000 }) },
+  { name: 'quiet', streams, nodeArgs: [], serverArgs: ['--heartbeat-ms', '1000'], command: (n) => ({ type: 'quiet', frameBytes: 64 * 1024, expect: n, timeoutMs: 30_000 }) },
   { name: 'small-heap', streams: 300, nodeArgs: ['--max-old-space-size=256'], serverArgs: [], command: (n) => ({ type: 'flood', frameBytes: 66, expect: n, fraction: 0.9, maxFrames: 200_000 }) },
 ]
 const chosen = args.scenarios.split(',').map((name) => SCENARIOS.find((s) => s.name === name) ?? usage(`unknown scenario "${name}" (known: ${SCENARIOS.map((s) => s.name).join(', ')})`))
@@ -109,7 +108,7 @@ for (const scenario of chosen) {
   try {
     result.report = await run(scenario)
     const r = result.report
-    progress(`${scenario.name}: ${r.cut}/${scenario.streams} cut after ${r.frames} frames of ${r.frameLength} B; first cut at ${ms(r.toFirstCutMs)}, cutting ${ms(r.cuttingMs)}, all closed ${ms(r.closedMs)}; longest turn ${ms(r.longestTurnMs)}, loop delay max ${ms(r.loopDelayMaxMs)}; retained heap ${perStream(r.retained?.heapUsed, scenario.streams)}/stream, external ${perStream(r.retained?.external, scenario.streams)}/stream; peak heap ${perStream(r.peak.heapUsed, scenario.streams)}/stream`, true)
+    progress(`${scenario.name}: ${r.cut}/${scenario.streams} cut after ${r.frames} frames of ${r.frameLength} B; first cut at ${ms(r.toFirstCutMs)}, cutting ${ms(r.cuttingMs)}, all closed ${ms(r.closedMs)}; while cutting: longest turn ${ms(r.longestCuttingTurnMs)}, loop delay max ${ms(r.cuttingDelayMaxMs)}; whole phase: ${ms(r.longestTurnMs)}, ${ms(r.loopDelayMaxMs)}; retained heap ${perStream(r.retained?.heapUsed, scenario.streams)}/stream, external ${perStream(r.retained?.external, scenario.streams)}/stream; peak heap ${perStream(r.peak.heapUsed, scenario.streams)}/stream`, true)
   } catch (error) {
     result.error = (error as Error).message
     progress(`${scenario.name}: FAILED: ${result.error}`, true)
@@ -150,15 +149,15 @@ function perStream(bytes: number | undefined, n: number): string {
 
 function report(): void {
   const lines = [
-    '| scenario | stalled streams | frame on the wire | frames until all cut | cut | first cut after | first → last cut | first cut → all closed | longest turn | event-loop delay max | heap per stream at 90 % of the cut-off | external per stream there | backlog per stream there | kernel took per stream | peak heap per stream (no GC) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | stalled streams | frame on the wire | frames until all cut | cut | first cut after | first → last cut | first cut → all closed | longest turn while cutting | event-loop delay max while cutting | longest turn, whole phase | event-loop delay max, whole phase | heap per stream at 90 % of the cut-off | external per stream there | backlog per stream there | kernel took per stream | peak heap per stream (no GC) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for (const { scenario, streams: n, report: r, error } of results) {
     if (r === undefined) {
-      lines.push(`| ${scenario} | ${n} | FAILED: ${error} ||||||||||||||`)
+      lines.push(`| ${scenario} | ${n} | FAILED: ${error} ||||||||||||||||`)
       continue
     }
-    lines.push(`| ${scenario} | ${n.toLocaleString('en-US')} | ${r.frameLength.toLocaleString('en-US')} B | ${r.frames.toLocaleString('en-US')} | ${r.cut} | ${ms(r.toFirstCutMs)} | ${ms(r.cuttingMs)} | ${ms(r.closedMs)} | ${ms(r.longestTurnMs)} | ${ms(r.loopDelayMaxMs)} | ${perStream(r.retained?.heapUsed, n)} | ${perStream(r.retained?.external, n)} | ${perStream(r.backlog, n)} | ${perStream(r.kernelPerStream, 1)} | ${perStream(r.peak.heapUsed, n)} |`)
+    lines.push(`| ${scenario} | ${n.toLocaleString('en-US')} | ${r.frameLength.toLocaleString('en-US')} B | ${r.frames.toLocaleString('en-US')} | ${r.cut} | ${ms(r.toFirstCutMs)} | ${ms(r.cuttingMs)} | ${ms(r.closedMs)} | ${ms(r.longestCuttingTurnMs)} | ${ms(r.cuttingDelayMaxMs)} | ${ms(r.longestTurnMs)} | ${ms(r.loopDelayMaxMs)} | ${perStream(r.retained?.heapUsed, n)} | ${perStream(r.retained?.external, n)} | ${perStream(r.backlog, n)} | ${perStream(r.kernelPerStream, 1)} | ${perStream(r.peak.heapUsed, n)} |`)
   }
   const command = `npm run bench:hostile${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
   const markdown = `${lines.join('\n')}\n\nBefore (issue 12): cutting 3000 stalled readers froze the process for 16.8 s; about 1.2 MB of heap per stalled stream with 66-byte frames; 300 stalled streams crashed a 256 MB heap before any cut.\n\n\`${command}\`: ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, load average ${loadBefore} before and ${loadAverage()} after, ${((performance.now() - started) / 1000).toFixed(0)} s.\n`

@@ -223,8 +223,12 @@ export interface HostileReport {
   closedMs: number
   /** the longest gap between two turns of the publishing loop (the turn that cut, and anything it deferred) */
   longestTurnMs: number
-  /** `monitorEventLoopDelay` (10 ms resolution) over the whole phase: the largest delay */
+  /** the longest of those gaps from the turn that cut the first stream to the one that cut the last */
+  longestCuttingTurnMs: number
+  /** `monitorEventLoopDelay` (10 ms resolution) over the whole phase (the flood's own turns and GCs included): the largest delay */
   loopDelayMaxMs: number
+  /** the same from the first cut until every cut socket closed: what cutting blocks */
+  cuttingDelayMaxMs: number
   /** after two GCs, at `fraction` of the cut-off, minus the reading before the phase */
   retained?: { heapUsed: number; external: number; rss: number; frames: number }
   /** the largest readings during the phase (no GC), minus the reading before it */

@@ -22,8 +22,9 @@
  *   blocks of 100 alternating broker / plain; p50 and p99 of each.
  * - Throughput: for each `--concurrency` c, c publishes kept in flight
  *   (the next issued as one resolves) for `--seconds`, alternating broker /
- *   plain; publishes per second, and `INFO cpu` (used_cpu_user + sys) per
- *   publish for Redis's share.
+ *   plain; publishes per second, `INFO cpu` (used_cpu_user + sys) per
+ *   publish for Redis's share, and `process.cpuUsage()` per publish for the
+ *   publishing process's (the adapter and the client library).
  * - Rounds repeat the whole; medians over the rounds. Ratios are broker ÷
  *   plain from the same round.
  *
@@ -72,7 +73,7 @@ interface Round {
   round: number
   commands: Record<'broker' | 'plain', Record<string, number>>
   sequential: Record<'broker' | 'plain', { p50: number; p99: number }>
-  throughput: Array<{ concurrency: number; broker: number; plain: number; brokerRedisCpuUs: number; plainRedisCpuUs: number }>
+  throughput: Array<{ concurrency: number; broker: number; plain: number; brokerRedisCpuUs: number; plainRedisCpuUs: number; brokerNodeCpuUs: number; plainNodeCpuUs: number }>
 }
 
 const redis = await startRedisServer()
@@ -159,7 +160,7 @@ async function measure(library: string, round: number, broker: Publisher, plain:
     progress(`${library} r${round}: ${concurrency} in flight`)
     const b = await throughput(broker, concurrency)
     const q = await throughput(plain, concurrency)
-    result.throughput.push({ concurrency, broker: b.perSecond, plain: q.perSecond, brokerRedisCpuUs: b.redisCpuUs, plainRedisCpuUs: q.redisCpuUs })
+    result.throughput.push({ concurrency, broker: b.perSecond, plain: q.perSecond, brokerRedisCpuUs: b.redisCpuUs, plainRedisCpuUs: q.redisCpuUs, brokerNodeCpuUs: b.nodeCpuUs, plainNodeCpuUs: q.nodeCpuUs })
   }
   return result
 }
@@ -190,8 +191,9 @@ function redisCpuUs(text: string): number {
   return (user + system) * 1e6
 }
 
-async function throughput(p: Publisher, concurrency: number): Promise<{ perSecond: number; redisCpuUs: number }> {
+async function throughput(p: Publisher, concurrency: number): Promise<{ perSecond: number; redisCpuUs: number; nodeCpuUs: number }> {
   const cpuBefore = redisCpuUs(await p.info('cpu'))
+  const nodeBefore = process.cpuUsage()
   const deadline = performance.now() + seconds * 1000
   const start = performance.now()
   let done = 0
@@ -203,8 +205,9 @@ async function throughput(p: Publisher, concurrency: number): Promise<{ perSecon
   }
   await Promise.all(Array.from({ length: concurrency }, lane))
   const elapsed = performance.now() - start
+  const node = process.cpuUsage(nodeBefore)
   const cpuAfter = redisCpuUs(await p.info('cpu'))
-  return { perSecond: (done / elapsed) * 1000, redisCpuUs: (cpuAfter - cpuBefore) / done }
+  return { perSecond: (done / elapsed) * 1000, redisCpuUs: (cpuAfter - cpuBefore) / done, nodeCpuUs: (node.user + node.system) / done }
 }
 
 function report(): void {
@@ -223,7 +226,7 @@ function report(): void {
     const ratio = (q: 'p50' | 'p99'): number => median(mine.map((r) => r.sequential.broker[q] / r.sequential.plain[q]))
     lines.push(`| ${library} | ${trips('broker')} (EVALSHA) | ${trips('plain')} (PUBLISH) | ${inner} | ${ms(seq('broker', 'p50'))} | ${ms(seq('plain', 'p50'))} | ${fmt(ratio('p50'), 2)}× | ${ms(seq('broker', 'p99'))} | ${ms(seq('plain', 'p99'))} | ${fmt(ratio('p99'), 2)}× |`)
   }
-  lines.push('', '| client | publishes in flight | broker, publishes/s | plain, publishes/s | plain ÷ broker | Redis CPU per publish, broker | plain | ratio |', '|---|---:|---:|---:|---:|---:|---:|---:|')
+  lines.push('', '| client | publishes in flight | broker, publishes/s | plain, publishes/s | plain ÷ broker | Redis CPU per publish, broker | plain | ratio | publisher-process CPU per publish, broker | plain | ratio |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const library of libraries) {
     const mine = results.filter((r) => r.library === library)
     for (const concurrency of concurrencies) {
@@ -232,7 +235,9 @@ function report(): void {
       const q = median(rows.map((t) => t.plain))
       const bc = median(rows.map((t) => t.brokerRedisCpuUs))
       const qc = median(rows.map((t) => t.plainRedisCpuUs))
-      lines.push(`| ${library} | ${concurrency} | ${fmt(b, 0)} | ${fmt(q, 0)} | ${fmt(median(rows.map((t) => t.plain / t.broker)), 2)}× | ${fmt(bc, 1)} µs | ${fmt(qc, 1)} µs | ${times(bc, qc)} |`)
+      const bn = median(rows.map((t) => t.brokerNodeCpuUs))
+      const qn = median(rows.map((t) => t.plainNodeCpuUs))
+      lines.push(`| ${library} | ${concurrency} | ${fmt(b, 0)} | ${fmt(q, 0)} | ${fmt(median(rows.map((t) => t.plain / t.broker)), 2)}× | ${fmt(bc, 1)} µs | ${fmt(qc, 1)} µs | ${times(bc, qc)} | ${fmt(bn, 1)} µs | ${fmt(qn, 1)} µs | ${times(bn, qn)} |`)
     }
   }
   const command = `npm run bench:redis${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
