@@ -7,7 +7,7 @@ import { Heartbeat } from './heartbeat.js'
 import { Linger } from './linger.js'
 import { currentTick, stallBeats, Stream, type HeldMessage, type StreamOwner } from './stream.js'
 import { noop, Topic } from './topic.js'
-import type { InFlightProbe, Refusal, Sink, SinkHooks, StreamOpening } from './transport.js'
+import type { InFlightProbe, KernelProbe, Refusal, Sink, SinkHooks, StreamOpening } from './transport.js'
 
 /** What the core needs of the handler options, resolved. @internal */
 export interface CoreOptions<Req> {
@@ -87,6 +87,7 @@ export class Fanout<Req> implements StreamOwner {
   }
 
   readonly #inFlight: InFlightProbe
+  readonly #kernelHeld: KernelProbe | undefined
   readonly #cutSink: (sink: Sink) => void
   readonly #stallBeats: number
 
@@ -94,6 +95,7 @@ export class Fanout<Req> implements StreamOwner {
   constructor(options: CoreOptions<Req>, hooks: SinkHooks = {}) {
     this.#o = options
     this.#inFlight = hooks.inFlight ?? NOTHING_IN_FLIGHT
+    this.#kernelHeld = hooks.kernelHeld
     this.#cutSink = hooks.cut ?? destroySink
     this.#stallBeats = stallBeats(options.heartbeatMs)
     const { broker } = options
@@ -745,7 +747,8 @@ export class Fanout<Req> implements StreamOwner {
         const stream = streams[i] as Stream
         if (stream.seenInBeat === beat || stream.held !== undefined) continue
         stream.seenInBeat = beat
-        if (stream.isStalled(this.#inFlight, this.#stallBeats)) this.#cut(stream)
+        // The kernel is asked only about a stream that got no frame (see KernelProbe).
+        if (stream.isStalled(this.#inFlight, this.#stallBeats, stream.wroteInBeat === beat ? undefined : this.#kernelHeld)) this.#cut(stream)
         else if (stream.wroteInBeat === beat) continue
         else if (stream.send(HEARTBEAT, tick, max)) beats++
         else this.#cut(stream)

@@ -1,5 +1,5 @@
 import type { Topic } from './topic.js'
-import type { InFlightProbe, Sink } from './transport.js'
+import type { InFlightProbe, KernelProbe, Sink } from './transport.js'
 
 /** Who a stream reports its closing to. @internal */
 export interface StreamOwner {
@@ -132,17 +132,23 @@ export class Stream {
    * Called once per heartbeat interval: whether the reader has taken nothing
    * (not one whole write: a runtime counts a write as pending until all of
    * it is sent) for `stallBeats` intervals while bytes waited for it (see
-   * {@link stallBeats}).
+   * {@link stallBeats}), in the stream's backlog or, when `kernelHeld` is
+   * given, in the kernel.
    * Such a stream is cut even on a quiet topic, where no write would ever
    * find it over `maxBufferedBytes`.
    */
-  isStalled(inFlight: InFlightProbe, stallBeats: number): boolean {
+  isStalled(inFlight: InFlightProbe, stallBeats: number, kernelHeld: KernelProbe | undefined): boolean {
     const sink = this.sink as Sink
-    const backlog = sink.writableLength
-    // What the reader has taken: it only grows, and new writes do not move it.
-    const sent = this.#written - backlog - inFlight(sink)
-    if (backlog === 0 || sent > this.#sentAtBeat) {
-      this.#sentAtBeat = sent
+    const untaken = sink.writableLength + inFlight(sink) + (kernelHeld === undefined ? 0 : kernelHeld(sink))
+    // What the reader has taken, as far as can be seen: new writes do not
+    // move it. Progress is judged against the previous interval, not the
+    // highest value seen, because it drops when the kernel's share starts to
+    // be counted (a reader that took a replay into the kernel's send buffer
+    // and no further).
+    const sent = this.#written - untaken
+    const progressed = sent > this.#sentAtBeat
+    this.#sentAtBeat = sent
+    if (untaken === 0 || progressed) {
       this.#stalledBeats = 0
       return false
     }

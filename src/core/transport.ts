@@ -31,10 +31,25 @@ export interface Sink {
  */
 export type InFlightProbe = (sink: Sink) => number
 
+/**
+ * Bytes the kernel holds for a sink that its client has not acknowledged,
+ * for the stall check, where the platform tells (Node on Linux, see
+ * `src/http/kernel-queue.ts`): the kernel's send buffer takes a whole
+ * replay over loopback (it grows to megabytes there), so a reader that
+ * takes none of it leaves no backlog for `writableLength` to show. Telling
+ * costs a read of the kernel's tables now and then, so the core asks only
+ * about streams that got no frame in the last heartbeat interval: one that
+ * keeps getting frames fills the kernel's buffer, and then its backlog
+ * shows its stall. One function per transport; `0` where it cannot tell.
+ */
+export type KernelProbe = (sink: Sink) => number
+
 /** What a transport adds for its sinks, one function each per transport (not per stream). */
 export interface SinkHooks {
   /** See {@link InFlightProbe}; 0 when absent. */
   readonly inFlight?: InFlightProbe
+  /** See {@link KernelProbe}; 0 when absent. */
+  readonly kernelHeld?: KernelProbe
   /**
    * Closes a slow reader's sink at once. Its cost must not grow with what
    * the reader left queued; `sink.destroy()` when absent.

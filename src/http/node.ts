@@ -5,6 +5,7 @@ import { Fanout, type HandlerStats } from '../core/fanout.js'
 import type { Stream } from '../core/stream.js'
 import type { Refusal, Sink, StreamOpening } from '../core/transport.js'
 import { PatchwireError } from '../errors.js'
+import { KernelQueues } from './kernel-queue.js'
 import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
 import { NOT_FOUND, NOT_GET, refusalHeaders, STREAM_HEADERS } from './response.js'
@@ -54,7 +55,7 @@ export interface Handler {
  */
 export function createHandler(options: HandlerOptions = {}): Handler {
   const resolved = resolveOptions(options, 'createHandler')
-  const fanout = new Fanout<NodeRequest>(resolved, { inFlight: socketInFlight, cut: cutSink })
+  const fanout = new Fanout<NodeRequest>(resolved, { inFlight: socketInFlight, kernelHeld: socketKernelHeld, cut: cutSink })
 
   const handler = ((req, res, next) => {
     if (resolved.path !== undefined && pathOf(req.url ?? '') !== resolved.path) {
@@ -195,16 +196,41 @@ function socketInFlight(sink: Sink): number {
 }
 
 /**
+ * Bytes the kernel holds for a socket unacknowledged, where Linux tells (see
+ * {@link KernelQueues}). An HTTP/2 stream shares its session's socket, whose
+ * count is not the stream's own: 0 (HTTP/2's flow control keeps what a
+ * reader does not take, beyond the window it grants, in the process).
+ */
+function socketKernelHeld(sink: Sink): number {
+  return sink instanceof Socket ? kernelQueues.unacked(sink) : 0
+}
+
+/** One for the process: the kernel's tables list every socket at once. */
+const kernelQueues = new KernelQueues()
+
+/**
  * Cuts a slow reader. An HTTP/1 socket is destroyed with one shared error:
  * without one, Node builds an error for each write the reader left queued,
  * and a reader of tiny frames leaves thousands (measured: 50 such cuts held
  * the event loop 2.7 s, against 24 ms with the shared error). The HTTP
  * server listens for a socket's errors already; an HTTP/2 stream may not,
  * so it is destroyed plainly.
+ *
+ * A TCP socket is reset, as `socket.resetAndDestroy()` does (which has no
+ * room for the shared error): closed plainly, the kernel would keep what the
+ * reader never took (megabytes over loopback) and retry it for minutes
+ * before giving up, and the client would not see the close until it read
+ * all that. Node's `resetAndClosing` flag is what `resetAndDestroy()` sets;
+ * where the handle cannot reset (TLS, a pipe) the socket is destroyed plainly.
  */
 function cutSink(sink: Sink): void {
-  if (sink instanceof Socket) sink.destroy(SLOW_READER)
-  else sink.destroy()
+  if (!(sink instanceof Socket)) {
+    sink.destroy()
+    return
+  }
+  const socket = sink as Socket & { _handle?: { reset?: unknown } | null; resetAndClosing?: boolean }
+  if (typeof socket._handle?.reset === 'function') socket.resetAndClosing = true
+  socket.destroy(SLOW_READER)
 }
 
 const SLOW_READER = new Error('patchwire: the stream was cut off as a slow reader (option maxBufferedBytes, or no progress for two heartbeats)')
