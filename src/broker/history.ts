@@ -7,11 +7,15 @@
  * exactly their memory, unlike small Buffers carved from Node's shared pool,
  * where one kept frame pins a whole 8 KiB slab.
  *
- * Every kept entry is linked twice, with no array in between: into the age
- * order of all topics (doubly, so that the per-topic bound can take an entry
- * out of the middle of it) and into its topic's order. A dropped entry is
- * unlinked from both at once, so nothing the history holds refers to it,
- * and the history's structures are exactly as large as what it keeps.
+ * Every kept entry is linked into the age order of all topics (doubly, so
+ * that the per-topic bound can take an entry out of the middle of it) and
+ * sits in its topic's array, which replay reads. A dropped entry is unlinked
+ * and its slot cleared at once, so nothing the history holds refers to it;
+ * a topic's array is compacted once its cleared slots are as many as its
+ * kept ones, so it stays proportional to what it keeps. (An array rather
+ * than a second linked list, because replay walks it: its loads are
+ * independent, where a list's each wait for the one before, which made a
+ * 1000-message replay several times slower.)
  *
  * Every topic knows from which position its messages are complete, so a
  * quiet topic resumes exactly however busy the others are. A topic whose
@@ -70,7 +74,7 @@ export class History {
   unwatch(topic: string): void {
     const log = this.#topics.get(topic)
     if (log === undefined || --log.watchers > 0) return
-    if (log.count === 0) this.#noteEmpty(log)
+    if (log.head === log.entries.length) this.#noteEmpty(log)
   }
 
   /** Records message `seq` of `topic`; positions must come in increasing order. */
@@ -83,27 +87,24 @@ export class History {
     const bytes = entryBytes(payload)
     if (this.#maxPerTopic === 0 || bytes > this.#maxBytes) {
       // Nothing of it can be kept: the topic is complete only from here on.
-      while (log.oldest !== undefined) this.#drop(log.oldest)
+      while (log.head < log.entries.length) this.#drop(log.entries[log.head] as LinkedEntry)
       log.completeFrom = seq
       this.#noteEmpty(log)
       return
     }
-    if (log.oldest !== undefined && log.count === this.#maxPerTopic) this.#drop(log.oldest)
+    if (log.entries.length - log.head === this.#maxPerTopic) this.#drop(log.entries[log.head] as LinkedEntry)
     while (this.#oldest !== undefined && this.#bytes + bytes > this.#maxBytes) this.#drop(this.#oldest)
-    const node: LinkedEntry = { log, seq, payload: flat(payload), at: now, older: this.#newest, newer: undefined, olderInTopic: log.newest, newerInTopic: undefined }
+    const node: LinkedEntry = { log, seq, payload: flat(payload), at: now, older: this.#newest, newer: undefined }
     if (this.#newest === undefined) this.#oldest = node
     else this.#newest.newer = node
     this.#newest = node
-    if (log.newest === undefined) log.oldest = node
-    else log.newest.newerInTopic = node
-    log.newest = node
-    log.count++
+    log.entries.push(node)
     this.#bytes += bytes
   }
 
   /**
    * The kept messages of `topic` after position `seq`, oldest first, or
-   * `undefined` when some of them are gone. It walks back from the topic's
+   * `undefined` when some of them are gone. It reads back from the topic's
    * newest message, so a resume pays for what it gets, not for what is kept.
    */
   after(topic: string, seq: number): Entry[] | undefined {
@@ -111,9 +112,10 @@ export class History {
     const log = this.#topics.get(topic)
     if (log === undefined) return seq >= this.#forgottenUpTo ? [] : undefined
     if (seq < log.completeFrom) return undefined
-    const entries: Entry[] = []
-    for (let node = log.newest; node !== undefined && node.seq > seq; node = node.olderInTopic) entries.push(node)
-    return entries.reverse()
+    const { entries } = log
+    let i = entries.length
+    while (i > log.head && (entries[i - 1] as LinkedEntry).seq > seq) i--
+    return entries.slice(i) as LinkedEntry[]
   }
 
   #log(topic: string, now: number): TopicLog {
@@ -121,7 +123,7 @@ export class History {
     if (log === undefined) {
       // Whatever of it was forgotten, it is complete from the watermark on.
       const watermark = this.#forgottenUpTo
-      log = { name: topic, oldest: undefined, newest: undefined, count: 0, completeFrom: watermark, lastSeq: watermark, lastAt: now, watchers: 0, waiting: false, waitingSince: 0, nextWaiting: undefined }
+      log = { name: topic, entries: [], head: 0, completeFrom: watermark, lastSeq: watermark, lastAt: now, watchers: 0, waiting: false, waitingSince: 0, nextWaiting: undefined }
       this.#topics.set(topic, log)
     }
     return log
@@ -131,7 +133,7 @@ export class History {
     const cutoff = now - this.#maxAgeMs
     while (this.#oldest !== undefined && this.#oldest.at <= cutoff) this.#drop(this.#oldest)
     for (let log = this.#firstWaiting; log !== undefined; log = this.#firstWaiting) {
-      const empty = log.count === 0 && log.watchers === 0
+      const empty = log.head === log.entries.length && log.watchers === 0
       if (empty && log.lastAt > cutoff && log.lastAt === log.waitingSince) break
       this.#firstWaiting = log.nextWaiting
       if (this.#firstWaiting === undefined) this.#lastWaiting = undefined
@@ -150,9 +152,10 @@ export class History {
 
   /**
    * Drops `node`, the oldest kept message of its topic (and, when dropped
-   * for the byte or age bound, of all topics), and unlinks it from both
-   * orders: nothing kept refers to it any more, and it refers to nothing
-   * kept, so a caller that still holds it pins no other entry.
+   * for the byte or age bound, of all topics): unlinked from the age order
+   * and cleared from its topic's array, nothing kept refers to it any more,
+   * and it refers to nothing kept, so a caller that still holds it pins no
+   * other entry.
    */
   #drop(node: LinkedEntry): void {
     const { log, older, newer } = node
@@ -160,14 +163,22 @@ export class History {
     else older.newer = newer
     if (newer === undefined) this.#newest = older
     else newer.older = older
-    log.oldest = node.newerInTopic
-    if (log.oldest === undefined) log.newest = undefined
-    else log.oldest.olderInTopic = undefined
-    node.older = node.newer = node.newerInTopic = undefined
-    log.count--
+    node.older = node.newer = undefined
+    log.entries[log.head++] = undefined
     this.#bytes -= entryBytes(node.payload)
     if (node.seq > log.completeFrom) log.completeFrom = node.seq
-    if (log.count === 0) this.#noteEmpty(log)
+    const kept = log.entries.length - log.head
+    if (kept === 0) {
+      log.entries = []
+      log.head = 0
+      this.#noteEmpty(log)
+    } else if (log.head >= kept) {
+      // As many cleared slots as kept ones: moving the kept ones down costs
+      // no more than the drops that cleared them, and V8 trims the store.
+      log.entries.copyWithin(0, log.head)
+      log.entries.length = kept
+      log.head = 0
+    }
   }
 
   /** Queues a topic with no entry left and no watcher to be forgotten later; once per topic. */
@@ -187,7 +198,7 @@ export interface Entry {
   readonly payload: string
 }
 
-/** A kept message and its places in the two orders. */
+/** A kept message and its place in the age order of all topics. */
 interface LinkedEntry extends Entry {
   readonly log: TopicLog
   /** When it was pushed, for the age bound. */
@@ -195,17 +206,13 @@ interface LinkedEntry extends Entry {
   /** Its neighbours in the age order of all topics. */
   older: LinkedEntry | undefined
   newer: LinkedEntry | undefined
-  /** Its neighbours in its topic's order. */
-  olderInTopic: LinkedEntry | undefined
-  newerInTopic: LinkedEntry | undefined
 }
 
 interface TopicLog {
   readonly name: string
-  /** The topic's kept entries, linked through `olderInTopic`/`newerInTopic`. */
-  oldest: LinkedEntry | undefined
-  newest: LinkedEntry | undefined
-  count: number
+  /** The topic's kept entries from `head` on, oldest first; the slots before it are cleared. */
+  entries: (LinkedEntry | undefined)[]
+  head: number
   /** The topic's messages after this position are all kept (or none was published). */
   completeFrom: number
   lastSeq: number
@@ -223,10 +230,11 @@ interface TopicLog {
  * What a kept message counts against `historyBytes`: its payload at one
  * byte per UTF-16 code unit (V8 stores ASCII JSON so) plus the bookkeeping
  * around it. That is measured on Node 20 (64-bit, no pointer compression)
- * at 121 to 132 bytes for payloads of 250 B to 4 KB: the entry with its
- * four links (88), its clock reading (a boxed double, 16), the string's
- * header and padding (16 to 23); rounded up, so that `historyBytes` bounds
- * what the history holds.
+ * at 109 to 123 bytes for payloads of 250 B to 4 KB: the entry with its
+ * two links (72), its clock reading (a boxed double, 16), the string's
+ * header and padding (16 to 23), its slot in its topic's array (8, and
+ * the array's spare slots); rounded up, so that `historyBytes` bounds what
+ * the history holds.
  * @internal
  */
 export function entryBytes(payload: string): number {
