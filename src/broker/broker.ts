@@ -99,7 +99,8 @@ export interface BrokerOptions {
   history?: number
   /**
    * Bytes of kept messages over all topics together; the oldest messages go
-   * first, whatever their topic.
+   * first, whatever their topic. A message counts as its payload's length
+   * plus 136 bytes of bookkeeping, so this bounds the heap the history holds.
    * @defaultValue 67108864 (64 MiB)
    */
   historyBytes?: number
