@@ -1,5 +1,5 @@
 import type { Topic } from './topic.js'
-import type { InFlightProbe, KernelProbe, Sink } from './transport.js'
+import type { InFlightProbe, KernelProbe, Sink, StreamHandle } from './transport.js'
 
 /** Who a stream reports its closing to. @internal */
 export interface StreamOwner {
@@ -22,7 +22,7 @@ export interface HeldMessage {
  * that `written - sink.writableLength` is what the client's side has taken.
  * @internal
  */
-export class Stream {
+export class Stream implements StreamHandle {
   readonly owner: StreamOwner
   /** The transport's request, for `snapshot` after a reset. */
   readonly req: unknown

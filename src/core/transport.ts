@@ -1,5 +1,3 @@
-import type { Stream } from './stream.js'
-
 /**
  * What the fan-out core needs from a transport (node:http, the Fetch API):
  * the core knows nothing of requests and responses, only of these.
@@ -57,6 +55,17 @@ export interface SinkHooks {
   readonly cut?: (sink: Sink) => void
 }
 
+/**
+ * The stream a sink feeds, as its transport sees it: all a transport does
+ * with it is say that the connection closed. An interface of its own, so
+ * that transports, and these declarations as published, do not depend on
+ * the core's stream class.
+ */
+export interface StreamHandle {
+  /** The connection closed: the core forgets the stream. Safe to call twice. */
+  detach(): void
+}
+
 /** A request the handler refuses, with its status and plain-text reason. */
 export interface Refusal {
   readonly status: 400 | 403 | 404 | 405 | 414 | 500 | 503
@@ -83,5 +92,5 @@ export interface StreamOpening<Req> {
    * the sink the stream writes to from then on. The transport calls
    * `stream.detach()` as soon as the connection closes.
    */
-  accept(first: Uint8Array, stream: Stream): Sink
+  accept(first: Uint8Array, stream: StreamHandle): Sink
 }
