@@ -1,5 +1,3 @@
-import type { Stream } from './stream.js'
-
 /**
  * What the fan-out core needs from a transport (node:http, the Fetch API):
  * the core knows nothing of requests and responses, only of these.
@@ -42,6 +40,15 @@ export interface SinkHooks {
   readonly cut?: (sink: Sink) => void
 }
 
+/**
+ * What a transport holds of an open stream: the one call it makes on it,
+ * when the connection closes.
+ */
+export interface StreamHandle {
+  /** Forgets the stream: its topics, its place in the heartbeat; safe to call twice. */
+  detach(): void
+}
+
 /** A request the handler refuses, with its status and plain-text reason. */
 export interface Refusal {
   readonly status: 400 | 403 | 404 | 405 | 414 | 500 | 503
@@ -68,5 +75,5 @@ export interface StreamOpening<Req> {
    * the sink the stream writes to from then on. The transport calls
    * `stream.detach()` as soon as the connection closes.
    */
-  accept(first: Uint8Array, stream: Stream): Sink
+  accept(first: Uint8Array, stream: StreamHandle): Sink
 }

@@ -1,6 +1,7 @@
-import { Fanout, type HandlerStats } from '../core/fanout.js'
-import { currentTick, type Stream } from '../core/stream.js'
-import type { Refusal, Sink, StreamOpening } from '../core/transport.js'
+import { Fanout } from '../core/fanout.js'
+import type { HandlerStats } from '../core/stats.js'
+import { currentTick } from '../core/tick.js'
+import type { Refusal, Sink, StreamHandle, StreamOpening } from '../core/transport.js'
 import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
 import { NOT_FOUND, NOT_GET, refusalHeaders, STREAM_HEADERS } from './response.js'
@@ -106,7 +107,7 @@ class FetchOpening implements StreamOpening<Request> {
     this.#resolve(refusalResponse(refusal))
   }
 
-  accept(first: Uint8Array, stream: Stream): Sink {
+  accept(first: Uint8Array, stream: StreamHandle): Sink {
     const sink = new QueueSink(stream)
     // A high-water mark of 0: the queue's size is exactly what the server
     // has not taken yet, which `desiredSize` tells (as minus that).
@@ -127,11 +128,11 @@ class FetchOpening implements StreamOpening<Request> {
  * `signal` is not used for it, as Deno aborts it on success too.
  */
 class QueueSink implements Sink, UnderlyingDefaultSource<Uint8Array> {
-  readonly #stream: Stream
+  readonly #stream: StreamHandle
   #controller: ReadableStreamDefaultController<Uint8Array> | undefined
   #closed = false
 
-  constructor(stream: Stream) {
+  constructor(stream: StreamHandle) {
     this.#stream = stream
   }
 

@@ -1,9 +1,9 @@
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { Socket } from 'node:net'
-import { Fanout, type HandlerStats } from '../core/fanout.js'
-import type { Stream } from '../core/stream.js'
-import type { Refusal, Sink, StreamOpening } from '../core/transport.js'
+import { Fanout } from '../core/fanout.js'
+import type { HandlerStats } from '../core/stats.js'
+import type { Refusal, Sink, StreamHandle, StreamOpening } from '../core/transport.js'
 import { PatchwireError } from '../errors.js'
 import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
@@ -100,7 +100,7 @@ export function createHandler(options: HandlerOptions = {}): Handler {
 const PIPELINED: Refusal = { status: 400, message: 'Bad Request: an event stream cannot be pipelined behind another request; open it on its own connection' }
 
 const kStream = Symbol('patchwire.stream')
-type TaggedResponse = NodeResponse & { [kStream]?: Stream }
+type TaggedResponse = NodeResponse & { [kStream]?: StreamHandle }
 
 /** One node request on its way to becoming a stream. */
 class NodeOpening implements StreamOpening<NodeRequest> {
@@ -126,7 +126,7 @@ class NodeOpening implements StreamOpening<NodeRequest> {
     writeRefusal(this.#res, refusal)
   }
 
-  accept(first: Uint8Array, stream: Stream): Sink {
+  accept(first: Uint8Array, stream: StreamHandle): Sink {
     const res = this.#res as TaggedResponse
     const sink = this.req.httpVersionMajor === 2 ? startHttp2(res as Http2ServerResponse, first) : startHttp1(res as ServerResponse, first)
     // One shared listener, not a closure per stream: the stream rides on the
