@@ -2,7 +2,7 @@ import type { PatchwireErrorCode } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
 import { parseOps, parseReset, splitFrame } from './frames.js'
 import { compareIds, later } from './positions.js'
-import type { EventSourceConstructor, EventSourceLike, SubscriptionState } from './subscribe.js'
+import type { EventSourceConstructor, EventSourceLike, SubscriptionState } from './event-source.js'
 
 /**
  * What a {@link SharedStream} tells a member. Plain data, so that a leader

@@ -1,15 +1,9 @@
 import { PatchwireError, reportToConsole } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
 import type { ResetReason } from '../protocol/reset-reason.js'
+import type { EventSourceConstructor, SubscriptionState } from './event-source.js'
 import type { StreamEvent } from './shared-stream.js'
 import { Hub, type Local } from './tabs.js'
-
-/**
- * Where a subscription stands: `connecting` (opening, or reconnecting after a
- * drop), `open` (the stream is live), `closed` (stopped, or refused by the
- * server for good).
- */
-export type SubscriptionState = 'connecting' | 'open' | 'closed'
 
 /**
  * What {@link subscribe} returns: call it to stop (idempotent), read `state`
@@ -35,19 +29,6 @@ export interface SnapshotMeta {
   /** The topic the state belongs to. */
   readonly topic: string
 }
-
-/** The part of an `EventSource` that {@link subscribe} uses. */
-export interface EventSourceLike {
-  /** `0` connecting, `1` open, `2` closed. */
-  readonly readyState: number
-  /** Adds a listener for `open`, `error` or a named event. */
-  addEventListener(type: string, listener: (event: MessageEvent<string>) => void): void
-  /** Closes the stream for good. */
-  close(): void
-}
-
-/** A constructor of {@link EventSourceLike}: the browser's `EventSource`, or a polyfill. */
-export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike
 
 /** Options of {@link subscribe}. */
 export interface SubscribeOptions {

@@ -1,6 +1,6 @@
 import { isAfter, later } from './positions.js'
 import { SharedStream, type Member, type StreamEvent } from './shared-stream.js'
-import type { EventSourceConstructor } from './subscribe.js'
+import type { EventSourceConstructor } from './event-source.js'
 
 /**
  * A subscription as its tab's {@link Hub} keeps it: where it stands, so

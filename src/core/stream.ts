@@ -1,14 +1,13 @@
-import type { Topic } from './topic.js'
 import type { InFlightProbe, KernelProbe, Sink, StreamHandle } from './transport.js'
 
 /** Who a stream reports its closing to. @internal */
-export interface StreamOwner {
-  detach(stream: Stream): void
+export interface StreamOwner<T> {
+  detach(stream: Stream<T>): void
 }
 
 /** A message that reached a stream while it waited (on open, or for a snapshot). @internal */
-export interface HeldMessage {
-  readonly topic: Topic
+export interface HeldMessage<T> {
+  readonly topic: T
   readonly seq: number
   readonly id: string
   readonly payload: string
@@ -20,13 +19,15 @@ export interface HeldMessage {
  *
  * Positions below are byte offsets in everything written to the sink, so
  * that `written - sink.writableLength` is what the client's side has taken.
+ * @typeParam T - the topics it is on (generic, so that this file needs no
+ * knowledge of topics: a topic holds its streams, a stream its topics)
  * @internal
  */
-export class Stream implements StreamHandle {
-  readonly owner: StreamOwner
+export class Stream<T> implements StreamHandle {
+  readonly owner: StreamOwner<T>
   /** The transport's request, for `snapshot` after a reset. */
   readonly req: unknown
-  readonly topics: readonly Topic[]
+  readonly topics: readonly T[]
   /** This stream's slot in each topic's stream list (swap-remove), by topic order. */
   readonly slots: number[]
   /** Whether frames must name their topic (more than one topic). */
@@ -36,7 +37,7 @@ export class Stream implements StreamHandle {
   /** Messages at or below this position are already covered: never written again. */
   cursor = 0
   /** Set while the stream waits (for its opening, or a snapshot): messages are held, in order. */
-  held: HeldMessage[] | undefined
+  held: HeldMessage<T>[] | undefined
   heldBytes = 0
   /** The heartbeat interval in which the stream last got a frame; it then needs no heartbeat. */
   wroteInBeat = -1
@@ -56,7 +57,7 @@ export class Stream implements StreamHandle {
   #bigEnd = 0
   #bigWrites = 0
 
-  constructor(owner: StreamOwner, req: unknown, topics: readonly Topic[]) {
+  constructor(owner: StreamOwner<T>, req: unknown, topics: readonly T[]) {
     this.owner = owner
     this.req = req
     this.topics = topics
@@ -98,7 +99,7 @@ export class Stream implements StreamHandle {
    * even when small frames follow it before it has drained. Everything else
    * counts, so a stalled reader is still cut, whatever it was sent.
    *
-   * @param tick - the current event-loop turn, from {@link currentTick}
+   * @param tick - the current event-loop turn, from `currentTick()`
    * @returns false when the stream is too far behind: the caller cuts it
    */
   send(chunk: Uint8Array, tick: number, maxBufferedBytes: number): boolean {
@@ -181,25 +182,4 @@ export const MIN_STALL_MS = 10_000
 /** How much of the byte range [start, end) is not sent yet, once `sent` bytes are. */
 function unsent(start: number, end: number, sent: number): number {
   return Math.max(0, end - Math.max(start, sent))
-}
-
-let tick = 0
-let tickScheduled = false
-
-function advanceTick(): void {
-  tick++
-  tickScheduled = false
-}
-
-/**
- * A number that changes once per event-loop turn in which it was asked for:
- * what "written in the same turn" means for {@link Stream.send}.
- * @internal
- */
-export function currentTick(): number {
-  if (!tickScheduled) {
-    tickScheduled = true
-    setImmediate(advanceTick)
-  }
-  return tick
 }

@@ -2,12 +2,13 @@ import type { Unsubscribe } from '../broker/broker.js'
 import { topicLine } from '../protocol/frame.js'
 import type { ResetReason } from '../protocol/reset-reason.js'
 import type { Stream } from './stream.js'
+import { noop } from './thenable.js'
 
 /** A topic a handler holds a broker subscription for, with or without streams. @internal */
 export class Topic {
   readonly name: string
   /** Every stream on the topic, waiting ones included. */
-  readonly streams: Stream[] = []
+  readonly streams: TopicStream[] = []
   /** How many of {@link streams} are multi-topic (their frames name the topic). */
   multi = 0
   #line: string | undefined
@@ -48,5 +49,5 @@ export class Topic {
   }
 }
 
-/** @internal */
-export function noop(): void {}
+/** A stream, as the topics it is on know it. @internal */
+export type TopicStream = Stream<Topic>

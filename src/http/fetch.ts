@@ -1,5 +1,6 @@
-import { Fanout, type HandlerStats } from '../core/fanout.js'
-import { currentTick } from '../core/stream.js'
+import { Fanout } from '../core/fanout.js'
+import type { HandlerStats } from '../core/stats.js'
+import { currentTick } from '../core/tick.js'
 import type { Refusal, Sink, StreamHandle, StreamOpening } from '../core/transport.js'
 import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
