@@ -3,13 +3,11 @@
  * (values from the module namespace at run time, types from the source's
  * export lists and declarations) has an entry, every entry names an export,
  * every entry shows TypeScript code, every field of an exported interface is
- * mentioned in its entry, and every in-page link lands on a heading. And
- * the README cannot drift from the files it shows: its recipes are copies
- * of the example files the tests run, and its links work in the installed
- * package (shipped files, absolute URLs, or its own headings).
+ * mentioned in its entry. Its links, like those of the README and the
+ * other guides, are checked by test/docs.test.ts.
  */
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -78,12 +76,6 @@ describe('docs/API.md', () => {
     assert.deepEqual(undocumented, [], 'add a @defaultValue to these fields')
   })
 
-  it('links only to headings that exist', () => {
-    const anchors = headingAnchors(DOC)
-    const broken = [...DOC.matchAll(/\]\(#([^)]+)\)/g)].map((match) => match[1]).filter((anchor) => !anchors.has(anchor ?? ''))
-    assert.deepEqual(broken, [])
-  })
-
   it('the checks fail on a drifted page (control)', async () => {
     const exported = await exportsOf('src/index.ts')
     const drifted = documentedSections(DOC.replace('### `createHandler(options?)`', '### `makeHandler(options?)`')).get('patchwire')
@@ -94,61 +86,6 @@ describe('docs/API.md', () => {
     assert.deepEqual(optionalFieldsWithoutDefault(source, 'X'), ['d'])
   })
 })
-
-describe('README.md', () => {
-  const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
-  /** The files the README shows: the recipes the tests run, each under an `<!-- <path> -->` comment. */
-  const RECIPES = [
-    'examples/metrics/prometheus.ts',
-    ...readdirSync(path.join(ROOT, 'examples', 'runtimes')).filter((name) => name.endsWith('.ts')).map((name) => `examples/runtimes/${name}`),
-  ]
-
-  it('shows every recipe file (examples/metrics, examples/runtimes) exactly as the file is, and names only files it copies exactly', () => {
-    const shown = shownFiles(README)
-    const drifted = [...new Set([...RECIPES, ...shown.keys()])].filter((file) => shown.get(file) !== readFileSync(path.join(ROOT, file), 'utf8'))
-    assert.deepEqual(drifted, [], 'copy each file into README.md as it is, in a ```ts block right under <!-- <path> -->')
-  })
-
-  it('links only to files the package ships, to absolute URLs, or to headings that exist', () => {
-    assert.deepEqual(badLinks(README), [])
-  })
-
-  it('the checks fail on a drifted README (control)', () => {
-    const file = readFileSync(path.join(ROOT, 'examples', 'metrics', 'prometheus.ts'), 'utf8')
-    const drifted = README.replace(file, file.replace('patchwire_connections', 'patchwire_streams'))
-    assert.notEqual(shownFiles(drifted).get('examples/metrics/prometheus.ts'), file)
-    assert.ok(RECIPES.length > 1)
-    assert.deepEqual(badLinks('[a](docs/API.md) [b](#nowhere) [c](LICENSE) [d](https://x.example/y) [e](dist/index.js)\n## Somewhere\n[f](#somewhere) [g](#somewhere-1) [h](#somewhere-2)\n## Somewhere'), ['docs/API.md', '#nowhere', '#somewhere-2'])
-  })
-})
-
-/** The ```ts blocks right under an `<!-- <path> -->` comment, by path. */
-function shownFiles(markdown: string): Map<string, string> {
-  return new Map([...markdown.matchAll(/^<!-- (\S+) -->\n```ts\n([\s\S]*?)^```$/gm)].map((match) => [match[1] ?? '', match[2] ?? '']))
-}
-
-/**
- * Links of a README that break in the installed package (node_modules,
- * unpkg, jsDelivr): relative links to files npm does not pack, and in-page
- * links to headings that do not exist.
- */
-function badLinks(markdown: string): string[] {
-  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { files: string[] }
-  // npm always packs these, whatever `files` says.
-  const shipped = new Set([...pkg.files, 'package.json', 'README.md', 'LICENSE'])
-  const anchors = headingAnchors(markdown)
-  const bad: string[] = []
-  for (const [, target = ''] of markdown.matchAll(/\]\(([^)\s]+)\)/g)) {
-    if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue
-    if (target.startsWith('#')) {
-      if (!anchors.has(target.slice(1))) bad.push(target)
-      continue
-    }
-    const file = target.replace(/#.*$/, '').replace(/^\.\//, '')
-    if (!shipped.has(file.split('/')[0] ?? '')) bad.push(target)
-  }
-  return bad
-}
 
 /**
  * The page's `## \`<module>\`` sections, each mapping the name of every
@@ -249,26 +186,4 @@ function optionalFieldsWithoutDefault(text: string, name: string): string[] {
     if (!doc.includes('@defaultValue')) missing.push(field)
   }
   return missing
-}
-
-/**
- * The anchors of a Markdown text's headings, as GitHub makes them: a
- * heading whose slug came before gets `-1`, `-2`, … (the client's entries
- * of the types it shares with the server, say).
- */
-function headingAnchors(markdown: string): Set<string> {
-  const anchors = new Set<string>()
-  const seen = new Map<string, number>()
-  for (const [, heading = ''] of markdown.matchAll(/^#{1,6} (.+)$/gm)) {
-    const base = slug(heading)
-    const count = seen.get(base) ?? 0
-    seen.set(base, count + 1)
-    anchors.add(count === 0 ? base : `${base}-${count}`)
-  }
-  return anchors
-}
-
-/** GitHub's anchor for a heading. */
-function slug(heading: string): string {
-  return heading.trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-')
 }

@@ -1,8 +1,8 @@
 /**
- * The README's recipes, one per stack, against the real servers and
- * frameworks: each opens a stream, gets a publish, and leaves nothing behind
- * once the client disconnects. Each recipe is written here exactly as the
- * README shows it.
+ * The Node recipes of docs/runtimes.md, one per stack, against the real
+ * servers and frameworks: each opens a stream, gets a publish, and leaves
+ * nothing behind once the client disconnects. Each recipe is written here
+ * exactly as the guide shows it.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'

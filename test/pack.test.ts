@@ -7,6 +7,7 @@
  * bundler builds browser code that imports `patchwire/client`.
  */
 import assert from 'node:assert/strict'
+import { readdirSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -106,14 +107,17 @@ describe('npm pack', () => {
       assert.ok(!packed.files.includes(STALE), `${STALE} was shipped`)
     })
 
-    it('ships LICENSE, README.md, package.json, dist/ and src/, and no tests, benchmarks, examples, docs or CI files', () => {
+    it('ships LICENSE, README.md, package.json, dist/, src/ and the guides (docs/*.md), and no tests, benchmarks, examples, images or CI files', () => {
       for (const file of ['LICENSE', 'README.md', 'package.json', 'src/index.ts', 'src/client/index.ts']) {
         assert.ok(packed.files.includes(file), `${file} is not in the tarball`)
       }
       const top = new Set(packed.files.map((file) => file.split('/')[0]))
-      assert.deepEqual([...top].sort(), ['LICENSE', 'README.md', 'dist', 'package.json', 'src'])
-      const unwanted = packed.files.filter((file) => /(^|\/)(test|bench|examples|docs|\.ci|node_modules)\/|\.test\.ts$|tsconfig/.test(file))
-      assert.deepEqual(unwanted, [])
+      assert.deepEqual([...top].sort(), ['LICENSE', 'README.md', 'dist', 'docs', 'package.json', 'src'], 'the top level of the tarball')
+      // The README links to the guides, so they ship; the README's image is an absolute URL, so docs/dashboard.png does not.
+      const guides = readdirSync(path.join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)
+      assert.deepEqual(packed.files.filter((file) => file.startsWith('docs/')), guides.sort(), 'docs/ ships its guides, and nothing else')
+      const unwanted = packed.files.filter((file) => /(^|\/)(test|bench|examples|\.ci|node_modules)\/|\.test\.ts$|tsconfig|\.png$/.test(file))
+      assert.deepEqual(unwanted, [], 'no tests, benchmarks, examples, images or CI files')
     })
 
     it('says where it comes from: repository, homepage and bugs, and its MIT license text in LICENSE', async () => {

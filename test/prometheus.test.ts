@@ -1,6 +1,6 @@
 /**
- * The README's Prometheus recipe (examples/metrics/prometheus.ts), run as
- * it is against a real handler: what stats() counts reaches a scrape.
+ * The Prometheus recipe of docs/operations.md (examples/metrics/prometheus.ts),
+ * run as it is against a real handler: what stats() counts reaches a scrape.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'

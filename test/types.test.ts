@@ -92,13 +92,12 @@ op(['move', '/to', 1])
 `
 
 /**
- * The \`\`\`ts blocks of README.md § "Scaling out" (the Redis setup with
- * node-redis, then with ioredis), so that they compile as the README shows them.
+ * The \`\`\`ts blocks of docs/scaling-out.md (the Redis setup with
+ * node-redis, then with ioredis), so that they compile as the guide shows them.
  */
-async function readmeScalingOut(): Promise<string[]> {
-  const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8')
-  const section = readme.split(/^## /m).find((part) => part.startsWith('Scaling out\n')) ?? ''
-  return [...section.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '')
+async function scalingOutGuide(): Promise<string[]> {
+  const guide = await readFile(path.join(ROOT, 'docs', 'scaling-out.md'), 'utf8')
+  return [...guide.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '')
 }
 
 /** The control: one directive on a correct line, one wrong line without a directive. */
@@ -120,7 +119,7 @@ describe('types', () => {
   let consumer: TscResult
   let client: TscResult
   let clientControl: TscResult
-  let readmeBlocks: string[] = []
+  let guideBlocks: string[] = []
 
   // Both compilations run at once: each spends seconds loading @types/node.
   before(async () => {
@@ -128,7 +127,7 @@ describe('types', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'patchwire-types-'))
     await mkdir(path.join(dir, 'node_modules'))
     await symlink(ROOT, path.join(dir, 'node_modules', 'patchwire'), 'dir')
-    // The client libraries the README imports, as the application would have them.
+    // The client libraries the guide imports, as the application would have them.
     for (const name of ['redis', 'ioredis']) {
       await symlink(path.join(ROOT, 'node_modules', name), path.join(dir, 'node_modules', name), 'dir')
     }
@@ -136,9 +135,9 @@ describe('types', () => {
     await writeFile(path.join(dir, 'consumer.ts'), CONSUMER_ESM)
     await writeFile(path.join(dir, 'consumer.cts'), CONSUMER_CJS)
     await writeFile(path.join(dir, 'control.ts'), CONTROL)
-    readmeBlocks = await readmeScalingOut()
-    const readmeFiles = readmeBlocks.map((_, i) => `readme-scaling-out-${i + 1}.ts`)
-    for (const [i, file] of readmeFiles.entries()) await writeFile(path.join(dir, file), readmeBlocks[i] ?? '')
+    guideBlocks = await scalingOutGuide()
+    const guideFiles = guideBlocks.map((_, i) => `guide-scaling-out-${i + 1}.ts`)
+    for (const [i, file] of guideFiles.entries()) await writeFile(path.join(dir, file), guideBlocks[i] ?? '')
     // An application's own, ordinary settings: not this repository's strict ones.
     await writeFile(path.join(dir, 'tsconfig.json'), JSON.stringify({
       compilerOptions: {
@@ -150,7 +149,7 @@ describe('types', () => {
         types: ['node'],
         typeRoots: [path.join(ROOT, 'node_modules', '@types')],
       },
-      files: ['consumer.ts', 'consumer.cts', 'control.ts', ...readmeFiles],
+      files: ['consumer.ts', 'consumer.cts', 'control.ts', ...guideFiles],
     }))
     await mkdir(path.join(dir, 'browser'))
     await writeFile(path.join(dir, 'browser', 'node-in-the-browser.ts'), NODE_IN_THE_BROWSER)
@@ -186,9 +185,9 @@ describe('types', () => {
       assert.deepEqual(errors, [], consumer.output)
     })
 
-    it('types the README\'s "Scaling out" code, with node-redis and with ioredis', () => {
-      assert.deepEqual(readmeBlocks.map((code) => /from '(ioredis|redis)'/.exec(code)?.[1]), ['redis', 'ioredis'], 'README.md § Scaling out: one ```ts block per library')
-      const errors = consumer.diagnostics.filter((d) => path.basename(d.file).startsWith('readme-'))
+    it('types the code of docs/scaling-out.md, with node-redis and with ioredis', () => {
+      assert.deepEqual(guideBlocks.map((code) => /from '(ioredis|redis)'/.exec(code)?.[1]), ['redis', 'ioredis'], 'docs/scaling-out.md: one ```ts block per library')
+      const errors = consumer.diagnostics.filter((d) => path.basename(d.file).startsWith('guide-'))
       assert.deepEqual(errors, [], consumer.output)
     })
 

@@ -1,7 +1,7 @@
 /**
  * Exposes a patchwire handler's `stats()` to Prometheus with prom-client:
  * gauges for what is open now, counters for what happened since start.
- * The README's "Metrics" section shows this file; test/prometheus.test.ts
+ * docs/operations.md, "Metrics", shows this file; test/prometheus.test.ts
  * runs it.
  */
 import { Counter, Gauge, type Registry } from 'prom-client'

@@ -125,7 +125,7 @@ export interface SubscribeOptions {
  * A new topic starts at the shared stream's position, or at its
  * `lastEventId`; with `onSnapshot`, it starts with the topic's snapshot. The
  * stream only ever goes back to a topic's position a little (by a catch-up,
- * see README), never to an old `lastEventId` of one topic.
+ * see docs/client.md), never to an old `lastEventId` of one topic.
  *
  * @param topic - the topic, as the server publishes it
  * @param onPatch - called with each frame's ops (already checked to be op tuples)

@@ -49,7 +49,7 @@ export interface StreamHandlerOptions<Req> {
    * The state of `topic` for `req`, sent as an `event: snapshot` frame to a
    * stream that starts fresh (no id) and after any reset of the topic, before
    * any later patch of the topic. It may return a Promise (a database read):
-   * see the README, "Loading the state", for what a patch published while it
+   * see docs/loading-state.md for what a patch published while it
    * runs does. A throw or rejection is reported to `onError` (code
    * `ERR_PATCHWIRE_SNAPSHOT`): an opening stream gets 500, an open one is
    * ended so that it reconnects.

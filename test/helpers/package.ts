@@ -98,14 +98,33 @@ export async function copyCleanClone(into: string): Promise<string> {
  */
 export async function pack(dir: string, destination: string): Promise<PackedPackage> {
   await mkdir(destination, { recursive: true })
-  const result = await run('npm', ['pack', '--json', '--pack-destination', destination], dir, PACK_TIMEOUT_MS)
-  // With --json, npm writes the report to stdout and the scripts' output to stderr.
-  if (result.exitCode !== 0) throw new Error(`npm pack failed (exit ${result.exitCode}):\n${result.stderr}\n${result.stdout}`)
-  const [report] = JSON.parse(result.stdout) as [{ filename: string; files: { path: string }[] }]
+  const report = await packReport(dir, ['--pack-destination', destination])
   return {
     tarball: path.join(destination, report.filename),
     files: report.files.map((file) => file.path).sort(),
   }
+}
+
+/**
+ * The files `npm pack` would put in the tarball, from the folder as it is
+ * (`--dry-run`, no lifecycle scripts): what package.json `files` selects,
+ * and what npm always adds (package.json, README, LICENSE).
+ * @param dir - the package folder
+ * @returns every file's path relative to the package folder, sorted
+ * @throws Error with npm's output when npm fails
+ */
+export async function packedFiles(dir: string): Promise<string[]> {
+  const report = await packReport(dir, ['--dry-run', '--ignore-scripts'])
+  return report.files.map((file) => file.path).sort()
+}
+
+/** Runs `npm pack --json` with `args` in `dir` and returns its report. */
+async function packReport(dir: string, args: readonly string[]): Promise<{ filename: string; files: { path: string }[] }> {
+  const result = await run('npm', ['pack', '--json', ...args], dir, PACK_TIMEOUT_MS)
+  // With --json, npm writes the report to stdout and the scripts' output to stderr.
+  if (result.exitCode !== 0) throw new Error(`npm pack failed (exit ${result.exitCode}):\n${result.stderr}\n${result.stdout}`)
+  const [report] = JSON.parse(result.stdout) as [{ filename: string; files: { path: string }[] }]
+  return report
 }
 
 /**
