@@ -87,8 +87,8 @@ describe('docs/API.md', () => {
   it('the checks fail on a drifted page (control)', async () => {
     const exported = await exportsOf('src/index.ts')
     const drifted = documentedSections(DOC.replace('### `createHandler(options?)`', '### `makeHandler(options?)`')).get('patchwire')
-    assert.ok(drifted?.has('makeHandler') && !drifted.has('createHandler'))
-    assert.ok(exported.has('createHandler') && !exported.has('makeHandler'))
+    assert.ok(drifted?.has('makeHandler') && !drifted.has('createHandler'), 'the drifted page documents makeHandler instead of createHandler')
+    assert.ok(exported.has('createHandler') && !exported.has('makeHandler'), 'the code exports createHandler, not makeHandler')
     const source = 'export interface X {\n  /**\n   * doc\n   * @defaultValue 1\n   */\n  a?: number\n  /** doc */\n  readonly b: string\n  c(): void\n  /** no default */\n  d?: string\n  (): void\n}\n'
     assert.deepEqual(interfaceFields(source, 'X'), ['a', 'b', 'c', 'd'])
     assert.deepEqual(optionalFieldsWithoutDefault(source, 'X'), ['d'])
@@ -117,7 +117,7 @@ describe('README.md', () => {
     const file = readFileSync(path.join(ROOT, 'examples', 'metrics', 'prometheus.ts'), 'utf8')
     const drifted = README.replace(file, file.replace('patchwire_connections', 'patchwire_streams'))
     assert.notEqual(shownFiles(drifted).get('examples/metrics/prometheus.ts'), file)
-    assert.ok(RECIPES.length > 1)
+    assert.ok(RECIPES.length > 1, `the README shows more than one recipe, found ${RECIPES.length}`)
     assert.deepEqual(badLinks('[a](docs/API.md) [b](#nowhere) [c](LICENSE) [d](https://x.example/y) [e](dist/index.js)\n## Somewhere\n[f](#somewhere) [g](#somewhere-1) [h](#somewhere-2)\n## Somewhere'), ['docs/API.md', '#nowhere', '#somewhere-2'])
   })
 })
