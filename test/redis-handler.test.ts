@@ -205,7 +205,13 @@ describe('createHandler over patchwire/redis', { timeout: 180_000 }, () => {
         await server.kill()
         await server.start()
         const mark = loop.taken.length
-        await eventually(() => loop.taken.length >= mark + 60, 'publishes after the restart', 10_000)
+        // Until every stream is live again (it got a patch published after
+        // the restart): had the loop stopped before the subscriber was back,
+        // everything published after the restart would be behind the reset,
+        // and the last publish would never come.
+        const lastBefore = loop.taken.at(-1)?.n ?? 0
+        const live = (): boolean => streams.every((stream) => patchesOf(stream).some((patch) => patch.n > lastBefore))
+        await eventually(() => loop.taken.length >= mark + 60 && live(), 'publishes after the restart, and one on every stream', 10_000)
         await loop.stop()
         const lastLive = loop.taken.findLast((entry) => entry.topic === 'live')
         await eventually(() => streams.every((stream) => patchesOf(stream).some((patch) => patch.n === lastLive?.n)), 'the last publish on every stream', 10_000)

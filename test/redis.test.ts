@@ -564,7 +564,13 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           await server.kill()
           await server.start()
           const mark = published.length
-          await eventually(() => published.length >= mark + 50, 'publishes after the restart', 10_000)
+          // Until the subscriber is live again (it got a message of the new
+          // history): had the loop stopped before it was back, everything
+          // published after the restart would be behind its reset, and the
+          // last message would never come.
+          const oldEpoch = epochOf(published[0])
+          const live = (): boolean => got.events.some((event) => event !== 'gap' && epochOf(event.id) !== oldEpoch)
+          await eventually(() => published.length >= mark + 50 && live(), 'publishes after the restart, and one of them delivered', 10_000)
           await loop.stop()
           await eventually(() => got.events.some((event) => event !== 'gap' && event.id === published.at(-1)), 'the last message')
           // Every message the subscriber misses must come after a gap it was told of.
