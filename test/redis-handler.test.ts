@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import type { TestContext } from 'node:test'
 import type { Broker } from '../src/broker/broker.ts'
 import { position, publish } from '../src/index.ts'
-import { brokerOn, eventually, killSubscriber, LIBS, monitorOf, numsub, probe, publishing, seqOf, uniquePrefix } from './helpers/redis.ts'
+import { brokerOn, cutWhilePublishing, eventually, LIBS, monitorOf, numsub, probe, publishing, seqOf, uniquePrefix } from './helpers/redis.ts'
 import type { PublishLoop, Server } from './helpers/redis.ts'
 import { startRedisProxy, startRedisServer } from './helpers/redis-server.ts'
 import { startServer } from './helpers/server.ts'
@@ -249,16 +249,7 @@ describe('createHandler over patchwire/redis', { timeout: 180_000 }, () => {
         const multi = await openStream(t, web.port, 'p', [], '/?topic=q')
         const topics = ['p', 'q', 'unserved']
         const loop = publishingN(t, other.broker, (n) => topics[n % 3] as string)
-        // Each kill comes 100 publishes after the last one, and once the
-        // subscriber is back on both channels (else there is none to cut).
-        let mark = 0
-        for (let kill = 1; kill <= 3; kill++) {
-          await eventually(() => loop.taken.length >= mark + 100, `100 publishes before kill ${kill}`)
-          await killSubscriber(admin, ['patchwire:p', 'patchwire:q'])
-          mark = loop.taken.length
-        }
-        await eventually(() => loop.taken.length >= mark + 100, '100 publishes after the last kill')
-        await loop.stop()
+        await cutWhilePublishing(admin, ['patchwire:p', 'patchwire:q'], loop)
         assert.equal(loop.refused, 0, 'Redis stayed up: every publish was taken')
         const expect = (served: string[]): Patch[] => loop.taken.filter((entry) => served.includes(entry.topic)).map((entry) => ({ topic: served.length > 1 ? entry.topic : undefined, n: entry.n, id: entry.id }))
         await eventually(() => patchesOf(single).length >= expect(['p']).length && patchesOf(multi).length >= expect(['p', 'q']).length, 'every patch', 10_000)

@@ -20,7 +20,7 @@ import { parseEventId } from '../src/protocol/event-id.ts'
 import { connectionOf } from '../src/adapters/redis/clients.ts'
 import { PUBLISH_SCRIPT, historyArgs, keyLayout, parsePublishReply } from '../src/adapters/redis/scripts.ts'
 import {
-  LIBS, SCRIPT_COMMANDS, allowSubscribe, brokerOn, commandCalls, epochOf, eventually, framesOf, ioRedis, isBrokerError, killSubscriber,
+  LIBS, SCRIPT_COMMANDS, allowSubscribe, brokerOn, commandCalls, cutWhilePublishing, epochOf, eventually, framesOf, ioRedis, isBrokerError, killSubscriber,
   monitorOf, nodeRedis, numsub, probe, publishing, publishWhenBack, pubsubReplies, recorder, seqOf, uniquePrefix,
 } from './helpers/redis.ts'
 import type { Lib, Server } from './helpers/redis.ts'
@@ -600,16 +600,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           for (const topic of ['p', 'q']) await broker.subscribe(topic, (_payload, id) => got.push(id ?? ''), () => { gaps++ }).ready
           const topics = ['p', 'q', 'unsubscribed']
           const loop = publishing(t, async (i) => ({ topic: topics[i % 3] as string, id: await other.broker.publish(topics[i % 3] as string, `[${i}]`) as string }))
-          // Each kill comes 100 publishes after the last one, and once the
-          // subscriber is back on both channels (else there is none to cut).
-          let mark = 0
-          for (let kill = 1; kill <= 3; kill++) {
-            await eventually(() => loop.taken.length >= mark + 100, `100 publishes before kill ${kill}`)
-            await killSubscriber(admin, ['patchwire:p', 'patchwire:q'])
-            mark = loop.taken.length
-          }
-          await eventually(() => loop.taken.length >= mark + 100, '100 publishes after the last kill')
-          await loop.stop()
+          await cutWhilePublishing(admin, ['patchwire:p', 'patchwire:q'], loop)
           assert.equal(loop.refused, 0, 'Redis stayed up: every publish was taken')
           const expected = loop.taken.filter((entry) => entry.topic !== 'unsubscribed').map((entry) => entry.id)
           await eventually(() => got.length >= expected.length, 'every message', 10_000)

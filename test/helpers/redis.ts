@@ -194,6 +194,26 @@ export function publishing<T>(t: TestContext, send: (i: number) => Promise<T>): 
   return { taken, get refused() { return refused }, stop }
 }
 
+/**
+ * Cuts the subscriber three times while `loop` publishes, each cut 100
+ * publishes after the last one and once the subscriber is back on
+ * `channels` (see {@link killSubscriber}); then waits for 100 more
+ * publishes and stops the loop.
+ * @param admin - the probe client of that Redis
+ * @param channels - the channels the subscriber serves (prefix included)
+ * @param loop - a running {@link publishing} loop
+ */
+export async function cutWhilePublishing(admin: Probe, channels: readonly string[], loop: PublishLoop<unknown>): Promise<void> {
+  let mark = 0
+  for (let kill = 1; kill <= 3; kill++) {
+    await eventually(() => loop.taken.length >= mark + 100, `100 publishes before kill ${kill}`)
+    await killSubscriber(admin, channels)
+    mark = loop.taken.length
+  }
+  await eventually(() => loop.taken.length >= mark + 100, '100 publishes after the last kill')
+  await loop.stop()
+}
+
 /** How many times Redis ran each of `names` (lower case), from INFO commandstats. */
 export async function commandCalls(client: Probe, names: readonly string[]): Promise<number> {
   const info = String(await client.sendCommand(['INFO', 'commandstats']))
