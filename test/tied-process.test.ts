@@ -9,7 +9,7 @@
  * PostgreSQL server must be.
  */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -19,6 +19,7 @@ import { describe, it } from 'node:test'
 import type { TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { spawnChild } from './helpers/children.ts'
+import { childEnv, ROOT } from './helpers/package.ts'
 import type { Child } from './helpers/children.ts'
 import { NPM_TEST_FLAGS, startRunner } from './helpers/runner.ts'
 import { until } from './helpers/server.ts'
@@ -73,21 +74,33 @@ describe('servers started by the test helpers', { timeout: 120_000 }, () => {
   })
 
   for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
-    it(`a test runner killed with ${signal} takes its stuck test process and that one's redis-server with it`, { timeout: 60_000 }, async (t) => {
+    it(`a test runner killed with ${signal} takes its stuck test process with it, and that one's redis-server and fixture process`, { timeout: 60_000 }, async (t) => {
       const dir = await mkdtemp(path.join(tmpdir(), 'patchwire-tied-'))
       t.after(() => rm(dir, { recursive: true, force: true }))
       const pidsFile = path.join(dir, 'pids.json')
       const run = startRunner(t, NPM_TEST_FLAGS, [fileURLToPath(new URL('./fixtures/runner/stuck-with-redis.ts', import.meta.url))], { PATCHWIRE_PIDS_FILE: pidsFile })
       await until(() => existsSync(pidsFile), 30_000, 'the stuck test to start its redis-server')
-      const pids = JSON.parse(await readFile(pidsFile, 'utf8')) as { test: number, redis: number }
-      assert.equal(await hasEnded(pids.redis), false, 'the redis-server runs while its test does')
+      const pids = JSON.parse(await readFile(pidsFile, 'utf8')) as Record<'test' | 'redis' | 'child', number>
+      for (const [name, pid] of Object.entries(pids)) assert.equal(await hasEnded(pid), false, `${name} (pid ${pid}) runs while the test does`)
       // The runner alone, as a CI timeout or `kill` does; not its process group.
       run.process.kill(signal)
       await run.ended(GONE_MS)
-      await until(() => hasEnded(pids.test), GONE_MS, `the test process (pid ${pids.test}) to end after its runner did`)
-      await until(() => hasEnded(pids.redis), GONE_MS, `the redis-server (pid ${pids.redis}) to end after its test process did`)
+      for (const [name, pid] of Object.entries(pids)) await until(() => hasEnded(pid), GONE_MS, `${name} (pid ${pid}) to end after the runner did`)
     })
   }
+
+  it('refuses to start a server without setpriv, naming what to install', { timeout: 30_000 }, async (t) => {
+    // A PATH without setpriv (nor redis-server): the check comes first.
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/tied-server.ts', import.meta.url)), 'redis'], {
+      cwd: ROOT, env: { ...childEnv(), PATH: path.join(tmpdir(), 'patchwire-no-such-dir') }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    })
+    t.after(() => { child.kill('SIGKILL') })
+    let stderr = ''
+    child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const [code] = await once(child, 'exit') as [number | null]
+    assert.notEqual(code, 0, 'the fixture fails')
+    assert.match(stderr, /setpriv --pdeathsig KILL.*install util-linux/, 'the error names the tool and the package')
+  })
 
   it('a process started as another user (as PostgreSQL must be) ends with its test process too', { timeout: 30_000 }, async (t) => {
     if (process.getuid?.() !== 0) return t.skip('switching users needs root')
