@@ -467,6 +467,35 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         assert.ok(reads >= 2 && reads <= 10, `${reads} reads for the start positions of 300 topics`)
       })
 
+      it('does not share a replay round trip with a later identical replay once a message of the topic was delivered in between', { timeout: 15_000 }, async (t) => {
+        // A stream holds the live messages of its topic from the moment it
+        // asks for its replay: one delivered before that must be in the
+        // replay, which a read sent earlier may not have seen.
+        const server = await startRedisServer()
+        t.after(() => server.stop())
+        const proxy = await startRedisProxy(server.port)
+        t.after(() => proxy.close())
+        // The broker reads (replay, position) on its publisher connection: through the proxy.
+        const { broker } = await brokerOn(t, lib, server.port, {}, undefined, await lib.connect(t, proxy.port))
+        const other = await brokerOn(t, lib, server.port)
+        const from = await other.broker.publish('room', '["a"]') as string
+        // Before the subscription: the cache does not reach back to `from`, so replays go to Redis.
+        const b = await other.broker.publish('room', '["b"]') as string
+        const got: string[] = []
+        await broker.subscribe('room', (_payload, id) => got.push(id ?? '')).ready
+        proxy.hold()
+        const sent = proxy.sent.length
+        const first = broker.replay('room', from)
+        // Its read ran in Redis (before c); the answer is held back.
+        await eventually(() => /EVAL/i.test(proxy.sent.slice(sent)), 'the first replay\'s read to reach Redis')
+        const c = await other.broker.publish('room', '["c"]') as string
+        await eventually(() => got.includes(c), 'c delivered to the listener')
+        const second = broker.replay('room', from)
+        proxy.release()
+        assert.deepEqual(framesOf(await second).map((frame) => frame.id), [b, c], 'the later replay has c, delivered before it was asked')
+        assert.deepEqual(framesOf(await first).map((frame) => frame.id).slice(0, 1), [b], 'the first one has b')
+      })
+
       it('waits for the first connection of clients made the usual way (ioredis: new Redis(url); node-redis: connect() not awaited)', { timeout: 15_000 }, async (t) => {
         const server = await startRedisServer()
         t.after(() => server.stop())
