@@ -39,7 +39,7 @@ describe('createBroker', () => {
       broker.subscribe('a', () => got++)
       const result = broker.publish('a', '[]')
       assert.equal(got, 1)
-      assert.ok(result instanceof Promise)
+      assert.ok(result instanceof Promise, 'publish returns a Promise')
     })
 
     it('does nothing for a topic nobody listens to', async () => {
@@ -141,7 +141,7 @@ describe('createBroker', () => {
       assert.deepEqual(got, ['1:[]', '3:[]'])
       assert.equal(errors.length, 1)
       const [error] = errors
-      assert.ok(error instanceof PatchwireError)
+      assert.ok(error instanceof PatchwireError, `the listener's error is reported as a PatchwireError, got ${String(error)}`)
       assert.equal(error.code, 'ERR_PATCHWIRE_LISTENER')
       assert.equal(error.cause, boom)
       // The publisher is not blamed for a listener's failure.
@@ -190,9 +190,9 @@ describe('publish', () => {
   it('returns a Promise that resolves once the broker has taken the message', async () => {
     const broker = createBroker()
     const result = publish(broker, 't', [])
-    assert.ok(result instanceof Promise)
+    assert.ok(result instanceof Promise, 'publish(broker, …) returns a Promise')
     assert.match(await result, /^[0-9a-z]+-1$/, 'the message\'s event id')
-    assert.ok(publish('broker-test:nobody', []) instanceof Promise)
+    assert.ok(publish('broker-test:nobody', []) instanceof Promise, 'publish on the default broker returns a Promise too')
   })
 
   it('returns the broker\'s rejection when the broker cannot take the message', async () => {

@@ -171,7 +171,7 @@ describe('tab hand-over in Chromium (scripted server)', { timeout: 120_000 }, ()
     const before = requests.length
     await follower.close()
     await until(() => open().length === 1 && !(open()[0] as StreamRequest).topics.includes('only-here'), WAIT, 'a stream without only-here')
-    assert.ok(requests.length > before)
+    assert.ok(requests.length > before, `the leader opened a new stream without only-here (requests: ${before} → ${requests.length})`)
     publish('x')
     for (const page of tabs) await has(page, 'patches', 5)
     for (const page of tabs) assert.deepEqual((await read(page)).patches, ids('x', start))

@@ -79,7 +79,7 @@ describe('diff', () => {
       const ops = roundTrip(before, after)
       assert.deepEqual(ops, [['replace', '/a', after.a]])
       const patched = applyPatch(structuredClone(before), ops) as { a: Record<string, unknown> }
-      assert.ok(Object.hasOwn(patched.a, '__proto__'))
+      assert.ok(Object.hasOwn(patched.a, '__proto__'), 'the patched object keeps __proto__ as an own key, not as its prototype')
       assert.equal(Object.getPrototypeOf(patched.a), Object.prototype)
       assert.equal(({} as Record<string, unknown>)['x'], undefined)
     })

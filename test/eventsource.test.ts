@@ -52,7 +52,7 @@ describe('EventSource client (eventsource package)', () => {
     assert.deepEqual(patches.map((p) => JSON.parse(p.data)), batches)
     const ids = patches.map((p) => p.lastEventId)
     assert.equal(new Set([ready?.lastEventId, ...ids]).size, 4, `every frame has its own id: ${ids.join(', ')}`)
-    assert.ok(ids.every((id) => id !== ''))
+    assert.ok(ids.every((id) => id !== ''), `every patch has an id: ${ids.join(', ')}`)
     assert.equal(client.received.filter((r) => r.type === 'message').length, 0)
     assert.equal(client.errors, 0)
   })

@@ -129,7 +129,7 @@ describe('createFetchHandler', () => {
       const { handler } = start(t, { heartbeatMs: 20 })
       const body = await open(handler, 'topic=quiet')
       await body.waitFor(() => body.comments >= 2, 'two heartbeats')
-      assert.ok(body.text.endsWith(':\n\n'))
+      assert.ok(body.text.endsWith(':\n\n'), `the stream ends with a heartbeat comment: ${JSON.stringify(body.text.slice(-40))}`)
     })
   })
 

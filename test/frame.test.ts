@@ -115,7 +115,7 @@ describe('formatPatch', () => {
 
     it('keeps the serialisation error as cause', () => {
       assert.throws(() => formatPatch([['add', '/a', 1n]]), (error: unknown) => {
-        assert.ok(error instanceof TypeError)
+        assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
         assert.ok(error.cause instanceof TypeError, 'cause is the JSON.stringify error')
         return true
       })

@@ -123,7 +123,7 @@ describe('createHandler', () => {
     for (const name of ['history', 'historyBytes']) {
       it(`${name} → TypeError saying it moved to the broker`, () => {
         assert.throws(() => createHandler({ [name]: 10 } as HandlerOptions), (error: unknown) => {
-          assert.ok(error instanceof TypeError)
+          assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
           assert.match(error.message, new RegExp(`option "${name}" moved to the broker: createBroker\\(\\{ ${name} \\}\\)`))
           return true
         })
@@ -178,7 +178,7 @@ describe('createHandler', () => {
 
     it('unknown option → TypeError naming it', () => {
       assert.throws(() => createHandler({ heartbeat: 1000 } as unknown as HandlerOptions), (error: unknown) => {
-        assert.ok(error instanceof TypeError)
+        assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
         assert.match(error.message, /heartbeat\b/)
         return true
       })
@@ -187,7 +187,7 @@ describe('createHandler', () => {
     for (const path of ['events', '', 'http://x/events', '/events?topic=a']) {
       it(`path ${JSON.stringify(path)} → TypeError naming the option`, () => {
         assert.throws(() => createHandler({ path }), (error: unknown) => {
-          assert.ok(error instanceof TypeError)
+          assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
           assert.match(error.message, /path/)
           return true
         })
@@ -334,7 +334,7 @@ describe('createHandler', () => {
         const server = await startServer(t, { broker, onError: (e) => errors.push(e), authorize: () => { throw boom } })
         assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server, counts)
         assert.equal(errors.length, 1)
-        assert.ok(errors[0] instanceof PatchwireError)
+        assert.ok(errors[0] instanceof PatchwireError, `reported as a PatchwireError, got ${String(errors[0])}`)
         assert.equal(errors[0].code, 'ERR_PATCHWIRE_AUTHORIZE')
         assert.equal(errors[0].cause, boom)
       })
@@ -346,7 +346,7 @@ describe('createHandler', () => {
         const server = await startServer(t, { broker, onError: (e) => errors.push(e), authorize: () => Promise.reject(boom) })
         assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server, counts)
         assert.equal(errors.length, 1)
-        assert.ok(errors[0] instanceof PatchwireError)
+        assert.ok(errors[0] instanceof PatchwireError, `reported as a PatchwireError, got ${String(errors[0])}`)
         assert.equal(errors[0].code, 'ERR_PATCHWIRE_AUTHORIZE')
         assert.equal(errors[0].cause, boom)
       })
@@ -606,7 +606,7 @@ describe('createHandler', () => {
       await server.handler.close()
       gate.resolve(true)
       await until(() => answered(client, false), 3000, 'the answer')
-      assert.ok(client.response)
+      assert.ok(client.response, `a response to the request: ${JSON.stringify(client.raw)}`)
       assertRefused(client.response, 503, server, counts)
     })
   })
@@ -616,7 +616,7 @@ describe('createHandler', () => {
       const server = await startServer(t, {})
       const client = await openStream(t, server.port, 'a')
       const response = client.response
-      assert.ok(response)
+      assert.ok(response, `a response to the request: ${JSON.stringify(client.raw)}`)
       assert.equal(response.status, 200)
       assert.equal(response.headers['content-type'], 'text/event-stream')
       assert.equal(response.headers['cache-control'], 'no-cache, no-transform')
@@ -715,7 +715,7 @@ describe('createHandler', () => {
       await publish(broker, 'a', ops)
       await client.waitForEvents(2)
       const patch = client.named('patch')[0]
-      assert.ok(patch?.id)
+      assert.ok(patch?.id, `the patch has an id: ${JSON.stringify(patch)}`)
       assert.equal(afterReady(client), formatPatch(ops, patch.id))
       assert.deepEqual(JSON.parse(patch.data), ops)
     })
@@ -762,12 +762,12 @@ describe('createHandler', () => {
       const bytes = a.map(afterReady)
       for (const other of bytes) assert.equal(other, bytes[0])
       const [first, second] = a[0]?.named('patch') ?? []
-      assert.ok(first?.id && second?.id)
+      assert.ok(first?.id && second?.id, `both patches have ids: ${JSON.stringify([first, second])}`)
       assert.equal(bytes[0], formatPatch(opsA, first.id) + formatPatch([], second.id))
       for (const client of b) {
         assert.deepEqual(client.named('patch').map((e) => JSON.parse(e.data)), [opsB])
       }
-      for (const client of a) assert.ok(!client.raw.includes('/z') && !client.raw.includes('/list/0'))
+      for (const client of a) assert.ok(!client.raw.includes('/z') && !client.raw.includes('/list/0'), `a stream of topic a got nothing of topic b: ${JSON.stringify(client.raw)}`)
     })
 
     it('with lingerMs 0, unsubscribes as soon as the last stream of a topic leaves, and subscribes again on a new one', async (t) => {
@@ -853,7 +853,7 @@ describe('createHandler', () => {
       ]
       assert.deepEqual(streamCounts(server.handler.stats()), { connections: 3, topics: 2, dropped: 0 })
       const result = server.handler.close()
-      assert.ok(result instanceof Promise)
+      assert.ok(result instanceof Promise, 'close() returns a Promise')
       assert.equal(await result, undefined)
       await Promise.all(clients.map((c) => c.waitForClose(3000)))
       assert.deepEqual(streamCounts(server.handler.stats()), { connections: 0, topics: 0, dropped: 0 })
@@ -935,7 +935,7 @@ describe('createHandler', () => {
       assert.equal(stats.topics, 2)
       assert.equal(stats.messages, 5)
       assert.ok(stats.frames >= 3 + 3, `frames ${stats.frames}: one per stream per message`)
-      assert.ok(stats.bytes > 0)
+      assert.ok(stats.bytes > 0, `bytes counts what was written, got ${stats.bytes}`)
       assert.equal(stats.replays, 1)
       assert.equal(stats.resets['history-exceeded'], 1)
       assert.equal(stats.resets['malformed-id'], 1)

@@ -104,9 +104,9 @@ describe('createHandler on node:http2 (h2c)', () => {
     const patch = a1.events[1]
     assert.equal(patch?.event, 'patch')
     assert.deepEqual(JSON.parse(patch?.data ?? ''), ops)
-    assert.ok(patch?.id)
-    assert.ok(a1.body().endsWith(formatPatch(ops, patch.id)))
-    assert.ok(a2.body().endsWith(formatPatch(ops, patch.id)))
+    assert.ok(patch?.id, `the patch has an id: ${JSON.stringify(patch)}`)
+    assert.ok(a1.body().endsWith(formatPatch(ops, patch.id)), `the first stream ends with the patch frame: ${JSON.stringify(a1.body().slice(-200))}`)
+    assert.ok(a2.body().endsWith(formatPatch(ops, patch.id)), `the second stream ends with the same patch frame: ${JSON.stringify(a2.body().slice(-200))}`)
     // b's own patch comes after anything wrongly sent to it before.
     await publish(broker, 'b', [['add', '/b', 1]])
     await until(() => b.events.length >= 2, 3000, 'the patch on b')

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { createBroker, publish, type Broker } from '../src/index.ts'
+import { createBroker, position, publish, type Broker } from '../src/index.ts'
+import type { ReplayResult } from '../src/broker/broker.ts'
 import { startServer, until } from './helpers/server.ts'
 import { openRaw, type SseClient } from './helpers/sse-client.ts'
 
@@ -53,8 +54,8 @@ describe('multi-topic streams', () => {
     const id = await publish(broker, 'a', [['replace', '/n', 1]])
     await single.waitForEvents(2)
     await multi.waitForEvents(2)
-    assert.ok(single.raw.endsWith(`id: ${id}\nevent: patch\ndata: [["replace","/n",1]]\n\n`))
-    assert.ok(multi.raw.endsWith(`id: ${id}\nevent: patch\ndata: "a"\ndata: [["replace","/n",1]]\n\n`))
+    assert.ok(single.raw.endsWith(`id: ${id}\nevent: patch\ndata: [["replace","/n",1]]\n\n`), `a single-topic frame has no topic line: ${JSON.stringify(single.raw.slice(-120))}`)
+    assert.ok(multi.raw.endsWith(`id: ${id}\nevent: patch\ndata: "a"\ndata: [["replace","/n",1]]\n\n`), `a multi-topic frame names its topic first: ${JSON.stringify(multi.raw.slice(-120))}`)
   })
 
   it('calls authorize for each topic, and one refusal refuses the whole stream before any byte', async (t) => {
@@ -103,6 +104,39 @@ describe('multi-topic streams', () => {
     const back = await openTopics(t, port, ['a', 'b'], [`Last-Event-ID: ${id}`])
     assert.deepEqual(tagged(back), [['b', 3], ['a', 4]])
     assert.equal(back.named('reset').length, 0)
+  })
+
+  it('resumes in position order across topics when one topic\'s replay is behind messages that arrive while the stream opens', async (t) => {
+    // A broker whose replays are answered late, b's from what it had when
+    // asked (as a Redis read of one topic's stream can be older than
+    // another's): b's next message then reaches the stream live, held
+    // while it opens, and a's arrives both ways.
+    const inner = createBroker()
+    let release = (): void => undefined
+    const released = new Promise<void>((resolve) => { release = resolve })
+    const asked: string[] = []
+    const broker: Broker = {
+      publish: (topic, payload) => inner.publish(topic, payload),
+      subscribe: (topic, listener, onGap) => inner.subscribe(topic, listener, onGap),
+      position: (topic) => inner.position?.(topic) as string,
+      async replay(topic, after) {
+        asked.push(topic)
+        const early = topic === 'b' ? await inner.replay?.(topic, after) : undefined
+        await released
+        return early ?? await inner.replay?.(topic, after) as ReplayResult
+      },
+    }
+    const { port } = await startServer(t, { broker })
+    const from = await position(broker, 'a')
+    const opening = openTopics(t, port, ['a', 'b'], [`Last-Event-ID: ${from}`])
+    await until(() => asked.length === 2, 5000, 'both replays to be asked')
+    await publish(broker, 'b', [['replace', '/n', 1]])
+    await publish(broker, 'a', [['replace', '/n', 2]])
+    release()
+    const back = await opening
+    assert.deepEqual(tagged(back), [['b', 1], ['a', 2]], 'every frame once, in publish order')
+    const ids = back.named('patch').map((event) => event.id ?? '')
+    assert.deepEqual(ids, [...ids].sort((x, y) => Number(x.split('-')[1]) - Number(y.split('-')[1])), `ids never go back: ${ids.join(', ')}`)
   })
 
   it('resets one topic (naming it) and leaves the other live', async (t) => {

@@ -133,7 +133,7 @@ describe('npm pack', () => {
 
     it('ships every source file that its source maps and declaration maps point at', async () => {
       const maps = packed.files.filter((file) => file.endsWith('.map'))
-      assert.ok(maps.some((file) => file.endsWith('.d.ts.map')) && maps.some((file) => file.endsWith('.js.map')))
+      assert.ok(maps.some((file) => file.endsWith('.d.ts.map')) && maps.some((file) => file.endsWith('.js.map')), `the package ships declaration maps and source maps: ${maps.join(', ')}`)
       for (const map of maps) {
         const { sources } = JSON.parse(await readFile(path.join(clone, map), 'utf8')) as { sources: string[] }
         for (const source of sources) {

@@ -33,7 +33,7 @@ function checkFails(doc: Doc, ops: readonly unknown[], index: number, reason: Re
       () => applyPatch(target, ops as PatchOp[], { immutable }),
       (error: unknown) => {
         assert.ok(error instanceof PatchError, `${name}: a PatchError`)
-        assert.ok(error instanceof PatchwireError)
+        assert.ok(error instanceof PatchwireError, `${name}: a PatchwireError too`)
         assert.equal(error.code, 'ERR_PATCHWIRE_PATCH')
         assert.equal(error.name, 'PatchError')
         assert.equal(error.index, index, `${name}: index`)
@@ -309,7 +309,7 @@ describe('applyPatch', () => {
         const doc = applyPatch({} as Record<string, Record<string, unknown>>, [['add', '/v', value]], { immutable })
         const v = doc['v'] as Record<string, unknown>
         assert.equal(Object.getPrototypeOf(v), Object.prototype)
-        assert.ok(Object.hasOwn(v, '__proto__'))
+        assert.ok(Object.hasOwn(v, '__proto__'), '__proto__ stays an own key of the added value')
         assert.equal(v['polluted'], undefined)
         assert.equal(({} as Record<string, unknown>)['polluted'], undefined)
       }

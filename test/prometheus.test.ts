@@ -33,7 +33,7 @@ describe('Prometheus recipe', () => {
     assert.equal(sample(first, 'patchwire_messages_total'), 1)
     assert.equal(sample(first, 'patchwire_frames_total'), 1)
     assert.equal(sample(first, 'patchwire_refused_total{status="400"}'), 1)
-    assert.ok((sample(first, 'patchwire_bytes_total') ?? 0) > 0)
+    assert.ok((sample(first, 'patchwire_bytes_total') ?? 0) > 0, `patchwire_bytes_total counts the bytes written, got ${String(sample(first, 'patchwire_bytes_total'))}`)
     await publish(broker, 'a', [['replace', '/n', 2]])
     const back = await openStream(t, server.port, 'a', ['Last-Event-ID: junk'])
     await client.waitForEvents(3)

@@ -75,7 +75,7 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         assert.deepEqual(order, [], 'position settled while a message before it was still on its way')
         proxy.release()
         const id = await position
-        assert.ok(seqOf(id) >= seqOf(b1))
+        assert.ok(seqOf(id) >= seqOf(b1), `the position ${id} is not behind b1 ${b1}`)
         assert.deepEqual(order, [`b ${b1}`, `position ${id}`])
         assert.deepEqual(x.errors, [])
       })

@@ -178,7 +178,10 @@ describe('a fleet of handler processes on Redis behind a round-robin proxy', { t
     assert.ok((published[TOPIC] as number) >= 4 * STEP, `published ${published[TOPIC]}`)
 
     const done = (client: Client): boolean => client.topics.every((topic) => (client.values[topic] as number[]).length >= (published[topic] as number))
-    await until(() => clients.every(done), 15_000, `every client at ${JSON.stringify(published)}`)
+    await until(() => clients.every(done), 15_000, `every client at ${JSON.stringify(published)}`).catch((error: unknown) => {
+      const behind = clients.flatMap((client, i) => done(client) ? [] : [`client ${i}: ${client.topics.map((topic) => `${topic} ${(client.values[topic] as number[]).length}, last ${(client.values[topic] as number[]).at(-1)}`).join('; ')}, ${client.readies} readies, state ${client.source.readyState}`])
+      throw new Error(`${(error as Error).message}; behind: ${behind.join(' | ')}`)
+    })
     const wrong = clients.flatMap((client, i) => client.topics.flatMap((topic) => {
       const values = client.values[topic] as number[]
       const problem = defects(values, published[topic] as number)

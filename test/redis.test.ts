@@ -20,8 +20,8 @@ import { parseEventId } from '../src/protocol/event-id.ts'
 import { connectionOf } from '../src/adapters/redis/clients.ts'
 import { PUBLISH_SCRIPT, historyArgs, keyLayout, parsePublishReply } from '../src/adapters/redis/scripts.ts'
 import {
-  LIBS, SCRIPT_COMMANDS, allowSubscribe, brokerOn, commandCalls, epochOf, eventually, framesOf, ioRedis, isBrokerError,
-  monitorOf, nodeRedis, numsub, probe, publishWhenBack, pubsubReplies, recorder, seqOf, uniquePrefix,
+  LIBS, SCRIPT_COMMANDS, allowSubscribe, brokerOn, commandCalls, cutWhilePublishing, epochOf, eventually, framesOf, ioRedis, isBrokerError, killSubscriber,
+  monitorOf, nodeRedis, numsub, probe, publishing, publishWhenBack, pubsubReplies, recorder, seqOf, uniquePrefix,
 } from './helpers/redis.ts'
 import type { Lib, Server } from './helpers/redis.ts'
 import { startRedisProxy, startRedisServer } from './helpers/redis-server.ts'
@@ -113,7 +113,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           assert.ok(got[i] === payload, `payload ${i} changed (${Buffer.byteLength(payload)} bytes sent, ${Buffer.byteLength(got[i] ?? '')} received)`)
           assert.ok(replayed[i] === payload, `replayed payload ${i} changed`)
         }
-        assert.ok(Buffer.byteLength(sent[4] ?? '') > 1024 * 1024)
+        assert.ok(Buffer.byteLength(sent[4] ?? '') > 1024 * 1024, 'the last payload is over 1 MiB')
         assert.deepEqual(errors, [])
       })
 
@@ -135,12 +135,12 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const sentinel = await b.broker.publish('room', '["sentinel"]')
         await eventually(() => gotB.length > 0 && rawGot.length > 0, 'the sentinel and the raw message')
         assert.deepEqual(gotB, ['["sentinel"]'])
-        assert.ok(typeof sentinel === 'string')
+        assert.ok(typeof sentinel === 'string', `publish resolves with the id, got ${String(sentinel)}`)
         // <epoch>:<seq>:<the topic's previous position, empty when unknown>:<payload>
         assert.equal(rawGot.length, 1)
         assert.match(rawGot[0] ?? '', new RegExp(`^${epochOf(id)}:${seqOf(id)}:[0-9]*:\\["for a"\\]$`))
         assert.equal(b.errors.length, 1, String(b.errors))
-        assert.ok(isBrokerError(b.errors[0]))
+        assert.ok(isBrokerError(b.errors[0]), `the foreign message is reported as ERR_PATCHWIRE_BROKER, got ${String(b.errors[0])}`)
         assert.match(b.errors[0]?.message ?? '', /not one createRedisBroker published/)
       })
 
@@ -297,7 +297,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         await eventually(() => gaps === 1, 'onGap')
         assert.equal(errors.length, 2)
         assert.ok(isBrokerError(errors[0]), String(errors[0]))
-        assert.ok(errors[0]?.cause instanceof Error)
+        assert.ok(errors[0]?.cause instanceof Error, `the report carries Redis's error as cause, got ${String(errors[0]?.cause)}`)
         assert.equal(errors[1]?.code, 'ERR_PATCHWIRE_LISTENER')
         assert.equal(errors[1]?.cause, boom)
       })
@@ -374,7 +374,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const quiet = await b.broker.position('never')
         await a.broker.publish('elsewhere', '[]')
         assert.deepEqual(framesOf(await a.broker.replay('never', quiet)), [])
-        assert.ok(seqOf(await a.broker.position('doc')) >= seqOf(ids[4]))
+        assert.ok(seqOf(await a.broker.position('doc')) >= seqOf(ids[4]), 'the position of doc is not behind its last publish')
       })
 
       it('refuses ids it did not issue: malformed-id, foreign-id for another epoch or a position never reached', { timeout: 15_000 }, async (t) => {
@@ -465,6 +465,35 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         await Promise.all(Array.from({ length: 300 }, (_, i) => broker.subscribe(`many-${i}`, () => undefined).ready))
         const reads = await commandCalls(admin, SCRIPT_COMMANDS) - before - 2
         assert.ok(reads >= 2 && reads <= 10, `${reads} reads for the start positions of 300 topics`)
+      })
+
+      it('does not share a replay round trip with a later identical replay once a message of the topic was delivered in between', { timeout: 15_000 }, async (t) => {
+        // A stream holds the live messages of its topic from the moment it
+        // asks for its replay: one delivered before that must be in the
+        // replay, which a read sent earlier may not have seen.
+        const server = await startRedisServer()
+        t.after(() => server.stop())
+        const proxy = await startRedisProxy(server.port)
+        t.after(() => proxy.close())
+        // The broker reads (replay, position) on its publisher connection: through the proxy.
+        const { broker } = await brokerOn(t, lib, server.port, {}, undefined, await lib.connect(t, proxy.port))
+        const other = await brokerOn(t, lib, server.port)
+        const from = await other.broker.publish('room', '["a"]') as string
+        // Before the subscription: the cache does not reach back to `from`, so replays go to Redis.
+        const b = await other.broker.publish('room', '["b"]') as string
+        const got: string[] = []
+        await broker.subscribe('room', (_payload, id) => got.push(id ?? '')).ready
+        proxy.hold()
+        const sent = proxy.sent.length
+        const first = broker.replay('room', from)
+        // Its read ran in Redis (before c); the answer is held back.
+        await eventually(() => /EVAL/i.test(proxy.sent.slice(sent)), 'the first replay\'s read to reach Redis')
+        const c = await other.broker.publish('room', '["c"]') as string
+        await eventually(() => got.includes(c), 'c delivered to the listener')
+        const second = broker.replay('room', from)
+        proxy.release()
+        assert.deepEqual(framesOf(await second).map((frame) => frame.id), [b, c], 'the later replay has c, delivered before it was asked')
+        assert.deepEqual(framesOf(await first).map((frame) => frame.id).slice(0, 1), [b], 'the first one has b')
       })
 
       it('waits for the first connection of clients made the usual way (ioredis: new Redis(url); node-redis: connect() not awaited)', { timeout: 15_000 }, async (t) => {
@@ -558,22 +587,20 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           const other = await brokerOn(t, lib, server.port)
           const got = recorder()
           await broker.subscribe('live', got.listener, got.onGap).ready
-          const published: string[] = []
-          let publishing = true
-          const loop = (async () => {
-            for (let i = 0; publishing; i++) {
-              const id = await other.broker.publish('live', `[${i}]`).catch(() => undefined)
-              if (typeof id === 'string') published.push(id)
-              else await new Promise((resolve) => setTimeout(resolve, 5))
-            }
-          })()
+          const loop = publishing(t, async (i) => await other.broker.publish('live', `[${i}]`) as string)
+          const published = loop.taken
           await eventually(() => published.length >= 50, 'publishes before the restart')
           await server.kill()
           await server.start()
           const mark = published.length
-          await eventually(() => published.length >= mark + 50, 'publishes after the restart', 10_000)
-          publishing = false
-          await loop
+          // Until the subscriber is live again (it got a message of the new
+          // history): had the loop stopped before it was back, everything
+          // published after the restart would be behind its reset, and the
+          // last message would never come.
+          const oldEpoch = epochOf(published[0])
+          const live = (): boolean => got.events.some((event) => event !== 'gap' && epochOf(event.id) !== oldEpoch)
+          await eventually(() => published.length >= mark + 50 && live(), 'publishes after the restart, and one of them delivered', 10_000)
+          await loop.stop()
           await eventually(() => got.events.some((event) => event !== 'gap' && event.id === published.at(-1)), 'the last message')
           // Every message the subscriber misses must come after a gap it was told of.
           const delivered = got.events
@@ -600,16 +627,11 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           const got: string[] = []
           let gaps = 0
           for (const topic of ['p', 'q']) await broker.subscribe(topic, (_payload, id) => got.push(id ?? ''), () => { gaps++ }).ready
-          const published: string[] = []
-          const loop = (async () => {
-            for (let i = 0; i < 600; i++) published.push(await other.broker.publish(i % 3 === 2 ? 'unsubscribed' : ['p', 'q'][i % 3] as string, `[${i}]`) as string)
-          })()
-          for (let kill = 0; kill < 3; kill++) {
-            await eventually(() => published.length >= 100 * (kill + 1), 'publishes')
-            assert.ok(Number(await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub'])) >= 1)
-          }
-          await loop
-          const expected = published.filter((_, i) => i % 3 !== 2)
+          const topics = ['p', 'q', 'unsubscribed']
+          const loop = publishing(t, async (i) => ({ topic: topics[i % 3] as string, id: await other.broker.publish(topics[i % 3] as string, `[${i}]`) as string }))
+          await cutWhilePublishing(admin, ['patchwire:p', 'patchwire:q'], loop)
+          assert.equal(loop.refused, 0, 'Redis stayed up: every publish was taken')
+          const expected = loop.taken.filter((entry) => entry.topic !== 'unsubscribed').map((entry) => entry.id)
           await eventually(() => got.length >= expected.length, 'every message', 10_000)
           assert.deepEqual(got, expected)
           assert.equal(gaps, 0)
@@ -680,7 +702,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           await other.broker.publish('room', '["first"]')
           await eventually(() => got.events.length === 1, 'the first message')
           proxy.hold()
-          assert.ok(Number(await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub'])) >= 1)
+          await killSubscriber(admin, ['patchwire:room'])
           await eventually(() => got.gaps() === 1, 'onGap once the refill timed out')
           const next = await other.broker.publish('room', '["next"]') as string
           await eventually(() => got.payloads().includes('["next"]'), 'the next message')
@@ -698,7 +720,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           await admin.sendCommand(['FLUSHALL'])
           const fresh = await broker.publish('room', '["new"]') as string
           assert.notEqual(epochOf(fresh), epochOf(old))
-          assert.ok(seqOf(fresh) > seqOf(old))
+          assert.ok(seqOf(fresh) > seqOf(old), `positions keep increasing across the flush: ${old} then ${fresh}`)
           await eventually(() => got.payloads().length === 2, 'both messages')
           assert.deepEqual(got.events, [{ payload: '["old"]', id: old }, 'gap', { payload: '["new"]', id: fresh }])
           assert.deepEqual(await broker.replay('room', old), { reset: 'foreign-id' })
@@ -737,7 +759,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           await persistent.start()
           const next = await publishWhenBack(broker, 'room', '["after"]')
           assert.notEqual(epochOf(next), epochOf(lost), 'the rolled-back counter would issue ids twice')
-          assert.ok(seqOf(next) > seqOf(lost))
+          assert.ok(seqOf(next) > seqOf(lost), `positions keep increasing across the rollback: ${lost} then ${next}`)
           assert.deepEqual(await broker.replay('room', lost), { reset: 'foreign-id' })
         })
 

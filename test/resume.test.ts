@@ -52,7 +52,7 @@ describe('resume', () => {
       await client.waitForEvents(6)
       const ids = client.named('patch').map((event) => event.id ?? '')
       const [epoch] = (ids[0] ?? '').split('-')
-      assert.ok(ids.every((id) => id.startsWith(`${epoch}-`)))
+      assert.ok(ids.every((id) => id.startsWith(`${epoch}-`)), `every id is of one epoch: ${ids.join(', ')}`)
       const seqs = ids.map((id) => Number(id.split('-')[1]))
       assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b))
       assert.equal(new Set(seqs).size, 5)

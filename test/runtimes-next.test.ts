@@ -72,7 +72,7 @@ describe('Next.js route handler (examples/runtimes/next-route.ts)', () => {
     await events.close({ reconnectSpreadMs: 0 })
     await body.waitForEnd()
     assert.equal(body.ended, true)
-    assert.ok(body.text.endsWith('retry: 3000\n\n'))
+    assert.ok(body.text.endsWith('retry: 3000\n\n'), `the stream ends with its retry: ${JSON.stringify(body.text.slice(-40))}`)
     assert.equal((await route.GET(new Request(`${ORIGIN}/events?topic=board:next`))).status, 503)
   })
 })

@@ -150,7 +150,7 @@ describe('the shared stream of a page', () => {
       const d = probe(t, 'd', { path, EventSource })
       await tick()
       assert.equal(sources.length, 2, 'one reopen for two new topics')
-      assert.ok(first.closed)
+      assert.ok(first.closed, 'the reopen closes the first stream')
       const second = sources[1] as Scripted
       assert.deepEqual(second.topics, ['a', 'b', 'c', 'd'])
       assert.equal(second.from, 'e-3')
@@ -178,7 +178,7 @@ describe('the shared stream of a page', () => {
       a.stop()
       c.stop()
       await tick()
-      assert.ok(third.closed)
+      assert.ok(third.closed, 'the stream closes once no topic of it is wanted')
       assert.equal(sources.length, 3, 'the last stop closes the stream')
     })
 
@@ -295,7 +295,7 @@ describe('the shared stream of a page', () => {
       assert.equal(sources.length, 2)
       const catchUp = sources[1] as Scripted
       assert.deepEqual([catchUp.topics, catchUp.from], [['b'], 'e-4'], 'the main stream does not go back for b')
-      assert.ok(!main.closed)
+      assert.ok(!main.closed, 'the main stream stays open while the catch-up runs')
       catchUp.open()
       catchUp.patch('e-6', 'b', op(6))
       main.patch('e-11', 'a', op(11))
@@ -306,7 +306,7 @@ describe('the shared stream of a page', () => {
       await tick()
       assert.equal(sources.length, 3)
       const merged = sources[2] as Scripted
-      assert.ok(main.closed)
+      assert.ok(main.closed, 'the merged stream replaces the main one, which is closed')
       assert.deepEqual([merged.topics, merged.from], [['a', 'b'], 'e-12'])
       merged.patch('e-13', 'a', op(13))
       merged.patch('e-14', 'b', op(14))

@@ -74,7 +74,7 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => p.patches.length === 2, 5000, 'two patches')
       assert.deepEqual(p.patches.map((patch) => patch.ops), [[['replace', '/counter', 1]], [['add', '/items/-', { id: 1 }], ['limit', '/items', -10]]])
       const [first, second] = p.patches.map((patch) => patch.meta.id)
-      assert.ok(first !== undefined && first !== '' && second !== undefined && second !== first)
+      assert.ok(first !== undefined && first !== '' && second !== undefined && second !== first, `two different ids: ${String(first)}, ${String(second)}`)
       assert.deepEqual(p.errors, [])
     })
 
@@ -179,7 +179,7 @@ describe('subscribe', TIMEOUT, () => {
       await publish(restarted, 'restart', [['replace', '/v', 2]])
       await until(() => p.patches.length === 2, 5000, 'live patches after the reset')
       // Outside a browser, nothing can reload the page: the default onReset reports.
-      assert.ok(codes(silent).includes('ERR_PATCHWIRE_RESET'))
+      assert.ok(codes(silent).includes('ERR_PATCHWIRE_RESET'), `the default onReset reports ERR_PATCHWIRE_RESET: ${codes(silent).join(', ')}`)
     })
 
     it('reloads the page on reset by default in a browser, once however many subscribers', async (t) => {
@@ -203,7 +203,7 @@ describe('subscribe', TIMEOUT, () => {
       // Every failed reconnect is an error event; the state stays connecting.
       await until(() => p.errors.length >= 3, 5000, 'three failed reconnects')
       assert.deepEqual(p.states, ['open', 'connecting'])
-      assert.ok(codes(p).every((code) => code === 'ERR_PATCHWIRE_DISCONNECTED'))
+      assert.ok(codes(p).every((code) => code === 'ERR_PATCHWIRE_DISCONNECTED'), `every error is ERR_PATCHWIRE_DISCONNECTED: ${codes(p).join(', ')}`)
     })
   })
 
@@ -295,7 +295,7 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => seen.length === 8, 5000, 'resets and snapshots')
       assert.deepEqual(seen.slice(3).filter((line) => line.startsWith('a')), ['a reset foreign-id', 'a snapshot'])
       assert.deepEqual(seen.slice(3).filter((line) => line.startsWith('b')), ['b reset foreign-id', 'b snapshot'])
-      assert.ok(seen.slice(3).includes('quiet snapshot'))
+      assert.ok(seen.slice(3).includes('quiet snapshot'), `the quiet topic gets a snapshot too: ${seen.slice(3).join(', ')}`)
       assert.deepEqual(reloads, [])
       assert.deepEqual(codes(quiet), ['ERR_PATCHWIRE_DISCONNECTED'], 'the drop, and no ERR_PATCHWIRE_RESET')
       await publish(restarted, 'a', [['replace', '/v', 2]])

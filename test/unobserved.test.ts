@@ -22,7 +22,7 @@ describe('reportUnobserved', () => {
 
   it('is a Promise', () => {
     const wrapped = reportUnobserved(Promise.resolve(1), () => undefined)
-    assert.ok(wrapped instanceof Promise)
+    assert.ok(wrapped instanceof Promise, 'reportUnobserved returns a Promise')
   })
 
   for (const [how, observe] of [

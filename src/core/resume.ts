@@ -95,15 +95,6 @@ export class Resume<Req> {
       last = from
       lastId = lastEventId as string
     }
-    for (const { topicIndex, seq, frame } of mergeBySeq(resumed.map((entry) => entry.frames))) {
-      const topic = (resumed[topicIndex] as Resumed).topic
-      text += frameFor(stream, topic, frame.id, frame.payload)
-      if (seq > (covered.get(topic) ?? -1)) covered.set(topic, seq)
-      if (seq > last) {
-        last = seq
-        lastId = frame.id
-      }
-    }
     const counters = this.#counters
     for (const entry of resumed) {
       if (entry.reset !== undefined) {
@@ -117,9 +108,10 @@ export class Resume<Req> {
         text += snapshotFrame(entry.snapshot, stream.multi ? entry.topic.line : undefined)
       }
     }
-    for (const message of stream.held as HeldMessage<Topic>[]) {
+    for (const message of openingMessages(resumed, stream.held as HeldMessage<Topic>[])) {
       if (message.seq <= (covered.get(message.topic) ?? -1)) continue
       text += frameFor(stream, message.topic, message.id, message.payload)
+      covered.set(message.topic, message.seq)
       if (message.seq > last) {
         last = message.seq
         lastId = message.id
@@ -210,12 +202,22 @@ function serialiseState(state: unknown): string {
   return text
 }
 
-/** Merges each topic's replayed frames (ascending ids) into one ascending list. */
-function mergeBySeq(lists: readonly (readonly HistoryFrame[])[]): { topicIndex: number; seq: number; frame: HistoryFrame }[] {
-  const all: { topicIndex: number; seq: number; frame: HistoryFrame }[] = []
-  lists.forEach((frames, topicIndex) => {
-    for (const frame of frames) all.push({ topicIndex, seq: parseEventId(frame.id)?.seq ?? 0, frame })
-  })
-  if (lists.filter((frames) => frames.length > 0).length > 1) all.sort((a, b) => a.seq - b.seq)
+/**
+ * A stream's replayed frames and the messages it held while it opened, in
+ * one position order: each topic's replay is read on its own, so one can be
+ * older than messages of another topic that arrived meanwhile, and ids must
+ * never go back on a stream. Of a message both replayed and held, the
+ * replayed one comes first (the sort is stable) and the other is skipped.
+ */
+function openingMessages(resumed: readonly Resumed[], held: readonly HeldMessage<Topic>[]): readonly HeldMessage<Topic>[] {
+  const replayed: HeldMessage<Topic>[] = []
+  let sources = held.length > 0 ? 1 : 0
+  for (const { topic, frames } of resumed) {
+    if (frames.length > 0) sources++
+    for (const frame of frames) replayed.push({ topic, seq: parseEventId(frame.id)?.seq ?? 0, id: frame.id, payload: frame.payload })
+  }
+  if (replayed.length === 0) return held
+  const all = replayed.concat(held)
+  if (sources > 1) all.sort((a, b) => a.seq - b.seq)
   return all
 }

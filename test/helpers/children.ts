@@ -2,12 +2,12 @@
  * Child processes for the multi-process tests: a fixture run with tsx and
  * an IPC channel, killed after the test.
  */
-import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import type { TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { until } from './server.ts'
+import { spawnTied } from './tied-process.ts'
 
 /** How long a child may take to answer (tsx compiles the fixture first; a loaded machine is slow). */
 const ANSWER_MS = 20_000
@@ -24,14 +24,15 @@ export interface Child {
 
 /**
  * Starts `test/fixtures/<script>` with tsx and an IPC channel; it is killed
- * (SIGKILL) after the test, if it still runs.
+ * (SIGKILL) after the test, if it still runs, and when the test process
+ * dies (see {@link spawnTied}), so that a killed run leaves no handler or
+ * publisher process behind.
  * @param t - the test that owns it
  * @param script - a file name in test/fixtures
  * @param args - its arguments
  */
 export function spawnChild(t: TestContext, script: string, args: readonly string[]): Child {
-  const child = fork(fileURLToPath(new URL(`../fixtures/${script}`, import.meta.url)), args, {
-    execArgv: ['--import', 'tsx'],
+  const child = spawnTied(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`../fixtures/${script}`, import.meta.url)), ...args], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const kill = async (): Promise<void> => {

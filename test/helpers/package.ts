@@ -37,14 +37,17 @@ export interface RunResult {
 
 /**
  * The environment for child processes: without `NODE_V8_COVERAGE` (under c8,
- * covering tsc and npm themselves would multiply their run time) and without
+ * covering tsc and npm themselves would multiply their run time), without
  * the `npm_*` variables that `npm test` sets (`npm_config_local_prefix`
- * would point a child npm at this repository instead of its own folder).
+ * would point a child npm at this repository instead of its own folder),
+ * and without `NODE_TEST_CONTEXT`, which the test runner sets for the files
+ * it runs (a `node --test` started with it reports to a parent runner
+ * instead of running as one).
  */
 export function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [key, value] of Object.entries(process.env)) {
-    if (key === 'NODE_V8_COVERAGE' || key === 'INIT_CWD' || key.toLowerCase().startsWith('npm_')) continue
+    if (key === 'NODE_V8_COVERAGE' || key === 'INIT_CWD' || key === 'NODE_TEST_CONTEXT' || key.toLowerCase().startsWith('npm_')) continue
     env[key] = value
   }
   return env

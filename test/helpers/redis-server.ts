@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import net from 'node:net'
+import { processState, spawnTied } from './tied-process.ts'
 
 /** A private `redis-server` for tests that stop, pause or restart Redis. */
 export interface RedisServer {
@@ -10,6 +10,8 @@ export interface RedisServer {
   readonly port: number
   /** `redis://127.0.0.1:<port>` */
   readonly url: string
+  /** The process ID of the redis-server while it runs (a restart gives a new one), else undefined. */
+  readonly pid: number | undefined
   /** Kills the server abruptly (SIGKILL), as a crash would; resolves once it has exited. */
   kill(): Promise<void>
   /** Starts it again on the same port, unless it runs; resolves once it answers PING. */
@@ -52,6 +54,7 @@ export async function startRedisServer(args: readonly string[] = []): Promise<Re
     return {
       port,
       url: `redis://127.0.0.1:${port}`,
+      get pid() { return current?.pid },
       kill,
       stop: kill,
       async start() {
@@ -77,9 +80,8 @@ export async function startRedisServer(args: readonly string[] = []): Promise<Re
 }
 
 async function isStopped(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-  // The state follows the parenthesised command name.
-  return /\) [Tt] /.test(stat)
+  const state = await processState(pid)
+  return state === 'T' || state === 't'
 }
 
 /**
@@ -107,22 +109,17 @@ async function freePort(): Promise<number> {
 }
 
 async function spawnRedis(port: number, args: readonly string[]): Promise<ChildProcess> {
-  const child = spawn('redis-server', [
+  // Tied to this process: a killed test run cannot leave it running.
+  const child = spawnTied('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...args,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] })
+  ])
   let output = ''
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   const deadline = Date.now() + READY_TIMEOUT_MS
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${output}`)
-    if (await answersPing(port) && child.exitCode === null) {
-      // A crashed test run must not leave a server behind.
-      const killOnExit = (): void => { child.kill('SIGKILL') }
-      process.once('exit', killOnExit)
-      child.once('exit', () => process.removeListener('exit', killOnExit))
-      return child
-    }
+    if (await answersPing(port) && child.exitCode === null) return child
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   child.kill('SIGKILL')

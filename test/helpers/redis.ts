@@ -135,6 +135,85 @@ export async function numsub(client: Probe, channel: string): Promise<number> {
   return Number(reply[1])
 }
 
+/**
+ * Cuts the subscriber's connection with `CLIENT KILL TYPE pubsub`, once it
+ * is subscribed to every channel of `channels` again. A kill sent while it
+ * is still reconnecting (ioredis waits up to 200 ms here) finds no
+ * subscriber to cut, so a test that kills in a loop must wait for this.
+ * @param admin - the probe client of that Redis
+ * @param channels - the channels the subscriber serves (prefix included)
+ */
+export async function killSubscriber(admin: Probe, channels: readonly string[]): Promise<void> {
+  const subscribed = async (): Promise<boolean> => {
+    for (const channel of channels) if (await numsub(admin, channel) < 1) return false
+    return true
+  }
+  await eventually(subscribed, `the subscriber to be back on ${channels.join(', ')}`)
+  const killed = Number(await admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']))
+  assert.ok(killed >= 1, `CLIENT KILL TYPE pubsub cut ${killed} connections: the subscriber was not there`)
+}
+
+/** A publish loop started by {@link publishing}. */
+export interface PublishLoop<T> {
+  /** What each publish Redis took resolved to, in order. */
+  readonly taken: T[]
+  /** How many publishes Redis did not take (they were retried as the next ones). */
+  readonly refused: number
+  /** Stops the loop; resolves once its last publish settled. */
+  stop(): Promise<void>
+}
+
+/**
+ * Publishes in a loop, `send(1)`, `send(2)`, …, until stopped, recording
+ * what each publish Redis took resolved to. A publish that rejects (Redis
+ * down) is counted in `refused`, and the loop waits 5 ms before the next
+ * one. The loop stops after the test too, passed or failed: one left
+ * running would keep the test process alive.
+ * @param t - the test that owns the loop
+ * @param send - publishes the i-th message; resolves with what to record
+ */
+export function publishing<T>(t: TestContext, send: (i: number) => Promise<T>): PublishLoop<T> {
+  const taken: T[] = []
+  let refused = 0
+  let running = true
+  const loop = (async () => {
+    for (let i = 1; running; i++) {
+      try {
+        taken.push(await send(i))
+      } catch {
+        refused++
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    }
+  })()
+  const stop = async (): Promise<void> => {
+    running = false
+    await loop
+  }
+  t.after(stop)
+  return { taken, get refused() { return refused }, stop }
+}
+
+/**
+ * Cuts the subscriber three times while `loop` publishes, each cut 100
+ * publishes after the last one and once the subscriber is back on
+ * `channels` (see {@link killSubscriber}); then waits for 100 more
+ * publishes and stops the loop.
+ * @param admin - the probe client of that Redis
+ * @param channels - the channels the subscriber serves (prefix included)
+ * @param loop - a running {@link publishing} loop
+ */
+export async function cutWhilePublishing(admin: Probe, channels: readonly string[], loop: PublishLoop<unknown>): Promise<void> {
+  let mark = 0
+  for (let kill = 1; kill <= 3; kill++) {
+    await eventually(() => loop.taken.length >= mark + 100, `100 publishes before kill ${kill}`)
+    await killSubscriber(admin, channels)
+    mark = loop.taken.length
+  }
+  await eventually(() => loop.taken.length >= mark + 100, '100 publishes after the last kill')
+  await loop.stop()
+}
+
 /** How many times Redis ran each of `names` (lower case), from INFO commandstats. */
 export async function commandCalls(client: Probe, names: readonly string[]): Promise<number> {
   const info = String(await client.sendCommand(['INFO', 'commandstats']))

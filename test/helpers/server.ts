@@ -34,10 +34,10 @@ export async function listen(t: TestContext, server: http.Server, handler: Handl
   return { server, handler, port, origin: `http://127.0.0.1:${port}` }
 }
 
-/** Resolves when `condition()` holds, polling each event-loop turn, or rejects after `ms`. */
-export async function until(condition: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+/** Resolves when `condition()` holds (or resolves true), polling every 5 ms, or rejects after `ms`. */
+export async function until(condition: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 5))
   }

@@ -120,7 +120,7 @@ describe('soak', () => {
     const received = followers.reduce((sum, f) => sum + f.received, 0)
     const resets = followers.reduce((sum, f) => sum + f.resets, 0)
     console.log(`soak: ${round} rounds, ${received} patches checked in order, ${resets} resets, ${handler.stats().dropped} slow readers cut, heap samples ${heap.map((h) => (h / 1048576).toFixed(1)).join(' ')} MiB`)
-    assert.ok(received > 0)
+    assert.ok(received > 0, 'the followers received patches')
     if (heap.length >= 3) {
       // After warm-up, the heap must not keep growing.
       const [, second, ...rest] = heap

@@ -431,13 +431,19 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   })
   if (subscriber.isReady()) feed.resumed([], [])
 
-  // Replays from Redis under way, by topic then `after`: identical ones share one.
-  const replaying = new Map<string, Map<string, Promise<ReplayResult>>>()
+  // Replays from Redis under way, by topic then `after`: identical ones
+  // share one, as long as no message of the topic has reached the
+  // listeners since it was sent. A stream holds its topic's live messages
+  // from the moment it asks for its replay; one delivered before that must
+  // be in the replay, and a read sent earlier may not have seen it.
+  const replaying = new Map<string, Map<string, { result: Promise<ReplayResult>, reached: number | undefined }>>()
 
   const replayFromRedis = (topic: string, after: string, id: EventId): Promise<ReplayResult> => {
     let byAfter = replaying.get(topic)
+    // The topic's last delivered position changes with every delivery.
+    const reached = topics.get(layout.channel(topic))?.last
     const shared = byAfter?.get(after)
-    if (shared !== undefined) return shared
+    if (shared !== undefined && shared.reached === reached) return shared.result
     const result = reader.read(topic, id.seq).then(async (answer) => {
       const judged = judgeReplay(answer, id)
       // A stream that resumes with these frames is at the last one's
@@ -450,9 +456,10 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       byAfter = new Map()
       replaying.set(topic, byAfter)
     }
-    byAfter.set(after, result)
+    const entry = { result, reached }
+    byAfter.set(after, entry)
     const done = (): void => {
-      byAfter.delete(after)
+      if (byAfter.get(after) === entry) byAfter.delete(after)
       if (byAfter.size === 0 && replaying.get(topic) === byAfter) replaying.delete(topic)
     }
     result.then(done, done)
