@@ -79,8 +79,8 @@ describe('docs/API.md', () => {
   it('the checks fail on a drifted page (control)', async () => {
     const exported = await exportsOf('src/index.ts')
     const drifted = documentedSections(DOC.replace('### `createHandler(options?)`', '### `makeHandler(options?)`')).get('patchwire')
-    assert.ok(drifted?.has('makeHandler') && !drifted.has('createHandler'))
-    assert.ok(exported.has('createHandler') && !exported.has('makeHandler'))
+    assert.ok(drifted?.has('makeHandler') && !drifted.has('createHandler'), 'the drifted page documents makeHandler, not createHandler')
+    assert.ok(exported.has('createHandler') && !exported.has('makeHandler'), 'the source exports createHandler, not makeHandler')
     const source = 'export interface X {\n  /**\n   * doc\n   * @defaultValue 1\n   */\n  a?: number\n  /** doc */\n  readonly b: string\n  c(): void\n  /** no default */\n  d?: string\n  (): void\n}\n'
     assert.deepEqual(interfaceFields(source, 'X'), ['a', 'b', 'c', 'd'])
     assert.deepEqual(optionalFieldsWithoutDefault(source, 'X'), ['d'])
