@@ -1,94 +1,23 @@
 import type { Broker, HistoryFrame, ReplayResult } from '../../broker/broker.js'
 import { reportUnobserved } from '../../broker/unobserved.js'
-import { PatchwireError, reportToConsole } from '../../errors.js'
+import { PatchwireError } from '../../errors.js'
 import { formatEventId, parseEventId } from '../../protocol/event-id.js'
 import type { EventId } from '../../protocol/event-id.js'
-import { channelsOf, connectionOf } from './clients.js'
-import type { RedisClient } from './clients.js'
+import { channelsOf } from './clients.js'
 import { ConnectionWatch } from './connection.js'
 import { Feed } from './feed.js'
 import type { Subscription, Topic } from './feed.js'
 import { LocalHistory } from './local-history.js'
+import { resolveOptions } from './options.js'
+import type { RedisBrokerOptions } from './options.js'
 import { Reader } from './reader.js'
 import type { TopicAnswer } from './reader.js'
 import { PUBLISH_SCRIPT, READ_SCRIPT, historyArgs, isCompleteAfter, keyLayout, parsePublishReply, parseReadReply } from './scripts.js'
 import type { ReadReply, Script } from './scripts.js'
 
 export type { IoRedisClient, NodeRedisClient, RedisClient } from './clients.js'
+export type { RedisBrokerOptions } from './options.js'
 
-/** Options of {@link createRedisBroker}. */
-export interface RedisBrokerOptions {
-  /**
-   * Runs the broker's scripts (publish, position, replay). A client of
-   * either library, dedicated or shared with the rest of the application;
-   * it must not be in subscriber mode. Created the usual way
-   * (`await createClient({ url }).connect()`, or `new Redis(url)`): a
-   * publish made before its first connection waits for it (up to
-   * `publishTimeoutMs`); during a later outage, publish rejects at once.
-   */
-  publisher: RedisClient
-  /**
-   * Receives messages. A client of its own (a subscribed connection can do
-   * nothing else but `PING`, which the broker sends to confirm delivery):
-   * `publisher.duplicate()` (node-redis, connected) or a second
-   * `new Redis(url)`; its user must be allowed `SUBSCRIBE`, `UNSUBSCRIBE`
-   * and `PING`. Keep the client's automatic reconnection on
-   * (the default of both libraries): once it gives up, the broker reports
-   * it, resets every topic's streams, and refuses new subscriptions.
-   */
-  subscriber: RedisClient
-  /**
-   * Prepended to every topic to form its Redis channel, and to the broker's
-   * keys (`<prefix>epoch`, `<prefix>seq`, `<prefix>last:<topic>`,
-   * `<prefix>stream:<topic>`), so that several applications can share one
-   * Redis. Brokers with the same prefix on the same Redis share one history
-   * and one order; under Redis Cluster it must contain a hash tag
-   * (`{app}:`), see {@link createRedisBroker}.
-   * @defaultValue `'patchwire:'`
-   */
-  prefix?: string
-  /**
-   * Messages kept per topic for resume, in a Redis Stream (trimmed with
-   * `MAXLEN ~`, so a few more may be kept); `0` keeps none, so that every
-   * reconnect that missed a message is reset. The same bound applies to the
-   * process's own cache of recent messages.
-   * @defaultValue `1000`
-   */
-  history?: number
-  /**
-   * How long a topic's history is kept after its last publish, in
-   * milliseconds: the stream key expires then. A topic published at least
-   * that often keeps its last `history` messages whatever their age.
-   * @defaultValue `300000` (5 minutes)
-   */
-  historyMs?: number
-  /**
-   * How long a `publish` may take, in milliseconds, including the wait for
-   * the publisher's first connection; also bounds the reads of `position`,
-   * `replay` and after a reconnect, and the wait of `position` and `replay`
-   * for the subscriber to deliver what came before them. A publish that
-   * timed out may still reach subscribers later.
-   * @defaultValue `5000`
-   */
-  publishTimeoutMs?: number
-  /**
-   * Called with each runtime failure: a lost connection (once per outage and
-   * client), a client that closed for good (it gave up reconnecting), a
-   * `SUBSCRIBE` or `UNSUBSCRIBE` that failed, a listener that threw, a
-   * message on a topic's channel that the broker did not publish, and a
-   * publish that failed while nobody awaited or caught its promise (one that
-   * is awaited rejects instead, and is not reported).
-   * @defaultValue logs to `console.error`
-   */
-  onError?: (error: PatchwireError) => void
-}
-
-const DEFAULT_PREFIX = 'patchwire:'
-const DEFAULT_HISTORY = 1000
-const DEFAULT_HISTORY_MS = 300_000
-const DEFAULT_PUBLISH_TIMEOUT_MS = 5000
-// setTimeout fires at once (after 1 ms) for any delay above this.
-const MAX_TIMER_MS = 2 ** 31 - 1
 /**
  * How long a topic's `last` key outlives its last publish (or position
  * read), at least: the chain of its messages is only as long as that key's
@@ -198,34 +127,7 @@ interface BrokerTopic extends Topic {
  * setInterval(() => publish(broker, 'clock', [['replace', '/now', Date.now()]]), 1000)
  */
 export function createRedisBroker(options: RedisBrokerOptions): Broker {
-  if (options === null || typeof options !== 'object') {
-    throw new TypeError('createRedisBroker(options): options must be an object with publisher and subscriber clients')
-  }
-  const publisher = connectionOf(options.publisher, 'publisher')
-  const subscriber = connectionOf(options.subscriber, 'subscriber')
-  if (options.publisher === options.subscriber) {
-    throw new TypeError('createRedisBroker: publisher and subscriber must be two connections, since a subscribed one can run nothing else; pass subscriber: publisher.duplicate() (node-redis) or a second new Redis() (ioredis)')
-  }
-  const prefix = options.prefix ?? DEFAULT_PREFIX
-  if (typeof prefix !== 'string') {
-    throw new TypeError(`createRedisBroker: prefix must be a string, got ${typeof prefix}`)
-  }
-  const historyCount = options.history ?? DEFAULT_HISTORY
-  if (!Number.isSafeInteger(historyCount) || historyCount < 0) {
-    throw new RangeError(`createRedisBroker: history must be a whole number of messages per topic, 0 or more, got ${String(historyCount)}`)
-  }
-  const historyMs = options.historyMs ?? DEFAULT_HISTORY_MS
-  if (!Number.isSafeInteger(historyMs) || historyMs < 1) {
-    throw new RangeError(`createRedisBroker: historyMs must be a whole number of milliseconds, 1 or more, got ${String(historyMs)}`)
-  }
-  const publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS
-  if (typeof publishTimeoutMs !== 'number' || !(publishTimeoutMs > 0 && publishTimeoutMs <= MAX_TIMER_MS)) {
-    throw new RangeError(`createRedisBroker: publishTimeoutMs must be a positive number of milliseconds, at most ${MAX_TIMER_MS} (the longest setTimeout delay), got ${String(publishTimeoutMs)}`)
-  }
-  const onError = options.onError ?? reportToConsole
-  if (typeof onError !== 'function') {
-    throw new TypeError(`createRedisBroker: onError must be a function, got ${typeof onError}`)
-  }
+  const { publisher, subscriber, prefix, history: historyCount, historyMs, publishTimeoutMs, onError } = resolveOptions(options)
 
   const layout = keyLayout(prefix)
   const lastTtlMs = Math.max(historyMs, LAST_TTL_MIN_MS)
