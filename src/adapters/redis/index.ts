@@ -6,7 +6,6 @@ import type { EventId } from '../../protocol/event-id.js'
 import { channelsOf } from './clients.js'
 import { ConnectionWatch } from './connection.js'
 import { Feed } from './feed.js'
-import type { Subscription, Topic } from './feed.js'
 import { LocalHistory } from './local-history.js'
 import { resolveOptions } from './options.js'
 import type { RedisBrokerOptions } from './options.js'
@@ -14,6 +13,8 @@ import { Reader } from './reader.js'
 import type { TopicAnswer } from './reader.js'
 import { PUBLISH_SCRIPT, READ_SCRIPT, historyArgs, isCompleteAfter, keyLayout, parsePublishReply, parseReadReply } from './scripts.js'
 import type { ReadReply, Script } from './scripts.js'
+import { reportGap } from './topic.js'
+import type { Subscription, Topic } from './topic.js'
 
 export type { IoRedisClient, NodeRedisClient, RedisClient } from './clients.js'
 export type { RedisBrokerOptions } from './options.js'
@@ -198,11 +199,6 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     timeoutMs: publishTimeoutMs,
     onError,
   })
-  /**
-   * Settles once every message up to `position` that this process's
-   * listeners get has reached them: at once when nothing is subscribed.
-   */
-  const delivered = (position: number): Promise<void> => topics.size === 0 ? RESOLVED : feed.delivered(position)
   const channels = channelsOf(subscriber, (message, channel) => feed.receive(message, channel))
 
   /**
@@ -230,7 +226,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         // still be on their way; `ready` waits for them. Should that fail,
         // the subscription still works: the `position` asked next waits too,
         // and reports it.
-        if (topic.last !== undefined) await delivered(topic.last).catch(noop)
+        if (topic.last !== undefined) await feed.delivered(topic.last).catch(noop)
         if (!isLatest(topic, attempt)) return
         topic.ready = RESOLVED
         topic.settle?.resolve()
@@ -255,7 +251,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     onError(failure)
     topic.settle?.reject(failure)
     topic.settle = undefined
-    feed.gap(topic)
+    reportGap(topic, onError)
   }
 
   const unsubscribeChannel = (channel: string): void => {
@@ -345,7 +341,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       // A stream that resumes with these frames is at the last one's
       // position: messages of its other topics before it must be delivered.
       const last = 'frames' in judged ? answer.topic.entries.at(-1) : undefined
-      if (last !== undefined) await delivered(last.seq)
+      if (last !== undefined) await feed.delivered(last.seq)
       return judged
     })
     if (byAfter === undefined) {
@@ -427,7 +423,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     position(topic) {
       return reader.read(topic).then(async (answer) => {
         feed.observe(answer.epoch, answer.position)
-        await delivered(answer.position)
+        await feed.delivered(answer.position)
         return formatEventId(answer.epoch, answer.position)
       })
     },
