@@ -11,8 +11,9 @@ import { resolveOptions } from './options.js'
 import type { RedisBrokerOptions } from './options.js'
 import { Reader } from './reader.js'
 import type { TopicAnswer } from './reader.js'
+import { ScriptRunner } from './script-runner.js'
 import { PUBLISH_SCRIPT, READ_SCRIPT, historyArgs, isCompleteAfter, keyLayout, parsePublishReply, parseReadReply } from './scripts.js'
-import type { ReadReply, Script } from './scripts.js'
+import type { ReadReply } from './scripts.js'
 import { reportGap } from './topic.js'
 import type { Subscription, Topic } from './topic.js'
 
@@ -149,41 +150,9 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   // resubscription of an earlier one still under way.
   let generation = 0
 
-  const publisherWatch = new ConnectionWatch(publisher, 'publisher', onError, { onLost: noop, onReady: noop, onClose: noop })
+  const runner = new ScriptRunner(publisher, publishTimeoutMs, onError)
 
-  /**
-   * Runs a script on the publisher within publishTimeoutMs. Before the
-   * publisher's first connection it waits for it; after that, a publish
-   * fails at once while it is down (`failFast`), a read waits for it.
-   */
-  const run = async (script: Script, keys: string[], args: () => string[], what: string, failFast: boolean): Promise<unknown> => {
-    const started = performance.now()
-    if (!publisher.isReady()) {
-      if (failFast && publisherWatch.hasConnected) {
-        throw new PatchwireError('ERR_PATCHWIRE_BROKER', `cannot ${what}: the Redis publisher is not connected (${publisher.state()}); it reconnects by itself: publish again once it is back, and catch the rejection meanwhile`, { cause: publisherWatch.lastError })
-      }
-      await publisherWatch.whenReady(publishTimeoutMs, what)
-    }
-    const remaining = Math.max(1, publishTimeoutMs - (performance.now() - started))
-    return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `Redis did not answer within ${publishTimeoutMs} ms (publishTimeoutMs) to ${what}; it may still take effect later`))
-      }, remaining)
-      timer.unref()
-      script.run(publisher, keys, args()).then(
-        (reply) => {
-          clearTimeout(timer)
-          resolve(reply)
-        },
-        (error: unknown) => {
-          clearTimeout(timer)
-          reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `Redis refused to ${what}`, { cause: error }))
-        },
-      )
-    })
-  }
-
-  const reader: Reader = new Reader(layout, (keys, topicArgs): Promise<ReadReply> => run(
+  const reader: Reader = new Reader(layout, (keys, topicArgs): Promise<ReadReply> => runner.run(
     READ_SCRIPT,
     keys,
     () => [...historyArgs(feed.known, lastTtlMs), ...topicArgs],
@@ -370,7 +339,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     publish(topic, payload) {
       const channel = layout.channel(topic)
       const what = `publish to topic "${topic}"`
-      const sent = run(PUBLISH_SCRIPT, [layout.epoch, layout.seq, layout.last(topic), layout.stream(topic)], () => [
+      const sent = runner.run(PUBLISH_SCRIPT, [layout.epoch, layout.seq, layout.last(topic), layout.stream(topic)], () => [
         ...historyArgs(feed.known, lastTtlMs), channel, payload, String(historyCount), String(historyMs),
       ], what, true).then((reply) => {
         const { epoch, seq } = parsePublishReply(reply)
