@@ -1,5 +1,4 @@
 import type { Broker, HistoryFrame, ReplayResult } from '../../broker/broker.js'
-import { reportUnobserved } from '../../broker/unobserved.js'
 import { PatchwireError } from '../../errors.js'
 import { formatEventId, parseEventId } from '../../protocol/event-id.js'
 import type { EventId } from '../../protocol/event-id.js'
@@ -9,10 +8,11 @@ import { Feed } from './feed.js'
 import { LocalHistory } from './local-history.js'
 import { resolveOptions } from './options.js'
 import type { RedisBrokerOptions } from './options.js'
+import { Publisher } from './publisher.js'
 import { Reader } from './reader.js'
 import type { TopicAnswer } from './reader.js'
 import { ScriptRunner } from './script-runner.js'
-import { PUBLISH_SCRIPT, READ_SCRIPT, historyArgs, isCompleteAfter, keyLayout, parsePublishReply, parseReadReply } from './scripts.js'
+import { READ_SCRIPT, historyArgs, isCompleteAfter, keyLayout, lastKeyTtlMs, parseReadReply } from './scripts.js'
 import type { ReadReply } from './scripts.js'
 import { reportGap } from './topic.js'
 import type { Subscription, Topic } from './topic.js'
@@ -20,12 +20,6 @@ import type { Subscription, Topic } from './topic.js'
 export type { IoRedisClient, NodeRedisClient, RedisClient } from './clients.js'
 export type { RedisBrokerOptions } from './options.js'
 
-/**
- * How long a topic's `last` key outlives its last publish (or position
- * read), at least: the chain of its messages is only as long as that key's
- * life. A day, so that a quiet topic's subscribers ride out a reconnect.
- */
-const LAST_TTL_MIN_MS = 86_400_000
 /** The process-local cache of recent messages, over all topics. */
 const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
 
@@ -132,7 +126,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const { publisher, subscriber, prefix, history: historyCount, historyMs, publishTimeoutMs, onError } = resolveOptions(options)
 
   const layout = keyLayout(prefix)
-  const lastTtlMs = Math.max(historyMs, LAST_TTL_MIN_MS)
+  const lastTtlMs = lastKeyTtlMs(historyMs)
   const history = new LocalHistory(historyCount, LOCAL_HISTORY_BYTES)
   // Keyed by channel (prefix + topic).
   const topics = new Map<string, BrokerTopic>()
@@ -335,21 +329,9 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     return { frames }
   }
 
+  const publishing = new Publisher({ layout, runner, feed, history: historyCount, historyMs, lastTtlMs, onError })
   return {
-    publish(topic, payload) {
-      const channel = layout.channel(topic)
-      const what = `publish to topic "${topic}"`
-      const sent = runner.run(PUBLISH_SCRIPT, [layout.epoch, layout.seq, layout.last(topic), layout.stream(topic)], () => [
-        ...historyArgs(feed.known, lastTtlMs), channel, payload, String(historyCount), String(historyMs),
-      ], what, true).then((reply) => {
-        const { epoch, seq } = parsePublishReply(reply)
-        feed.observe(epoch, seq - 1, seq)
-        return formatEventId(epoch, seq)
-      })
-      return reportUnobserved(sent, (reason) => {
-        onError(reason instanceof PatchwireError ? reason : new PatchwireError('ERR_PATCHWIRE_BROKER', `could not ${what}`, { cause: reason }))
-      })
-    },
+    publish: (topic, payload) => publishing.publish(topic, payload),
 
     subscribe(name, listener, onGap) {
       if (typeof listener !== 'function') {
