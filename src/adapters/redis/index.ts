@@ -1,5 +1,4 @@
 import type { Broker, HistoryFrame, ReplayResult } from '../../broker/broker.js'
-import { PatchwireError } from '../../errors.js'
 import { formatEventId, parseEventId } from '../../protocol/event-id.js'
 import type { EventId } from '../../protocol/event-id.js'
 import { channelsOf } from './clients.js'
@@ -14,21 +13,14 @@ import type { TopicAnswer } from './reader.js'
 import { ScriptRunner } from './script-runner.js'
 import { READ_SCRIPT, historyArgs, isCompleteAfter, keyLayout, lastKeyTtlMs, parseReadReply } from './scripts.js'
 import type { ReadReply } from './scripts.js'
-import { reportGap } from './topic.js'
-import type { Subscription, Topic } from './topic.js'
+import { Subscriptions } from './subscriptions.js'
+import type { SubscribedTopic } from './subscriptions.js'
 
 export type { IoRedisClient, NodeRedisClient, RedisClient } from './clients.js'
 export type { RedisBrokerOptions } from './options.js'
 
 /** The process-local cache of recent messages, over all topics. */
 const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
-
-interface BrokerTopic extends Topic {
-  /** Counts SUBSCRIBE attempts: only the latest one's outcome counts. */
-  attempt: number
-  /** Settles the pending `ready` of the topic's first subscriptions. */
-  settle: { resolve(): void, reject(error: unknown): void } | undefined
-}
 
 /**
  * Creates a {@link Broker} over Redis: a publish in any process reaches the
@@ -128,22 +120,9 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const layout = keyLayout(prefix)
   const lastTtlMs = lastKeyTtlMs(historyMs)
   const history = new LocalHistory(historyCount, LOCAL_HISTORY_BYTES)
-  // Keyed by channel (prefix + topic).
-  const topics = new Map<string, BrokerTopic>()
-  // Channels let go whose UNSUBSCRIBE was not confirmed: it is sent again
-  // when the subscriber reconnects. One cut off by an outage would otherwise
-  // stay subscribed, since node-redis subscribes it again by itself. The
-  // value stands for the channel's latest UNSUBSCRIBE: only its confirmation
-  // clears the entry, not that of an older one (the channel was subscribed
-  // and let go again meanwhile) while the latest may still be cut off.
-  const leaving = new Map<string, object>()
-  // Set while the subscriber's client is closed for good: nothing can be
-  // subscribed until it connects again.
-  let subscriberClosed: PatchwireError | undefined
-  // Counts the subscriber's reconnections: a later one supersedes the
-  // resubscription of an earlier one still under way.
-  let generation = 0
-
+  // Keyed by channel (prefix + topic): the subscriptions add and remove
+  // topics; the feed and the replays look them up.
+  const topics = new Map<string, SubscribedTopic>()
   const runner = new ScriptRunner(publisher, publishTimeoutMs, onError)
 
   const reader: Reader = new Reader(layout, (keys, topicArgs): Promise<ReadReply> => runner.run(
@@ -162,131 +141,20 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     timeoutMs: publishTimeoutMs,
     onError,
   })
-  const channels = channelsOf(subscriber, (message, channel) => feed.receive(message, channel))
-
-  /**
-   * A topic's first SUBSCRIBE (or the first after one failed): once it is
-   * live, the start position is read and the topic's `ready` resolves.
-   */
-  const open = (topic: BrokerTopic): void => {
-    topic.status = 'subscribing'
-    // A SUBSCRIBE sent again after a reconnect settles the `ready` already handed out.
-    if (topic.settle === undefined) {
-      topic.ready = new Promise<void>((resolve, reject) => {
-        topic.settle = { resolve, reject }
-      })
-      // Whoever reads `ready` gets the rejection; nobody has to.
-      topic.ready.catch(noop)
-    }
-    const attempt = ++topic.attempt
-    channels.subscribe(topic.channel).then(
-      async () => {
-        if (!isLatest(topic, attempt)) return
-        topic.status = 'live'
-        await feed.start(topic)
-        if (!isLatest(topic, attempt)) return
-        // Messages of other topics published before the start position may
-        // still be on their way; `ready` waits for them. Should that fail,
-        // the subscription still works: the `position` asked next waits too,
-        // and reports it.
-        if (topic.last !== undefined) await feed.delivered(topic.last).catch(noop)
-        if (!isLatest(topic, attempt)) return
-        topic.ready = RESOLVED
-        topic.settle?.resolve()
-        topic.settle = undefined
-      },
-      (error: unknown) => {
-        if (isLatest(topic, attempt)) failed(topic, error)
-      },
-    )
-  }
-
-  const isLatest = (topic: BrokerTopic, attempt: number): boolean => topics.get(topic.channel) === topic && topic.attempt === attempt
-
-  const failed = (topic: BrokerTopic, error: unknown): void => {
-    const failure = new PatchwireError('ERR_PATCHWIRE_BROKER', `could not subscribe to Redis channel "${topic.channel}"; its streams are reset, and it is subscribed again when the subscriber reconnects or the topic is subscribed again`, { cause: error })
-    topic.status = 'failed'
-    // The next subscription sends SUBSCRIBE again instead of inheriting
-    // this failure while other subscriptions keep the topic.
-    topic.ready = undefined
-    topic.last = undefined
-    history.stop(topic.channel)
-    onError(failure)
-    topic.settle?.reject(failure)
-    topic.settle = undefined
-    reportGap(topic, onError)
-  }
-
-  const unsubscribeChannel = (channel: string): void => {
-    const latest = {}
-    leaving.set(channel, latest)
-    // A closed connection holds no subscription; should the client connect
-    // again, the channel is unsubscribed then.
-    if (subscriberClosed !== undefined) return
-    channels.unsubscribe(channel).then(
-      () => {
-        if (leaving.get(channel) === latest) leaving.delete(channel)
-      },
-      (error: unknown) => {
-        // The channel stays in `leaving` (only a new subscription or the
-        // confirmation of a later UNSUBSCRIBE takes it out), so the reconnect
-        // sends UNSUBSCRIBE again.
-        if (topics.has(channel)) return
-        onError(new PatchwireError('ERR_PATCHWIRE_BROKER', `could not unsubscribe from Redis channel "${channel}"; its messages are ignored, and it is unsubscribed again when the subscriber reconnects`, { cause: error }))
-      },
-    )
-  }
-
-  /**
-   * The subscriber is (back) up: every topic is subscribed again (both
-   * libraries resubscribe by themselves, but node-redis forgets a channel
-   * whose SUBSCRIBE was cut off, and ioredis may be configured not to;
-   * SUBSCRIBE is idempotent), then what each missed is refilled. On the
-   * first connection nothing was missed: only the topics whose SUBSCRIBE
-   * was refused before it (node-redis refuses them) are subscribed again.
-   */
-  const resubscribe = (first: boolean): void => {
-    subscriberClosed = undefined
-    const mine = ++generation
-    const refill: BrokerTopic[] = []
-    const fresh: BrokerTopic[] = []
-    const pending: Promise<unknown>[] = []
-    for (const topic of topics.values()) {
-      if (first && topic.status !== 'failed') continue
-      if (topic.status === 'subscribing') {
-        // Its first SUBSCRIBE may have been cut off: this one takes over.
-        open(topic)
-        continue
-      }
-      const wasKnown = topic.status === 'live' && topic.last !== undefined
-      const attempt = ++topic.attempt
-      pending.push(channels.subscribe(topic.channel).then(
-        () => {
-          if (!isLatest(topic, attempt)) return
-          topic.status = 'live'
-          topic.ready = RESOLVED
-          topic.settle?.resolve()
-          topic.settle = undefined
-          ;(wasKnown ? refill : fresh).push(topic)
-        },
-        (error: unknown) => {
-          if (isLatest(topic, attempt)) failed(topic, error)
-        },
-      ))
-    }
-    for (const channel of leaving.keys()) {
-      if (!topics.has(channel)) unsubscribeChannel(channel)
-    }
-    void Promise.allSettled(pending).then(() => {
-      if (generation === mine && subscriber.isReady()) feed.resumed(refill, fresh)
-    })
-  }
-
+  const subscriptions = new Subscriptions({
+    topics,
+    channels: channelsOf(subscriber, (message, channel) => feed.receive(message, channel)),
+    channelOf: layout.channel,
+    isConnected: () => subscriber.isReady(),
+    feed,
+    history,
+    onError,
+  })
   new ConnectionWatch(subscriber, 'subscriber', onError, {
     onLost: () => feed.lost(),
-    onReady: resubscribe,
+    onReady: (first) => subscriptions.resubscribe(first),
     onClose: (report) => {
-      subscriberClosed = report
+      subscriptions.closed(report)
       feed.closed(report)
     },
   })
@@ -333,43 +201,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   return {
     publish: (topic, payload) => publishing.publish(topic, payload),
 
-    subscribe(name, listener, onGap) {
-      if (typeof listener !== 'function') {
-        throw new TypeError('subscribe(topic, listener, onGap?): listener must be a function')
-      }
-      if (subscriberClosed !== undefined) {
-        // A rejection the handler answers at once, rather than a subscription
-        // that never hears anything.
-        const ready = Promise.reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `cannot subscribe to topic "${name}": the Redis subscriber is closed for good`, { cause: subscriberClosed }))
-        ready.catch(noop)
-        return Object.assign(() => undefined, { ready })
-      }
-      const channel = layout.channel(name)
-      const subscription: Subscription = { listener, onGap, active: true }
-      let topic = topics.get(channel)
-      if (topic === undefined) {
-        topic = { name, channel, subscriptions: new Set(), ready: undefined, status: 'subscribing', last: undefined, attempt: 0, settle: undefined }
-        topics.set(channel, topic)
-        leaving.delete(channel)
-      }
-      topic.subscriptions.add(subscription)
-      // A new topic, or one whose last SUBSCRIBE failed.
-      if (topic.ready === undefined) open(topic)
-      const owner = topic
-      const unsubscribe = (): void => {
-        if (!subscription.active) return
-        subscription.active = false
-        owner.subscriptions.delete(subscription)
-        if (owner.subscriptions.size > 0 || topics.get(channel) !== owner) return
-        topics.delete(channel)
-        history.stop(channel)
-        // Nothing to wait for any more.
-        owner.settle?.resolve()
-        owner.settle = undefined
-        unsubscribeChannel(channel)
-      }
-      return Object.assign(unsubscribe, { ready: topic.ready as Promise<void> })
-    },
+    subscribe: (topic, listener, onGap) => subscriptions.subscribe(topic, listener, onGap),
 
     position(topic) {
       return reader.read(topic).then(async (answer) => {
@@ -394,7 +226,3 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     },
   }
 }
-
-const RESOLVED = Promise.resolve()
-
-function noop(): void {}
