@@ -1,9 +1,8 @@
-import type { Broker, HistoryFrame, ReplayResult } from '../../broker/broker.js'
-import { formatEventId, parseEventId } from '../../protocol/event-id.js'
-import type { EventId } from '../../protocol/event-id.js'
+import type { Broker } from '../../broker/broker.js'
 import { channelsOf } from './clients.js'
 import { ConnectionWatch } from './connection.js'
 import { Feed } from './feed.js'
+import { HistoryReads } from './history-reads.js'
 import { LocalHistory } from './local-history.js'
 import { resolveOptions } from './options.js'
 import type { RedisBrokerOptions } from './options.js'
@@ -11,8 +10,7 @@ import { Publisher } from './publisher.js'
 import { Reader } from './reader.js'
 import type { TopicAnswer } from './reader.js'
 import { ScriptRunner } from './script-runner.js'
-import { READ_SCRIPT, historyArgs, isCompleteAfter, keyLayout, lastKeyTtlMs, parseReadReply } from './scripts.js'
-import type { ReadReply } from './scripts.js'
+import { READ_SCRIPT, historyArgs, keyLayout, lastKeyTtlMs, parseReadReply } from './scripts.js'
 import { Subscriptions } from './subscriptions.js'
 import type { SubscribedTopic } from './subscriptions.js'
 
@@ -115,28 +113,28 @@ const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
  * setInterval(() => publish(broker, 'clock', [['replace', '/now', Date.now()]]), 1000)
  */
 export function createRedisBroker(options: RedisBrokerOptions): Broker {
-  const { publisher, subscriber, prefix, history: historyCount, historyMs, publishTimeoutMs, onError } = resolveOptions(options)
-
+  const { publisher, subscriber, prefix, history, historyMs, publishTimeoutMs, onError } = resolveOptions(options)
   const layout = keyLayout(prefix)
   const lastTtlMs = lastKeyTtlMs(historyMs)
-  const history = new LocalHistory(historyCount, LOCAL_HISTORY_BYTES)
+  const localHistory = new LocalHistory(history, LOCAL_HISTORY_BYTES)
   // Keyed by channel (prefix + topic): the subscriptions add and remove
-  // topics; the feed and the replays look them up.
+  // topics; the feed and the history reads look them up.
   const topics = new Map<string, SubscribedTopic>()
   const runner = new ScriptRunner(publisher, publishTimeoutMs, onError)
-
-  const reader: Reader = new Reader(layout, (keys, topicArgs): Promise<ReadReply> => runner.run(
+  // Reads run in a later turn (see Reader), once the feed below exists.
+  const reader = new Reader(layout, (keys, topicArgs) => runner.run(
     READ_SCRIPT,
     keys,
     () => [...historyArgs(feed.known, lastTtlMs), ...topicArgs],
     `read the position and history of ${(keys.length - 2) / 2} topic(s)`,
     false,
   ).then(parseReadReply))
+  const read = (topic: string, after?: number): Promise<TopicAnswer> => reader.read(topic, after)
 
   const feed: Feed = new Feed({
     topics,
-    history,
-    read: (topic, after): Promise<TopicAnswer> => reader.read(topic, after),
+    history: localHistory,
+    read,
     ping: () => subscriber.command(['PING']),
     timeoutMs: publishTimeoutMs,
     onError,
@@ -147,9 +145,11 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     channelOf: layout.channel,
     isConnected: () => subscriber.isReady(),
     feed,
-    history,
+    history: localHistory,
     onError,
   })
+  // An outage of the subscriber holds the feed; its return subscribes every
+  // topic again and refills what each missed; its end resets them all.
   new ConnectionWatch(subscriber, 'subscriber', onError, {
     onLost: () => feed.lost(),
     onReady: (first) => subscriptions.resubscribe(first),
@@ -158,71 +158,15 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       feed.closed(report)
     },
   })
+  // Connected already: nothing to hold back or refill.
   if (subscriber.isReady()) feed.resumed([], [])
 
-  // Replays from Redis under way, by topic then `after`: identical ones share one.
-  const replaying = new Map<string, Map<string, Promise<ReplayResult>>>()
-
-  const replayFromRedis = (topic: string, after: string, id: EventId): Promise<ReplayResult> => {
-    let byAfter = replaying.get(topic)
-    const shared = byAfter?.get(after)
-    if (shared !== undefined) return shared
-    const result = reader.read(topic, id.seq).then(async (answer) => {
-      const judged = judgeReplay(answer, id)
-      // A stream that resumes with these frames is at the last one's
-      // position: messages of its other topics before it must be delivered.
-      const last = 'frames' in judged ? answer.topic.entries.at(-1) : undefined
-      if (last !== undefined) await feed.delivered(last.seq)
-      return judged
-    })
-    if (byAfter === undefined) {
-      byAfter = new Map()
-      replaying.set(topic, byAfter)
-    }
-    byAfter.set(after, result)
-    const done = (): void => {
-      byAfter.delete(after)
-      if (byAfter.size === 0 && replaying.get(topic) === byAfter) replaying.delete(topic)
-    }
-    result.then(done, done)
-    return result
-  }
-
-  const judgeReplay = (answer: TopicAnswer, id: EventId): ReplayResult => {
-    feed.observe(answer.epoch, answer.position)
-    // An id above the counter was never issued by this history.
-    if (answer.epoch !== id.epoch || id.seq > answer.position) return { reset: 'foreign-id' }
-    if (!isCompleteAfter(answer.topic, id.seq)) return { reset: 'history-exceeded' }
-    const frames: HistoryFrame[] = answer.topic.entries.map((entry) => ({ id: formatEventId(answer.epoch, entry.seq), payload: entry.payload }))
-    return { frames }
-  }
-
-  const publishing = new Publisher({ layout, runner, feed, history: historyCount, historyMs, lastTtlMs, onError })
+  const publishing = new Publisher({ layout, runner, feed, history, historyMs, lastTtlMs, onError })
+  const reads = new HistoryReads({ topics, channelOf: layout.channel, feed, history: localHistory, read })
   return {
     publish: (topic, payload) => publishing.publish(topic, payload),
-
     subscribe: (topic, listener, onGap) => subscriptions.subscribe(topic, listener, onGap),
-
-    position(topic) {
-      return reader.read(topic).then(async (answer) => {
-        feed.observe(answer.epoch, answer.position)
-        await feed.delivered(answer.position)
-        return formatEventId(answer.epoch, answer.position)
-      })
-    },
-
-    replay(topic, after) {
-      const id = parseEventId(after)
-      if (id === undefined) return { reset: 'malformed-id' }
-      const subscribed = topics.get(layout.channel(topic))
-      const known = feed.known
-      // Only for ids this process has seen the history reach: one beyond
-      // that is checked against the counter in Redis.
-      if (subscribed !== undefined && feed.isCurrent(subscribed) && id.epoch === known.epoch && id.seq <= known.seen) {
-        const frames = history.after(subscribed.channel, id.seq)
-        if (frames !== undefined) return { frames }
-      }
-      return replayFromRedis(topic, after, id)
-    },
+    position: (topic) => reads.position(topic),
+    replay: (topic, after) => reads.replay(topic, after),
   }
 }
