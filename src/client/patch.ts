@@ -1,5 +1,8 @@
-import { PatchwireError } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
+import { isObject } from './json.js'
+import type { Container } from './json.js'
+import { fail, isTuple, PatchError } from './patch-error.js'
+import { parsePointer } from './pointer.js'
 
 /** Options of {@link applyPatch}. */
 export interface ApplyPatchOptions {
@@ -17,33 +20,6 @@ export interface ApplyPatchOptions {
    * @defaultValue 'id'
    */
   key?: string
-}
-
-/**
- * Thrown by {@link applyPatch} when an op cannot be applied. The target is
- * then exactly as it was before the call. `code` is `ERR_PATCHWIRE_PATCH`.
- */
-export class PatchError extends PatchwireError {
-  override name = 'PatchError'
-  /** The position of the failed op in the ops array. */
-  readonly index: number
-  /** The failed op, as given. */
-  readonly op: unknown
-  /** Why it failed, for example `index 9 is out of bounds` or `test failed`. */
-  readonly reason: string
-
-  /**
-   * @param index - the position of the failed op in the ops array
-   * @param op - the failed op
-   * @param reason - why it failed
-   */
-  constructor(index: number, op: unknown, reason: string) {
-    const label = isTuple(op) ? ` (${op[0]} ${JSON.stringify(op[1])})` : ''
-    super('ERR_PATCHWIRE_PATCH', `applyPatch: op ${index}${label} failed: ${reason}`)
-    this.index = index
-    this.op = op
-    this.reason = reason
-  }
 }
 
 /**
@@ -275,7 +251,7 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
     const name = op[0]
     const path = op[1]
     const arg = op[2]
-    const segments = parse(path)
+    const segments = parsePointer(path)
     switch (name) {
       case 'add':
         return insert(segments, clone(given(arg)))
@@ -288,13 +264,13 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
         return
       }
       case 'move': {
-        const source = parse(from(arg))
+        const source = parsePointer(from(arg))
         if (path === arg) return void walk(source, source.length, false)
         if (path.startsWith(`${arg}/`)) fail('a value cannot move into itself')
         return insert(segments, remove(source))
       }
       case 'copy': {
-        const source = parse(from(arg))
+        const source = parsePointer(from(arg))
         return insert(segments, clone(walk(source, source.length, false)))
       }
       case 'test':
@@ -366,56 +342,12 @@ const BAD = Symbol()
 const NONE: unknown[] = []
 const INDEX = /^(0|[1-9]\d*)$/
 
-type Container = Record<string | number, unknown>
-
-// Failures travel as plain strings inside applyPatch, which turns them into a
-// PatchError that names the op.
-function fail(reason: string): never {
-  throw reason
-}
-
 function given(value: unknown): unknown {
   return value === undefined ? fail('missing value') : value
 }
 
 function from(value: unknown): string {
   return typeof value === 'string' ? value : fail('missing from')
-}
-
-function isObject(value: unknown): value is Container {
-  return typeof value === 'object' && value !== null
-}
-
-/**
- * Whether `op` has the shape of an op tuple: an array with a string op and path.
- * @internal
- */
-export function isTuple(op: unknown): op is readonly [string, string, unknown?] {
-  return Array.isArray(op) && typeof op[0] === 'string' && typeof op[1] === 'string'
-}
-
-const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype'])
-
-// RFC 6901: "" is the whole document; "/a/b" has the segments "a" and "b".
-function parse(path: string): string[] {
-  if (path === '') return []
-  if (path[0] !== '/') fail(`path ${JSON.stringify(path)} must be "" or start with "/"`)
-  const escaped = path.includes('~')
-  const segments: string[] = []
-  // indexOf and slice, not split: several times faster on short paths.
-  for (let start = 1, end = 0; end >= 0; start = end + 1) {
-    end = path.indexOf('/', start)
-    let segment = path.slice(start, end < 0 ? undefined : end)
-    if (escaped && segment.includes('~')) {
-      if (/~([^01]|$)/.test(segment)) fail(`"~" must be followed by 0 or 1 in ${JSON.stringify(path)}`)
-      segment = segment.replace(/~1/g, '/').replace(/~0/g, '~')
-    }
-    // Refused everywhere, so no op can reach or write Object.prototype. (The
-    // length test spares the others a hash: the three are 9 or 11 long.)
-    if ((segment.length === 9 || segment.length === 11) && FORBIDDEN.has(segment)) fail(`"${segment}" is not allowed in a path`)
-    segments.push(segment)
-  }
-  return segments
 }
 
 // A deep copy of a JSON value. A "__proto__" member is defined, not
