@@ -1,4 +1,8 @@
 import type { PatchOp } from '../patch-op.js'
+import { isObject } from './json.js'
+import type { Container } from './json.js'
+import { longestIncreasing } from './longest-increasing.js'
+import { escapeSegment, FORBIDDEN } from './pointer.js'
 
 /** Options of {@link diff}. */
 export interface DiffOptions {
@@ -54,166 +58,168 @@ export function diff(before: unknown, after: unknown, options: DiffOptions = {})
   if (typeof key !== 'string' || key === '') {
     throw new TypeError('diff: options.key must be a non-empty string such as "id"')
   }
-  const ops: PatchOp[] = []
-  // What the ops so far would weigh on the wire, in values sent (see size).
-  let weight = 0
+  const d: Diffing = { key, ops: [], weight: 0 }
+  diffValue(d, before, after, '')
+  return d.ops
+}
 
-  const emit = (op: PatchOp, cost: number): void => {
-    ops.push(op)
-    weight += cost
-  }
+/** The state of one diff call, handed to each step. */
+interface Diffing {
+  readonly key: string
+  readonly ops: PatchOp[]
+  /** What the ops so far would weigh on the wire, in values sent (see {@link size}). */
+  weight: number
+}
 
-  // The ops turning a into b at path. Equal values give none.
-  const value = (a: unknown, b: unknown, path: string): void => {
-    if (Object.is(a, b)) return
-    const array = Array.isArray(a)
-    if (!isObject(a) || !isObject(b) || array !== Array.isArray(b)) return emit(['replace', path, b], 1 + size(b, Infinity))
-    const mark = ops.length
-    const start = weight
-    const accepted = array ? arrays(a as unknown as unknown[], b as unknown as unknown[], path) : objects(a, b, path)
-    const piecewise = weight - start
-    if (accepted && piecewise <= 1) return
-    // On a tie, one op is better than several.
-    const whole = 1 + size(b, accepted ? piecewise : Infinity)
-    if (accepted && piecewise < whole) return
-    ops.length = mark
-    weight = start
-    emit(['replace', path, b], whole)
-  }
+function emit(d: Diffing, op: PatchOp, cost: number): void {
+  d.ops.push(op)
+  d.weight += cost
+}
 
-  // False when a member applyPatch would refuse in a path changed: the
-  // caller then replaces the object whole.
-  const objects = (a: Container, b: Container, path: string): boolean => {
-    for (const k of Object.keys(a)) {
-      if (!Object.hasOwn(b, k)) {
-        if (FORBIDDEN.has(k)) return false
-        emit(['remove', `${path}/${segment(k)}`], 1)
-        continue
-      }
-      const x = a[k]
-      const y = b[k]
-      if (Object.is(x, y)) continue
-      if (FORBIDDEN.has(k)) {
-        if (equal(x, y)) continue
-        return false
-      }
-      value(x, y, `${path}/${segment(k)}`)
-    }
-    for (const k of Object.keys(b)) {
-      if (Object.hasOwn(a, k)) continue
+// The ops turning a into b at path. Equal values give none.
+function diffValue(d: Diffing, a: unknown, b: unknown, path: string): void {
+  if (Object.is(a, b)) return
+  const array = Array.isArray(a)
+  if (!isObject(a) || !isObject(b) || array !== Array.isArray(b)) return emit(d, ['replace', path, b], 1 + size(b, Infinity))
+  const mark = d.ops.length
+  const start = d.weight
+  let accepted = true
+  if (!array) accepted = diffObjects(d, a, b, path)
+  else if (!diffByKey(d, a as unknown as unknown[], b as unknown as unknown[], path)) diffByIndex(d, a as unknown as unknown[], b as unknown as unknown[], path)
+  const piecewise = d.weight - start
+  if (accepted && piecewise <= 1) return
+  // On a tie, one op is better than several.
+  const whole = 1 + size(b, accepted ? piecewise : Infinity)
+  if (accepted && piecewise < whole) return
+  d.ops.length = mark
+  d.weight = start
+  emit(d, ['replace', path, b], whole)
+}
+
+// False when a member applyPatch would refuse in a path changed: the
+// caller then replaces the object whole.
+function diffObjects(d: Diffing, a: Container, b: Container, path: string): boolean {
+  for (const k of Object.keys(a)) {
+    if (!Object.hasOwn(b, k)) {
       if (FORBIDDEN.has(k)) return false
-      const y = b[k]
-      emit(['add', `${path}/${segment(k)}`, y], 1 + size(y, Infinity))
+      emit(d, ['remove', `${path}/${escapeSegment(k)}`], 1)
+      continue
     }
-    return true
+    const x = a[k]
+    const y = b[k]
+    if (Object.is(x, y)) continue
+    if (FORBIDDEN.has(k)) {
+      if (equal(x, y)) continue
+      return false
+    }
+    diffValue(d, x, y, `${path}/${escapeSegment(k)}`)
   }
-
-  const arrays = (a: unknown[], b: unknown[], path: string): boolean => {
-    if (!keyed(a, b, path)) indexed(a, b, path)
-    return true
+  for (const k of Object.keys(b)) {
+    if (Object.hasOwn(a, k)) continue
+    if (FORBIDDEN.has(k)) return false
+    const y = b[k]
+    emit(d, ['add', `${path}/${escapeSegment(k)}`, y], 1 + size(y, Infinity))
   }
-
-  // By index: the common start and end are kept, the items between are
-  // diffed pairwise, and the rest removed or added.
-  const indexed = (a: unknown[], b: unknown[], path: string): void => {
-    let start = 0
-    while (start < a.length && start < b.length && equal(a[start], b[start])) start++
-    let endA = a.length
-    let endB = b.length
-    while (endA > start && endB > start && equal(a[endA - 1], b[endB - 1])) {
-      endA--
-      endB--
-    }
-    const pairs = Math.min(endA, endB)
-    for (let i = start; i < pairs; i++) value(a[i], b[i], `${path}/${i}`)
-    for (let i = endB; i < endA; i++) emit(['remove', `${path}/${endB}`], 1)
-    for (let i = endA; i < endB; i++) emit(['add', `${path}/${i}`, b[i]], 1 + size(b[i], Infinity))
-  }
-
-  // By key, when every item of both arrays is an object with a string or
-  // number key and no key repeats: false (and no op) otherwise.
-  const keyed = (a: unknown[], b: unknown[], path: string): boolean => {
-    let numbers = 0
-    let strings = 0
-    for (const list of [a, b]) {
-      for (const item of list) {
-        const id = isObject(item) && !Array.isArray(item) && Object.hasOwn(item, key) ? item[key] : undefined
-        if (typeof id === 'number') numbers++
-        else if (typeof id === 'string') strings++
-        else return false
-      }
-    }
-    // `$$7` selects by the key's string form: 7 and "7" are one item. Raw keys
-    // are faster map keys, and mean the same when all are of one type (a Map
-    // already takes 0 and -0, both "0", as one key).
-    const name = numbers > 0 && strings > 0 ? (item: unknown): unknown => String((item as Container)[key]) : (item: unknown): unknown => (item as Container)[key]
-    const where = new Map<unknown, number>()
-    for (let i = 0; i < a.length; i++) {
-      const k = name(a[i])
-      if (where.has(k)) return false
-      where.set(k, i)
-    }
-    // For each item of b, its position in a, or -1 for a new item.
-    const match = new Array<number>(b.length)
-    const kept = new Uint8Array(a.length)
-    const added = new Set<unknown>()
-    for (let j = 0; j < b.length; j++) {
-      const k = name(b[j])
-      const i = where.get(k)
-      if (i === undefined) {
-        if (added.has(k)) return false
-        added.add(k)
-        match[j] = -1
-      } else {
-        if (kept[i] === 1) return false
-        kept[i] = 1
-        match[j] = i
-      }
-    }
-    const at = (item: unknown): string => `${path}/$$${segment(String((item as Container)[key]))}`
-    for (let i = 0; i < a.length; i++) if (kept[i] === 0) emit(['remove', at(a[i])], 1)
-    for (let j = 0; j < b.length; j++) {
-      const i = match[j] as number
-      if (i >= 0 && !equal(a[i], b[j])) value(a[i], b[j], at(b[j]))
-    }
-    // The kept items that stay where they are: a longest run of them already
-    // in b's order.
-    const stays = longestIncreasing(match)
-    // Each other item is placed before the next item that stays (or at the
-    // end), in b's order: the items placed after it land between the two.
-    const following = new Int32Array(b.length)
-    let next = b.length
-    for (let j = b.length - 1; j >= 0; j--) {
-      following[j] = next
-      if (stays[j] === 1) next = j
-    }
-    for (let j = 0; j < b.length; j++) {
-      if (stays[j] === 1) continue
-      const item = b[j]
-      const n = following[j] as number
-      const to = n < b.length ? at(b[n]) : `${path}/-`
-      if (match[j] === -1) emit(['upsert', to, item], 1 + size(item, Infinity))
-      else emit(['move', to, at(item)], 1)
-    }
-    return true
-  }
-
-  value(before, after, '')
-  return ops
+  return true
 }
 
-type Container = Record<string, unknown>
-
-// applyPatch refuses paths through these names.
-const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype'])
-
-function isObject(value: unknown): value is Container {
-  return typeof value === 'object' && value !== null
+// By index: the common start and end are kept, the items between are
+// diffed pairwise, and the rest removed or added.
+function diffByIndex(d: Diffing, a: unknown[], b: unknown[], path: string): void {
+  let start = 0
+  while (start < a.length && start < b.length && equal(a[start], b[start])) start++
+  let endA = a.length
+  let endB = b.length
+  while (endA > start && endB > start && equal(a[endA - 1], b[endB - 1])) {
+    endA--
+    endB--
+  }
+  const pairs = Math.min(endA, endB)
+  for (let i = start; i < pairs; i++) diffValue(d, a[i], b[i], `${path}/${i}`)
+  for (let i = endB; i < endA; i++) emit(d, ['remove', `${path}/${endB}`], 1)
+  for (let i = endA; i < endB; i++) emit(d, ['add', `${path}/${i}`, b[i]], 1 + size(b[i], Infinity))
 }
 
-// RFC 6901: "~" is written "~0" and "/" is written "~1".
-function segment(name: string): string {
-  return name.includes('~') || name.includes('/') ? name.replace(/~/g, '~0').replace(/\//g, '~1') : name
+// By key, when every item of both arrays is an object with a string or
+// number key and no key repeats: false (and no op) otherwise.
+function diffByKey(d: Diffing, a: unknown[], b: unknown[], path: string): boolean {
+  const { key } = d
+  const matched = matchByKey(a, b, key)
+  if (matched === undefined) return false
+  const { match, kept } = matched
+  const at = (item: unknown): string => `${path}/$$${escapeSegment(String((item as Container)[key]))}`
+  for (let i = 0; i < a.length; i++) if (kept[i] === 0) emit(d, ['remove', at(a[i])], 1)
+  for (let j = 0; j < b.length; j++) {
+    const i = match[j] as number
+    if (i >= 0 && !equal(a[i], b[j])) diffValue(d, a[i], b[j], at(b[j]))
+  }
+  // The kept items that stay where they are: a longest run of them already
+  // in b's order.
+  const stays = longestIncreasing(match)
+  // Each other item is placed before the next item that stays (or at the
+  // end), in b's order: the items placed after it land between the two.
+  const following = new Int32Array(b.length)
+  let next = b.length
+  for (let j = b.length - 1; j >= 0; j--) {
+    following[j] = next
+    if (stays[j] === 1) next = j
+  }
+  for (let j = 0; j < b.length; j++) {
+    if (stays[j] === 1) continue
+    const item = b[j]
+    const n = following[j] as number
+    const to = n < b.length ? at(b[n]) : `${path}/-`
+    if (match[j] === -1) emit(d, ['upsert', to, item], 1 + size(item, Infinity))
+    else emit(d, ['move', to, at(item)], 1)
+  }
+  return true
+}
+
+/**
+ * Pairs the items of two arrays by key: `match` holds, for each item of b,
+ * its position in a or -1 for a new item, and `kept` marks (1) the items of
+ * a that b keeps. Undefined when the arrays cannot be diffed by key: an item
+ * that is not an object with a string or number key, or a key that repeats
+ * in either array.
+ */
+function matchByKey(a: unknown[], b: unknown[], key: string): { match: number[], kept: Uint8Array } | undefined {
+  let numbers = 0
+  let strings = 0
+  for (const list of [a, b]) {
+    for (const item of list) {
+      const id = isObject(item) && !Array.isArray(item) && Object.hasOwn(item, key) ? item[key] : undefined
+      if (typeof id === 'number') numbers++
+      else if (typeof id === 'string') strings++
+      else return undefined
+    }
+  }
+  // `$$7` selects by the key's string form: 7 and "7" are one item. Raw keys
+  // are faster map keys, and mean the same when all are of one type (a Map
+  // already takes 0 and -0, both "0", as one key).
+  const name = numbers > 0 && strings > 0 ? (item: unknown): unknown => String((item as Container)[key]) : (item: unknown): unknown => (item as Container)[key]
+  const where = new Map<unknown, number>()
+  for (let i = 0; i < a.length; i++) {
+    const k = name(a[i])
+    if (where.has(k)) return undefined
+    where.set(k, i)
+  }
+  const match = new Array<number>(b.length)
+  const kept = new Uint8Array(a.length)
+  const added = new Set<unknown>()
+  for (let j = 0; j < b.length; j++) {
+    const k = name(b[j])
+    const i = where.get(k)
+    if (i === undefined) {
+      if (added.has(k)) return undefined
+      added.add(k)
+      match[j] = -1
+    } else {
+      if (kept[i] === 1) return undefined
+      kept[i] = 1
+      match[j] = i
+    }
+  }
+  return { match, kept }
 }
 
 // What a value weighs in an op, counted in values (each scalar and each
@@ -243,38 +249,4 @@ function equal(a: unknown, b: unknown): boolean {
   if (keys.length !== Object.keys(b).length) return false
   for (const k of keys) if (!Object.hasOwn(b, k) || !equal(a[k], b[k])) return false
   return true
-}
-
-// Marks (1) the entries of a longest strictly increasing subsequence of the
-// non-negative entries of `sequence` (patience sorting, O(n log n)).
-function longestIncreasing(sequence: number[]): Uint8Array {
-  const marks = new Uint8Array(sequence.length)
-  // Mostly nothing moved: then the run is all of them.
-  let last = -1
-  let k = 0
-  for (; k < sequence.length; k++) {
-    const v = sequence[k] as number
-    if (v < 0) continue
-    if (v < last) break
-    last = v
-  }
-  if (k === sequence.length) return marks.map((_, i) => ((sequence[i] as number) >= 0 ? 1 : 0))
-  // tails[l]: the position of the smallest last entry of a run of length l + 1.
-  const tails: number[] = []
-  const previous = new Int32Array(sequence.length)
-  for (let j = 0; j < sequence.length; j++) {
-    const v = sequence[j] as number
-    if (v < 0) continue
-    let low = 0
-    let high = tails.length
-    while (low < high) {
-      const mid = (low + high) >> 1
-      if ((sequence[tails[mid] as number] as number) < v) low = mid + 1
-      else high = mid
-    }
-    previous[j] = low > 0 ? (tails[low - 1] as number) : -1
-    tails[low] = j
-  }
-  for (let j = tails.length > 0 ? (tails[tails.length - 1] as number) : -1; j >= 0; j = previous[j] as number) marks[j] = 1
-  return marks
 }

@@ -1,5 +1,5 @@
 import type { PatchOp } from '../patch-op.js'
-import { isTuple } from './patch.js'
+import { isTuple } from './patch-error.js'
 
 /**
  * A `patch` or `snapshot` frame's data, split into its topic and its body.

@@ -1,4 +1,5 @@
-export { applyPatch, PatchError } from './patch.js'
+export { applyPatch } from './patch.js'
+export { PatchError } from './patch-error.js'
 export { diff } from './diff.js'
 export type { DiffOptions } from './diff.js'
 export type { ApplyPatchOptions } from './patch.js'

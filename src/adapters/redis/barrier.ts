@@ -192,4 +192,5 @@ export class Barrier {
   }
 }
 
-const RESOLVED = Promise.resolve()
+/** A wait that is already over. @internal */
+export const RESOLVED = Promise.resolve()

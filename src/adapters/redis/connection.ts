@@ -25,7 +25,7 @@ export class ConnectionWatch {
   readonly #connection: Connection
   readonly #role: 'publisher' | 'subscriber'
   readonly #onError: (error: PatchwireError) => void
-  readonly #hooks: ConnectionHooks
+  readonly #hooks: Partial<ConnectionHooks>
   #down: boolean
   #closed = false
   #hasConnected: boolean
@@ -36,9 +36,10 @@ export class ConnectionWatch {
    * @param connection - the client
    * @param role - its option name, for messages
    * @param onError - where losses are reported
-   * @param hooks - see {@link ConnectionHooks}
+   * @param hooks - see {@link ConnectionHooks}; none for a connection whose
+   * users only need to wait for it ({@link ConnectionWatch.whenReady})
    */
-  constructor(connection: Connection, role: 'publisher' | 'subscriber', onError: (error: PatchwireError) => void, hooks: ConnectionHooks) {
+  constructor(connection: Connection, role: 'publisher' | 'subscriber', onError: (error: PatchwireError) => void, hooks: Partial<ConnectionHooks> = {}) {
     this.#connection = connection
     this.#role = role
     this.#onError = onError
@@ -74,7 +75,7 @@ export class ConnectionWatch {
       this.#hasConnected = true
       this.#lastError = undefined
       for (const wake of [...this.#waiting]) wake()
-      this.#hooks.onReady(first)
+      this.#hooks.onReady?.(first)
     })
   }
 
@@ -128,7 +129,7 @@ export class ConnectionWatch {
       ? 'publish rejects until it is back'
       : 'once it is back, every topic is subscribed again and what it missed is refilled from the history in Redis'
     this.#onError(new PatchwireError('ERR_PATCHWIRE_BROKER', `lost the connection of the Redis ${this.#role}; the client reconnects by itself, and ${consequence}`, { cause: error }))
-    this.#hooks.onLost()
+    this.#hooks.onLost?.()
   }
 
   #close(): void {
@@ -136,13 +137,13 @@ export class ConnectionWatch {
     this.#closed = true
     const wasDown = this.#down
     this.#down = true
-    if (!wasDown) this.#hooks.onLost()
+    if (!wasDown) this.#hooks.onLost?.()
     const consequence = this.#role === 'publisher'
       ? 'publish rejects'
       : 'every topic\'s streams are reset, and new subscriptions are refused'
     const report = new PatchwireError('ERR_PATCHWIRE_BROKER', `the Redis ${this.#role} closed for good: its client stopped reconnecting; ${consequence} until the client is connected again`, { cause: this.#lastError })
     this.#onError(report)
     for (const wake of [...this.#waiting]) wake()
-    this.#hooks.onClose(report)
+    this.#hooks.onClose?.(report)
   }
 }

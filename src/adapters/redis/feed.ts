@@ -1,43 +1,12 @@
-import type { BrokerListener } from '../../broker/broker.js'
 import { PatchwireError } from '../../errors.js'
 import { formatEventId } from '../../protocol/event-id.js'
-import { Barrier } from './barrier.js'
+import { Barrier, RESOLVED } from './barrier.js'
 import type { LocalHistory } from './local-history.js'
 import type { TopicAnswer } from './reader.js'
 import { isCompleteAfter, parseChannelMessage } from './scripts.js'
 import type { Known } from './scripts.js'
-
-/** One `subscribe` call. @internal */
-export interface Subscription {
-  readonly listener: BrokerListener
-  readonly onGap: (() => void) | undefined
-  active: boolean
-}
-
-/**
- * A subscribed topic. Its entry exists exactly while it has subscriptions;
- * one replaced by a newer one (unsubscribed, then subscribed again) is
- * ignored by whatever answers arrive for it later.
- * @internal
- */
-export interface Topic {
-  readonly name: string
-  readonly channel: string
-  readonly subscriptions: Set<Subscription>
-  /**
-   * Settles once the topic's SUBSCRIBE is live and its start position read;
-   * resolved from then on, undefined once the last SUBSCRIBE failed.
-   */
-  ready: Promise<void> | undefined
-  /** `subscribing` until Redis answers the SUBSCRIBE, then `live`, or `failed`. */
-  status: 'subscribing' | 'live' | 'failed'
-  /**
-   * Every message of the topic after this position has been delivered, or
-   * will arrive on the subscriber connection; undefined while unknown (the
-   * start position could not be read, or a hole could not be refilled).
-   */
-  last: number | undefined
-}
+import { deliverToListeners, reportGap } from './topic.js'
+import type { Topic } from './topic.js'
 
 /** A message waiting its turn: received during a refill, or read from a stream. */
 interface Queued {
@@ -117,12 +86,13 @@ export class Feed {
 
   /**
    * Waits until every message up to `position` that this process's
-   * listeners get has reached them (see {@link Barrier}).
+   * listeners get has reached them (see {@link Barrier}): at once when no
+   * topic is subscribed, since no listener can then miss one.
    * @returns a Promise that resolves then; it rejects with
    * `ERR_PATCHWIRE_BROKER` when the subscriber cannot confirm it in time
    */
   delivered(position: number): Promise<void> {
-    return this.#barrier.wait(position)
+    return this.#topics.size === 0 ? RESOLVED : this.#barrier.wait(position)
   }
 
   /** The history this process is in, as the scripts want it. */
@@ -179,7 +149,7 @@ export class Feed {
     for (const topic of [...this.#topics.values()]) {
       topic.last = undefined
       this.#history.stop(topic.channel)
-      this.gap(topic)
+      reportGap(topic, this.#onError)
     }
   }
 
@@ -218,18 +188,6 @@ export class Feed {
     if (highest <= this.#seen || this.#held()) return
     this.#newEpoch(epoch, position)
     this.#seen = highest
-  }
-
-  /** Calls every `onGap` of `topic`; one that throws is reported and the others still run. */
-  gap(topic: Topic): void {
-    for (const subscription of [...topic.subscriptions]) {
-      if (!subscription.active || subscription.onGap === undefined) continue
-      try {
-        subscription.onGap()
-      } catch (error) {
-        this.#onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', `the onGap callback of topic "${topic.name}" threw`, { cause: error }))
-      }
-    }
   }
 
   #held(): boolean {
@@ -282,14 +240,7 @@ export class Feed {
     topic.last = seq
     const id = formatEventId(epoch, seq)
     this.#history.append(topic.channel, seq, id, message.payload)
-    for (const subscription of [...topic.subscriptions]) {
-      if (!subscription.active) continue
-      try {
-        subscription.listener(message.payload, id)
-      } catch (error) {
-        this.#onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', `a listener of topic "${topic.name}" threw; the others still got the message`, { cause: error }))
-      }
-    }
+    deliverToListeners(topic, message.payload, id, this.#onError)
   }
 
   /**
@@ -326,7 +277,7 @@ export class Feed {
         if (!isCompleteAfter(answer.topic, after)) {
           topic.last = answer.position
           this.#history.start(topic.channel, answer.position)
-          this.gap(topic)
+          reportGap(topic, this.#onError)
           continue
         }
         for (const entry of answer.topic.entries) refilled.push({ channel: topic.channel, epoch: answer.epoch, ...entry, refilled: true })
@@ -337,7 +288,7 @@ export class Feed {
         if (this.#topics.get(topic.channel) !== topic) continue
         topic.last = undefined
         this.#history.stop(topic.channel)
-        this.gap(topic)
+        reportGap(topic, this.#onError)
       }
       this.#merge(refilled)
       this.#drain()
@@ -348,7 +299,7 @@ export class Feed {
   #restart(topic: Topic): void {
     topic.last = undefined
     this.#history.stop(topic.channel)
-    this.gap(topic)
+    reportGap(topic, this.#onError)
     // Read a position to refill from, should the connection drop before
     // the topic's next message.
     void this.start(topic)
@@ -380,7 +331,7 @@ export class Feed {
       if (topic.status === 'failed') continue
       topic.last = position
       this.#history.start(topic.channel, position)
-      this.gap(topic)
+      reportGap(topic, this.#onError)
     }
   }
 }

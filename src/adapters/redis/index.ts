@@ -1,109 +1,24 @@
-import type { Broker, HistoryFrame, ReplayResult } from '../../broker/broker.js'
-import { reportUnobserved } from '../../broker/unobserved.js'
-import { PatchwireError, reportToConsole } from '../../errors.js'
-import { formatEventId, parseEventId } from '../../protocol/event-id.js'
-import type { EventId } from '../../protocol/event-id.js'
-import { channelsOf, connectionOf } from './clients.js'
-import type { RedisClient } from './clients.js'
+import type { Broker } from '../../broker/broker.js'
+import { channelsOf } from './clients.js'
 import { ConnectionWatch } from './connection.js'
 import { Feed } from './feed.js'
-import type { Subscription, Topic } from './feed.js'
+import { HistoryReads } from './history-reads.js'
 import { LocalHistory } from './local-history.js'
+import { resolveOptions } from './options.js'
+import type { RedisBrokerOptions } from './options.js'
+import { Publisher } from './publisher.js'
 import { Reader } from './reader.js'
 import type { TopicAnswer } from './reader.js'
-import { PUBLISH_SCRIPT, READ_SCRIPT, historyArgs, isCompleteAfter, keyLayout, parsePublishReply, parseReadReply } from './scripts.js'
-import type { ReadReply, Script } from './scripts.js'
+import { ScriptRunner } from './script-runner.js'
+import { READ_SCRIPT, historyArgs, keyLayout, lastKeyTtlMs, parseReadReply } from './scripts.js'
+import { Subscriptions } from './subscriptions.js'
+import type { SubscribedTopic } from './subscriptions.js'
 
 export type { IoRedisClient, NodeRedisClient, RedisClient } from './clients.js'
+export type { RedisBrokerOptions } from './options.js'
 
-/** Options of {@link createRedisBroker}. */
-export interface RedisBrokerOptions {
-  /**
-   * Runs the broker's scripts (publish, position, replay). A client of
-   * either library, dedicated or shared with the rest of the application;
-   * it must not be in subscriber mode. Created the usual way
-   * (`await createClient({ url }).connect()`, or `new Redis(url)`): a
-   * publish made before its first connection waits for it (up to
-   * `publishTimeoutMs`); during a later outage, publish rejects at once.
-   */
-  publisher: RedisClient
-  /**
-   * Receives messages. A client of its own (a subscribed connection can do
-   * nothing else but `PING`, which the broker sends to confirm delivery):
-   * `publisher.duplicate()` (node-redis, connected) or a second
-   * `new Redis(url)`; its user must be allowed `SUBSCRIBE`, `UNSUBSCRIBE`
-   * and `PING`. Keep the client's automatic reconnection on
-   * (the default of both libraries): once it gives up, the broker reports
-   * it, resets every topic's streams, and refuses new subscriptions.
-   */
-  subscriber: RedisClient
-  /**
-   * Prepended to every topic to form its Redis channel, and to the broker's
-   * keys (`<prefix>epoch`, `<prefix>seq`, `<prefix>last:<topic>`,
-   * `<prefix>stream:<topic>`), so that several applications can share one
-   * Redis. Brokers with the same prefix on the same Redis share one history
-   * and one order; under Redis Cluster it must contain a hash tag
-   * (`{app}:`), see {@link createRedisBroker}.
-   * @defaultValue `'patchwire:'`
-   */
-  prefix?: string
-  /**
-   * Messages kept per topic for resume, in a Redis Stream (trimmed with
-   * `MAXLEN ~`, so a few more may be kept); `0` keeps none, so that every
-   * reconnect that missed a message is reset. The same bound applies to the
-   * process's own cache of recent messages.
-   * @defaultValue `1000`
-   */
-  history?: number
-  /**
-   * How long a topic's history is kept after its last publish, in
-   * milliseconds: the stream key expires then. A topic published at least
-   * that often keeps its last `history` messages whatever their age.
-   * @defaultValue `300000` (5 minutes)
-   */
-  historyMs?: number
-  /**
-   * How long a `publish` may take, in milliseconds, including the wait for
-   * the publisher's first connection; also bounds the reads of `position`,
-   * `replay` and after a reconnect, and the wait of `position` and `replay`
-   * for the subscriber to deliver what came before them. A publish that
-   * timed out may still reach subscribers later.
-   * @defaultValue `5000`
-   */
-  publishTimeoutMs?: number
-  /**
-   * Called with each runtime failure: a lost connection (once per outage and
-   * client), a client that closed for good (it gave up reconnecting), a
-   * `SUBSCRIBE` or `UNSUBSCRIBE` that failed, a listener that threw, a
-   * message on a topic's channel that the broker did not publish, and a
-   * publish that failed while nobody awaited or caught its promise (one that
-   * is awaited rejects instead, and is not reported).
-   * @defaultValue logs to `console.error`
-   */
-  onError?: (error: PatchwireError) => void
-}
-
-const DEFAULT_PREFIX = 'patchwire:'
-const DEFAULT_HISTORY = 1000
-const DEFAULT_HISTORY_MS = 300_000
-const DEFAULT_PUBLISH_TIMEOUT_MS = 5000
-// setTimeout fires at once (after 1 ms) for any delay above this.
-const MAX_TIMER_MS = 2 ** 31 - 1
-/**
- * How long a topic's `last` key outlives its last publish (or position
- * read), at least: the chain of its messages is only as long as that key's
- * life. A day, so that a quiet topic's subscribers ride out a reconnect.
- */
-const LAST_TTL_MIN_MS = 86_400_000
 /** The process-local cache of recent messages, over all topics. */
 const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
-
-interface BrokerTopic extends Topic {
-  /** Counts SUBSCRIBE attempts: only the latest one's outcome counts. */
-  attempt: number
-  /** Settles the pending `ready` of the topic's first subscriptions. */
-  settle: { resolve(): void, reject(error: unknown): void } | undefined
-}
 
 /**
  * Creates a {@link Broker} over Redis: a publish in any process reaches the
@@ -198,361 +113,60 @@ interface BrokerTopic extends Topic {
  * setInterval(() => publish(broker, 'clock', [['replace', '/now', Date.now()]]), 1000)
  */
 export function createRedisBroker(options: RedisBrokerOptions): Broker {
-  if (options === null || typeof options !== 'object') {
-    throw new TypeError('createRedisBroker(options): options must be an object with publisher and subscriber clients')
-  }
-  const publisher = connectionOf(options.publisher, 'publisher')
-  const subscriber = connectionOf(options.subscriber, 'subscriber')
-  if (options.publisher === options.subscriber) {
-    throw new TypeError('createRedisBroker: publisher and subscriber must be two connections, since a subscribed one can run nothing else; pass subscriber: publisher.duplicate() (node-redis) or a second new Redis() (ioredis)')
-  }
-  const prefix = options.prefix ?? DEFAULT_PREFIX
-  if (typeof prefix !== 'string') {
-    throw new TypeError(`createRedisBroker: prefix must be a string, got ${typeof prefix}`)
-  }
-  const historyCount = options.history ?? DEFAULT_HISTORY
-  if (!Number.isSafeInteger(historyCount) || historyCount < 0) {
-    throw new RangeError(`createRedisBroker: history must be a whole number of messages per topic, 0 or more, got ${String(historyCount)}`)
-  }
-  const historyMs = options.historyMs ?? DEFAULT_HISTORY_MS
-  if (!Number.isSafeInteger(historyMs) || historyMs < 1) {
-    throw new RangeError(`createRedisBroker: historyMs must be a whole number of milliseconds, 1 or more, got ${String(historyMs)}`)
-  }
-  const publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS
-  if (typeof publishTimeoutMs !== 'number' || !(publishTimeoutMs > 0 && publishTimeoutMs <= MAX_TIMER_MS)) {
-    throw new RangeError(`createRedisBroker: publishTimeoutMs must be a positive number of milliseconds, at most ${MAX_TIMER_MS} (the longest setTimeout delay), got ${String(publishTimeoutMs)}`)
-  }
-  const onError = options.onError ?? reportToConsole
-  if (typeof onError !== 'function') {
-    throw new TypeError(`createRedisBroker: onError must be a function, got ${typeof onError}`)
-  }
-
+  const { publisher, subscriber, prefix, history, historyMs, publishTimeoutMs, onError } = resolveOptions(options)
   const layout = keyLayout(prefix)
-  const lastTtlMs = Math.max(historyMs, LAST_TTL_MIN_MS)
-  const history = new LocalHistory(historyCount, LOCAL_HISTORY_BYTES)
-  // Keyed by channel (prefix + topic).
-  const topics = new Map<string, BrokerTopic>()
-  // Channels let go whose UNSUBSCRIBE was not confirmed: it is sent again
-  // when the subscriber reconnects. One cut off by an outage would otherwise
-  // stay subscribed, since node-redis subscribes it again by itself. The
-  // value stands for the channel's latest UNSUBSCRIBE: only its confirmation
-  // clears the entry, not that of an older one (the channel was subscribed
-  // and let go again meanwhile) while the latest may still be cut off.
-  const leaving = new Map<string, object>()
-  // Set while the subscriber's client is closed for good: nothing can be
-  // subscribed until it connects again.
-  let subscriberClosed: PatchwireError | undefined
-  // Counts the subscriber's reconnections: a later one supersedes the
-  // resubscription of an earlier one still under way.
-  let generation = 0
-
-  const publisherWatch = new ConnectionWatch(publisher, 'publisher', onError, { onLost: noop, onReady: noop, onClose: noop })
-
-  /**
-   * Runs a script on the publisher within publishTimeoutMs. Before the
-   * publisher's first connection it waits for it; after that, a publish
-   * fails at once while it is down (`failFast`), a read waits for it.
-   */
-  const run = async (script: Script, keys: string[], args: () => string[], what: string, failFast: boolean): Promise<unknown> => {
-    const started = performance.now()
-    if (!publisher.isReady()) {
-      if (failFast && publisherWatch.hasConnected) {
-        throw new PatchwireError('ERR_PATCHWIRE_BROKER', `cannot ${what}: the Redis publisher is not connected (${publisher.state()}); it reconnects by itself: publish again once it is back, and catch the rejection meanwhile`, { cause: publisherWatch.lastError })
-      }
-      await publisherWatch.whenReady(publishTimeoutMs, what)
-    }
-    const remaining = Math.max(1, publishTimeoutMs - (performance.now() - started))
-    return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `Redis did not answer within ${publishTimeoutMs} ms (publishTimeoutMs) to ${what}; it may still take effect later`))
-      }, remaining)
-      timer.unref()
-      script.run(publisher, keys, args()).then(
-        (reply) => {
-          clearTimeout(timer)
-          resolve(reply)
-        },
-        (error: unknown) => {
-          clearTimeout(timer)
-          reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `Redis refused to ${what}`, { cause: error }))
-        },
-      )
-    })
-  }
-
-  const reader: Reader = new Reader(layout, (keys, topicArgs): Promise<ReadReply> => run(
+  const lastTtlMs = lastKeyTtlMs(historyMs)
+  const localHistory = new LocalHistory(history, LOCAL_HISTORY_BYTES)
+  // Keyed by channel (prefix + topic): the subscriptions add and remove
+  // topics; the feed and the history reads look them up.
+  const topics = new Map<string, SubscribedTopic>()
+  const runner = new ScriptRunner(publisher, publishTimeoutMs, onError)
+  // Reads run in a later turn (see Reader), once the feed below exists.
+  const reader = new Reader(layout, (keys, topicArgs) => runner.run(
     READ_SCRIPT,
     keys,
     () => [...historyArgs(feed.known, lastTtlMs), ...topicArgs],
     `read the position and history of ${(keys.length - 2) / 2} topic(s)`,
     false,
   ).then(parseReadReply))
+  const read = (topic: string, after?: number): Promise<TopicAnswer> => reader.read(topic, after)
 
   const feed: Feed = new Feed({
     topics,
-    history,
-    read: (topic, after): Promise<TopicAnswer> => reader.read(topic, after),
+    history: localHistory,
+    read,
     ping: () => subscriber.command(['PING']),
     timeoutMs: publishTimeoutMs,
     onError,
   })
-  /**
-   * Settles once every message up to `position` that this process's
-   * listeners get has reached them: at once when nothing is subscribed.
-   */
-  const delivered = (position: number): Promise<void> => topics.size === 0 ? RESOLVED : feed.delivered(position)
-  const channels = channelsOf(subscriber, (message, channel) => feed.receive(message, channel))
-
-  /**
-   * A topic's first SUBSCRIBE (or the first after one failed): once it is
-   * live, the start position is read and the topic's `ready` resolves.
-   */
-  const open = (topic: BrokerTopic): void => {
-    topic.status = 'subscribing'
-    // A SUBSCRIBE sent again after a reconnect settles the `ready` already handed out.
-    if (topic.settle === undefined) {
-      topic.ready = new Promise<void>((resolve, reject) => {
-        topic.settle = { resolve, reject }
-      })
-      // Whoever reads `ready` gets the rejection; nobody has to.
-      topic.ready.catch(noop)
-    }
-    const attempt = ++topic.attempt
-    channels.subscribe(topic.channel).then(
-      async () => {
-        if (!isLatest(topic, attempt)) return
-        topic.status = 'live'
-        await feed.start(topic)
-        if (!isLatest(topic, attempt)) return
-        // Messages of other topics published before the start position may
-        // still be on their way; `ready` waits for them. Should that fail,
-        // the subscription still works: the `position` asked next waits too,
-        // and reports it.
-        if (topic.last !== undefined) await delivered(topic.last).catch(noop)
-        if (!isLatest(topic, attempt)) return
-        topic.ready = RESOLVED
-        topic.settle?.resolve()
-        topic.settle = undefined
-      },
-      (error: unknown) => {
-        if (isLatest(topic, attempt)) failed(topic, error)
-      },
-    )
-  }
-
-  const isLatest = (topic: BrokerTopic, attempt: number): boolean => topics.get(topic.channel) === topic && topic.attempt === attempt
-
-  const failed = (topic: BrokerTopic, error: unknown): void => {
-    const failure = new PatchwireError('ERR_PATCHWIRE_BROKER', `could not subscribe to Redis channel "${topic.channel}"; its streams are reset, and it is subscribed again when the subscriber reconnects or the topic is subscribed again`, { cause: error })
-    topic.status = 'failed'
-    // The next subscription sends SUBSCRIBE again instead of inheriting
-    // this failure while other subscriptions keep the topic.
-    topic.ready = undefined
-    topic.last = undefined
-    history.stop(topic.channel)
-    onError(failure)
-    topic.settle?.reject(failure)
-    topic.settle = undefined
-    feed.gap(topic)
-  }
-
-  const unsubscribeChannel = (channel: string): void => {
-    const latest = {}
-    leaving.set(channel, latest)
-    // A closed connection holds no subscription; should the client connect
-    // again, the channel is unsubscribed then.
-    if (subscriberClosed !== undefined) return
-    channels.unsubscribe(channel).then(
-      () => {
-        if (leaving.get(channel) === latest) leaving.delete(channel)
-      },
-      (error: unknown) => {
-        // The channel stays in `leaving` (only a new subscription or the
-        // confirmation of a later UNSUBSCRIBE takes it out), so the reconnect
-        // sends UNSUBSCRIBE again.
-        if (topics.has(channel)) return
-        onError(new PatchwireError('ERR_PATCHWIRE_BROKER', `could not unsubscribe from Redis channel "${channel}"; its messages are ignored, and it is unsubscribed again when the subscriber reconnects`, { cause: error }))
-      },
-    )
-  }
-
-  /**
-   * The subscriber is (back) up: every topic is subscribed again (both
-   * libraries resubscribe by themselves, but node-redis forgets a channel
-   * whose SUBSCRIBE was cut off, and ioredis may be configured not to;
-   * SUBSCRIBE is idempotent), then what each missed is refilled. On the
-   * first connection nothing was missed: only the topics whose SUBSCRIBE
-   * was refused before it (node-redis refuses them) are subscribed again.
-   */
-  const resubscribe = (first: boolean): void => {
-    subscriberClosed = undefined
-    const mine = ++generation
-    const refill: BrokerTopic[] = []
-    const fresh: BrokerTopic[] = []
-    const pending: Promise<unknown>[] = []
-    for (const topic of topics.values()) {
-      if (first && topic.status !== 'failed') continue
-      if (topic.status === 'subscribing') {
-        // Its first SUBSCRIBE may have been cut off: this one takes over.
-        open(topic)
-        continue
-      }
-      const wasKnown = topic.status === 'live' && topic.last !== undefined
-      const attempt = ++topic.attempt
-      pending.push(channels.subscribe(topic.channel).then(
-        () => {
-          if (!isLatest(topic, attempt)) return
-          topic.status = 'live'
-          topic.ready = RESOLVED
-          topic.settle?.resolve()
-          topic.settle = undefined
-          ;(wasKnown ? refill : fresh).push(topic)
-        },
-        (error: unknown) => {
-          if (isLatest(topic, attempt)) failed(topic, error)
-        },
-      ))
-    }
-    for (const channel of leaving.keys()) {
-      if (!topics.has(channel)) unsubscribeChannel(channel)
-    }
-    void Promise.allSettled(pending).then(() => {
-      if (generation === mine && subscriber.isReady()) feed.resumed(refill, fresh)
-    })
-  }
-
+  const subscriptions = new Subscriptions({
+    topics,
+    channels: channelsOf(subscriber, (message, channel) => feed.receive(message, channel)),
+    channelOf: layout.channel,
+    isConnected: () => subscriber.isReady(),
+    feed,
+    history: localHistory,
+    onError,
+  })
+  // An outage of the subscriber holds the feed; its return subscribes every
+  // topic again and refills what each missed; its end resets them all.
   new ConnectionWatch(subscriber, 'subscriber', onError, {
     onLost: () => feed.lost(),
-    onReady: resubscribe,
+    onReady: (first) => subscriptions.resubscribe(first),
     onClose: (report) => {
-      subscriberClosed = report
+      subscriptions.closed(report)
       feed.closed(report)
     },
   })
+  // Connected already: nothing to hold back or refill.
   if (subscriber.isReady()) feed.resumed([], [])
 
-  // Replays from Redis under way, by topic then `after`: identical ones
-  // share one, as long as no message of the topic has reached the
-  // listeners since it was sent. A stream holds its topic's live messages
-  // from the moment it asks for its replay; one delivered before that must
-  // be in the replay, and a read sent earlier may not have seen it.
-  const replaying = new Map<string, Map<string, { result: Promise<ReplayResult>, reached: number | undefined }>>()
-
-  const replayFromRedis = (topic: string, after: string, id: EventId): Promise<ReplayResult> => {
-    let byAfter = replaying.get(topic)
-    // The topic's last delivered position changes with every delivery.
-    const reached = topics.get(layout.channel(topic))?.last
-    const shared = byAfter?.get(after)
-    if (shared !== undefined && shared.reached === reached) return shared.result
-    const result = reader.read(topic, id.seq).then(async (answer) => {
-      const judged = judgeReplay(answer, id)
-      // A stream that resumes with these frames is at the last one's
-      // position: messages of its other topics before it must be delivered.
-      const last = 'frames' in judged ? answer.topic.entries.at(-1) : undefined
-      if (last !== undefined) await delivered(last.seq)
-      return judged
-    })
-    if (byAfter === undefined) {
-      byAfter = new Map()
-      replaying.set(topic, byAfter)
-    }
-    const entry = { result, reached }
-    byAfter.set(after, entry)
-    const done = (): void => {
-      if (byAfter.get(after) === entry) byAfter.delete(after)
-      if (byAfter.size === 0 && replaying.get(topic) === byAfter) replaying.delete(topic)
-    }
-    result.then(done, done)
-    return result
-  }
-
-  const judgeReplay = (answer: TopicAnswer, id: EventId): ReplayResult => {
-    feed.observe(answer.epoch, answer.position)
-    // An id above the counter was never issued by this history.
-    if (answer.epoch !== id.epoch || id.seq > answer.position) return { reset: 'foreign-id' }
-    if (!isCompleteAfter(answer.topic, id.seq)) return { reset: 'history-exceeded' }
-    const frames: HistoryFrame[] = answer.topic.entries.map((entry) => ({ id: formatEventId(answer.epoch, entry.seq), payload: entry.payload }))
-    return { frames }
-  }
-
+  const publishing = new Publisher({ layout, runner, feed, history, historyMs, lastTtlMs, onError })
+  const reads = new HistoryReads({ topics, channelOf: layout.channel, feed, history: localHistory, read })
   return {
-    publish(topic, payload) {
-      const channel = layout.channel(topic)
-      const what = `publish to topic "${topic}"`
-      const sent = run(PUBLISH_SCRIPT, [layout.epoch, layout.seq, layout.last(topic), layout.stream(topic)], () => [
-        ...historyArgs(feed.known, lastTtlMs), channel, payload, String(historyCount), String(historyMs),
-      ], what, true).then((reply) => {
-        const { epoch, seq } = parsePublishReply(reply)
-        feed.observe(epoch, seq - 1, seq)
-        return formatEventId(epoch, seq)
-      })
-      return reportUnobserved(sent, (reason) => {
-        onError(reason instanceof PatchwireError ? reason : new PatchwireError('ERR_PATCHWIRE_BROKER', `could not ${what}`, { cause: reason }))
-      })
-    },
-
-    subscribe(name, listener, onGap) {
-      if (typeof listener !== 'function') {
-        throw new TypeError('subscribe(topic, listener, onGap?): listener must be a function')
-      }
-      if (subscriberClosed !== undefined) {
-        // A rejection the handler answers at once, rather than a subscription
-        // that never hears anything.
-        const ready = Promise.reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `cannot subscribe to topic "${name}": the Redis subscriber is closed for good`, { cause: subscriberClosed }))
-        ready.catch(noop)
-        return Object.assign(() => undefined, { ready })
-      }
-      const channel = layout.channel(name)
-      const subscription: Subscription = { listener, onGap, active: true }
-      let topic = topics.get(channel)
-      if (topic === undefined) {
-        topic = { name, channel, subscriptions: new Set(), ready: undefined, status: 'subscribing', last: undefined, attempt: 0, settle: undefined }
-        topics.set(channel, topic)
-        leaving.delete(channel)
-      }
-      topic.subscriptions.add(subscription)
-      // A new topic, or one whose last SUBSCRIBE failed.
-      if (topic.ready === undefined) open(topic)
-      const owner = topic
-      const unsubscribe = (): void => {
-        if (!subscription.active) return
-        subscription.active = false
-        owner.subscriptions.delete(subscription)
-        if (owner.subscriptions.size > 0 || topics.get(channel) !== owner) return
-        topics.delete(channel)
-        history.stop(channel)
-        // Nothing to wait for any more.
-        owner.settle?.resolve()
-        owner.settle = undefined
-        unsubscribeChannel(channel)
-      }
-      return Object.assign(unsubscribe, { ready: topic.ready as Promise<void> })
-    },
-
-    position(topic) {
-      return reader.read(topic).then(async (answer) => {
-        feed.observe(answer.epoch, answer.position)
-        await delivered(answer.position)
-        return formatEventId(answer.epoch, answer.position)
-      })
-    },
-
-    replay(topic, after) {
-      const id = parseEventId(after)
-      if (id === undefined) return { reset: 'malformed-id' }
-      const subscribed = topics.get(layout.channel(topic))
-      const known = feed.known
-      // Only for ids this process has seen the history reach: one beyond
-      // that is checked against the counter in Redis.
-      if (subscribed !== undefined && feed.isCurrent(subscribed) && id.epoch === known.epoch && id.seq <= known.seen) {
-        const frames = history.after(subscribed.channel, id.seq)
-        if (frames !== undefined) return { frames }
-      }
-      return replayFromRedis(topic, after, id)
-    },
+    publish: (topic, payload) => publishing.publish(topic, payload),
+    subscribe: (topic, listener, onGap) => subscriptions.subscribe(topic, listener, onGap),
+    position: (topic) => reads.position(topic),
+    replay: (topic, after) => reads.replay(topic, after),
   }
 }
-
-const RESOLVED = Promise.resolve()
-
-function noop(): void {}

@@ -56,6 +56,22 @@ export function keyLayout(prefix: string): KeyLayout {
 }
 
 /**
+ * How long a topic's `last` key outlives its last publish (or position
+ * read), at least: the chain of its messages is only as long as that key's
+ * life. A day, so that a quiet topic's subscribers ride out a reconnect.
+ */
+const LAST_TTL_MIN_MS = 86_400_000
+
+/**
+ * The life of a topic's `last` key, in milliseconds: a day, or the life of
+ * its stream (`historyMs`) if longer.
+ * @internal
+ */
+export function lastKeyTtlMs(historyMs: number): number {
+  return Math.max(historyMs, LAST_TTL_MIN_MS)
+}
+
+/**
  * Ensures the history exists and is the one this process knows: KEYS[1] is
  * the epoch, KEYS[2] the counter; ARGV[1] a new epoch to use, ARGV[2] and
  * ARGV[3] the epoch this process knows and the highest position it has seen

@@ -1,0 +1,73 @@
+/**
+ * A topic this process subscribes to, its `subscribe` calls, and how they
+ * are told of a message or of a gap: shared by the subscriptions (which add
+ * and remove them) and the feed (which delivers to them).
+ */
+import type { BrokerListener } from '../../broker/broker.js'
+import { PatchwireError } from '../../errors.js'
+
+/** One `subscribe` call. @internal */
+export interface Subscription {
+  readonly listener: BrokerListener
+  readonly onGap: (() => void) | undefined
+  active: boolean
+}
+
+/**
+ * A subscribed topic. Its entry exists exactly while it has subscriptions;
+ * one replaced by a newer one (unsubscribed, then subscribed again) is
+ * ignored by whatever answers arrive for it later.
+ * @internal
+ */
+export interface Topic {
+  readonly name: string
+  readonly channel: string
+  readonly subscriptions: Set<Subscription>
+  /**
+   * Settles once the topic's SUBSCRIBE is live and its start position read;
+   * resolved from then on, undefined once the last SUBSCRIBE failed.
+   */
+  ready: Promise<void> | undefined
+  /** `subscribing` until Redis answers the SUBSCRIBE, then `live`, or `failed`. */
+  status: 'subscribing' | 'live' | 'failed'
+  /**
+   * Every message of the topic after this position has been delivered, or
+   * will arrive on the subscriber connection; undefined while unknown (the
+   * start position could not be read, or a hole could not be refilled).
+   */
+  last: number | undefined
+}
+
+/**
+ * Gives a message to every listener of `topic`. One that throws is
+ * reported, and the others still get the message.
+ * @internal
+ */
+export function deliverToListeners(topic: Topic, payload: string, id: string, onError: (error: PatchwireError) => void): void {
+  // A copy: a subscription that a listener adds while it runs does not get
+  // this message (one it removes is skipped as no longer active).
+  for (const subscription of [...topic.subscriptions]) {
+    if (!subscription.active) continue
+    try {
+      subscription.listener(payload, id)
+    } catch (error) {
+      onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', `a listener of topic "${topic.name}" threw; the others still got the message`, { cause: error }))
+    }
+  }
+}
+
+/**
+ * Calls every `onGap` of `topic`: messages may have been lost. One that
+ * throws is reported, and the others still run.
+ * @internal
+ */
+export function reportGap(topic: Topic, onError: (error: PatchwireError) => void): void {
+  for (const subscription of [...topic.subscriptions]) {
+    if (!subscription.active || subscription.onGap === undefined) continue
+    try {
+      subscription.onGap()
+    } catch (error) {
+      onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', `the onGap callback of topic "${topic.name}" threw`, { cause: error }))
+    }
+  }
+}
