@@ -12,7 +12,7 @@ import { Hub, type Local } from './tabs.js'
 export interface Subscription {
   /** Stops this subscription. The shared stream drops the topic when its last subscriber stops, and closes with the last topic. */
   (): void
-  /** The current state; `closed` once stopped. */
+  /** The current state; `closed` once stopped, `revoked` once the server revoked the topic. */
   readonly state: SubscriptionState
 }
 
@@ -87,8 +87,17 @@ export interface SubscribeOptions {
    */
   onError?: (error: PatchwireError) => void
   /**
-   * Called when `state` changes: the stream opened, dropped or was refused.
-   * Not called by `stop()`.
+   * Called when the server revoked this subscription's topic (an
+   * `event: revoked` frame, see docs/access.md): the subscription has ended
+   * for good, its state is `revoked`, and no request for the topic is made
+   * again. The shared stream goes on for the other topics.
+   * @param topic - the revoked topic
+   * @defaultValue none: the subscription ends quietly (its state says so)
+   */
+  onRevoked?: (topic: string) => void
+  /**
+   * Called when `state` changes: the stream opened, dropped, was refused or
+   * revoked. Not called by `stop()`.
    * @defaultValue none
    */
   onStateChange?: (state: SubscriptionState) => void
@@ -160,7 +169,7 @@ export function subscribe(
   } catch {
     throw new TypeError('subscribe: topic must be well-formed Unicode')
   }
-  const { lastEventId, onSnapshot, onReset, onStateChange } = options
+  const { lastEventId, onSnapshot, onReset, onStateChange, onRevoked } = options
   if (lastEventId !== undefined && (typeof lastEventId !== 'string' || lastEventId === '')) {
     throw new TypeError('subscribe: options.lastEventId must be a non-empty event id string, such as the one position(topic) gave the server')
   }
@@ -234,13 +243,7 @@ export function subscribe(
         }
         case 'reset':
           if (onReset !== undefined) return call(() => onReset(event.reason as ResetReason))
-          if (onSnapshot !== undefined) return
-          if (typeof location !== 'undefined' && typeof location.reload === 'function') {
-            // One reload per reset, however many subscriptions it concerns.
-            if (!reloaded.has(event)) location.reload()
-            reloaded.add(event)
-            return
-          }
+          if (onSnapshot !== undefined || reload(event)) return
           return report(new PatchwireError('ERR_PATCHWIRE_RESET', `the server reset ${topic} (${event.reason}) and no onReset or onSnapshot reloads the state`))
         case 'state':
           if (event.state === 'closed') stopped = true
@@ -252,6 +255,11 @@ export function subscribe(
           return
         case 'error':
           return report(new PatchwireError(event.code, event.message))
+        case 'revoked':
+          stopped = true
+          state = 'revoked'
+          if (onStateChange !== undefined) call(() => onStateChange('revoked'))
+          return onRevoked === undefined ? undefined : call(() => onRevoked(event.topic))
       }
     },
   }
@@ -262,7 +270,7 @@ export function subscribe(
     stopped = true
     joined.remove(local)
   }
-  return Object.defineProperty(stop, 'state', { get: () => (stopped ? 'closed' : state) }) as Subscription
+  return Object.defineProperty(stop, 'state', { get: () => (stopped && state !== 'revoked' ? 'closed' : state) }) as Subscription
 }
 
 // One hub per (credentials, path) in the page: browsers allow only six
@@ -271,6 +279,15 @@ const hubs = new Map<string, Hub>()
 
 // Reset events that reloaded the page already.
 const reloaded = new WeakSet<StreamEvent>()
+
+// Reloads the page for a reset, once however many subscriptions it
+// concerns; false outside a page.
+function reload(event: StreamEvent): boolean {
+  if (typeof location === 'undefined' || typeof location.reload !== 'function') return false
+  if (!reloaded.has(event)) location.reload()
+  reloaded.add(event)
+  return true
+}
 
 const CLOSED = Object.defineProperty(() => {}, 'state', { value: 'closed' }) as Subscription
 

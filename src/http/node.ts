@@ -1,6 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { Socket } from 'node:net'
+import type { RevokeFilter } from '../broker/revoke.js'
 import { Fanout } from '../core/fanout.js'
 import type { HandlerStats } from '../core/stats.js'
 import type { Refusal, Sink, StreamHandle, StreamOpening } from '../core/transport.js'
@@ -40,6 +41,13 @@ export interface Handler {
   close(options?: CloseOptions): Promise<void>
   /** Current counters; see {@link HandlerStats}. */
   stats(): HandlerStats
+  /**
+   * Ends this handler's streams that `filter` matches, each with an
+   * `event: revoked` frame per matching topic (see `revoke` for every process).
+   * @returns how many streams it ended
+   * @throws TypeError for an empty filter, an unknown key, or a value that is not a non-empty string
+   */
+  revoke(filter: RevokeFilter): number
 }
 
 /**
@@ -95,6 +103,7 @@ export function createHandler(options: HandlerOptions = {}): Handler {
 
   handler.close = (closeOptions = {}) => fanout.close(resolveCloseOptions(closeOptions))
   handler.stats = () => fanout.stats()
+  handler.revoke = (filter) => fanout.revoke(filter)
   return handler
 }
 
