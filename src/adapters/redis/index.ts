@@ -8,6 +8,7 @@ import { resolveOptions } from './options.js'
 import type { RedisBrokerOptions } from './options.js'
 import { Publisher } from './publisher.js'
 import { Reader } from './reader.js'
+import { Revocations } from './revocation.js'
 import type { TopicAnswer } from './reader.js'
 import { ScriptRunner } from './script-runner.js'
 import { READ_SCRIPT, historyArgs, keyLayout, lastKeyTtlMs, parseReadReply } from './scripts.js'
@@ -37,6 +38,10 @@ const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
  * function `subscribe` returns carries a `ready` Promise that settles once
  * the `SUBSCRIBE` is live and the topic's start position is read (it
  * rejects with `ERR_PATCHWIRE_BROKER` if subscribing failed).
+ *
+ * `revoke` and `onRevoke` give the revocation capability: one `PUBLISH` on
+ * a control channel under the prefix reaches the handlers of every process
+ * on the same Redis and prefix (see `revoke` in `patchwire`).
  *
  * `position(topic)` and `replay(topic, after)` give the history capability.
  * Both settle only once every message up to their position (for a replay,
@@ -86,7 +91,7 @@ const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
  * `Last-Event-ID` is one position in one order).
  *
  * @param options - see {@link RedisBrokerOptions}
- * @returns a {@link Broker} with `position` and `replay`; its `publish`
+ * @returns a {@link Broker} with `position` and `replay`, and `revoke` and `onRevoke`; its `publish`
  * rejects with a {@link PatchwireError} of code `ERR_PATCHWIRE_BROKER` (the
  * client's error as `cause`) when Redis is unreachable or does not confirm
  * within `publishTimeoutMs`
@@ -148,11 +153,15 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     history: localHistory,
     onError,
   })
+  const revocations = new Revocations({ publisher, subscriber, prefix, timeoutMs: publishTimeoutMs, onError })
   // An outage of the subscriber holds the feed; its return subscribes every
   // topic again and refills what each missed; its end resets them all.
   new ConnectionWatch(subscriber, 'subscriber', onError, {
     onLost: () => feed.lost(),
-    onReady: (first) => subscriptions.resubscribe(first),
+    onReady: (first) => {
+      subscriptions.resubscribe(first)
+      revocations.resubscribe()
+    },
     onClose: (report) => {
       subscriptions.closed(report)
       feed.closed(report)
@@ -168,5 +177,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     subscribe: (topic, listener, onGap) => subscriptions.subscribe(topic, listener, onGap),
     position: (topic) => reads.position(topic),
     replay: (topic, after) => reads.replay(topic, after),
+    revoke: (revocation) => revocations.revoke(revocation),
+    onRevoke: (listener) => revocations.onRevoke(listener),
   }
 }
