@@ -21,7 +21,7 @@
  * Output: one table per variant on stdout and in
  * `bench/results/heap-per-stream.md`; the JSON beside it.
  */
-import { readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Fleet, fmt, killChildrenOnExit, loadAverage, machine, positive, progress, RESULTS, usage, writeResults } from './harness.js'
@@ -40,6 +40,8 @@ const variants = args.variants.split(',')
 for (const v of variants) if (!(VARIANT_NAMES as readonly string[]).includes(v)) usage(`unknown variant "${v}" (known: ${VARIANT_NAMES.join(', ')})`)
 
 killChildrenOnExit()
+// The snapshots are written there before any result is (a fresh checkout has no such folder).
+mkdirSync(RESULTS, { recursive: true })
 const loadBefore = loadAverage()
 
 /** Self size and count per object kind. */
