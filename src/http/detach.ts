@@ -97,7 +97,6 @@ interface HttpParser {
   remove?: () => void
   close?: () => void
   socket?: unknown
-  onIncoming?: unknown
 }
 
 type TrackedServer = Server & { [kDetached]?: Set<Socket>; httpAllowHalfOpen?: boolean }
@@ -154,9 +153,14 @@ function detach({ res, socket, parser, listeners }: Shape, stream: StreamHandle)
   parser._consumed = false
   // Out of the server's list of connections (the header and request timeouts), then freed.
   parser.remove?.()
+  // Its callbacks are bound to the connection's state, which holds the
+  // request: let go of them as Node's `cleanParser` does, in case something
+  // still holds the parser (parsers come from a pool, so an earlier, closed
+  // connection's listeners may).
+  const fields = parser as unknown as Record<PropertyKey, unknown>
+  for (const key of Reflect.ownKeys(parser)) if (typeof fields[key] === 'function') fields[key] = null
   parser.socket = null
   parser.incoming = null
-  parser.onIncoming = null
   parser.close()
   socket.parser = null
   // Back to the prototype's methods, and the closures go. Assigned, not
