@@ -252,18 +252,39 @@ describe('what stays on node:http', () => {
 })
 
 describe('what a stream keeps of its request', () => {
-  it('snapshot gets the whole request after a reset of an open stream', async (t) => {
+  it('snapshot gets the whole request after a reset of an open, detached stream', async (t) => {
+    const inner = createBroker()
+    const gaps = new Map<string, () => void>()
+    // The in-process broker never loses a message: this one can be told it did.
+    const broker: Broker = {
+      publish: (topic, payload) => inner.publish(topic, payload),
+      subscribe(topic, listener, onGap) {
+        if (onGap !== undefined) gaps.set(topic, onGap)
+        return inner.subscribe(topic, listener, onGap)
+      },
+    }
     const seen: (string | undefined)[] = []
-    const { port, sockets } = await setup(t, {
+    const handler = createHandler({
+      broker,
       snapshot: (req) => {
         seen.push(req.headers['x-user'] as string | undefined)
         return { user: req.headers['x-user'] }
       },
     })
+    const sockets: ServerSocket[] = []
+    const server = http.createServer((req, res) => {
+      sockets.push(req.socket)
+      handler(req, res)
+    })
+    const { port } = await listen(t, server, handler)
     const client = await openStream(t, port, 'a', ['X-User: ada'])
     await onPath(sockets[0], true)
     assert.deepEqual(seen, ['ada'], 'the snapshot on open')
-    assert.equal(client.named('snapshot').length, 1, 'the snapshot frame on open')
+    gaps.get('a')?.()
+    await until(() => client.named('snapshot').length === 2, 3000, `the snapshot after the reset: ${JSON.stringify(client.raw.slice(-300))}`)
+    assert.equal(client.named('reset').length, 1, 'the reset')
+    assert.deepEqual(seen, ['ada', 'ada'], 'the second snapshot read the request\'s headers')
+    assert.deepEqual(JSON.parse(client.named('snapshot')[1]?.data ?? 'null'), { user: 'ada' }, 'the snapshot frame after the reset')
   })
 
   it('without snapshot, the request is let go of once the stream is open', { skip: typeof gc !== 'function' && 'needs --expose-gc' }, async (t) => {
