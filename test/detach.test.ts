@@ -101,6 +101,24 @@ for (const { name, detached } of PATHS) {
       await until(() => handler.stats().connections === 0, 3000, 'the stream to be forgotten')
     })
 
+    it('a stream opened after a refusal on the same keep-alive connection', async (t) => {
+      const { broker, handler, port, sockets } = await setup(t)
+      const client = new SseClient(await connected(port))
+      t.after(() => client.destroy())
+      client.socket.write('GET /?topic= HTTP/1.1\r\nHost: x\r\n\r\n')
+      await until(() => client.raw.includes('Missing'), 3000, `the refusal: ${JSON.stringify(client.raw)}`)
+      assert.match(client.raw, /^HTTP\/1\.1 400 /, 'the first request is refused')
+      const refusal = client.raw.length
+      client.socket.write('GET /?topic=a HTTP/1.1\r\nHost: x\r\n\r\n')
+      await until(() => client.named('ready').length === 1, 3000, `the stream after the refusal: ${JSON.stringify(client.raw.slice(refusal))}`)
+      assert.equal(sockets.length, 2, 'both requests on one connection')
+      assert.equal(sockets[0], sockets[1], 'both requests on one connection')
+      await onPath(sockets[1], detached)
+      await roundTrip(broker, client, 'a')
+      client.destroy()
+      await until(() => handler.stats().connections === 0, 3000, 'the stream to be forgotten')
+    })
+
     it('heartbeats go on', async (t) => {
       const { port, sockets } = await setup(t, { heartbeatMs: 50 })
       const client = await openStream(t, port, 'a')

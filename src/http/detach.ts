@@ -166,7 +166,8 @@ function detach({ res, socket, parser, listeners }: Shape, stream: StreamHandle)
   // Back to the prototype's methods, and the closures go. Assigned, not
   // deleted: deleting a property turns the socket's properties into a
   // dictionary, measured at 1.6 KB more per socket.
-  for (const method of OVERRIDDEN) if (Object.hasOwn(socket, method)) (socket as unknown as Record<string, unknown>)[method] = Socket.prototype[method]
+  const prototype = Object.getPrototypeOf(socket) as Record<string, unknown>
+  for (const method of OVERRIDDEN) if (Object.hasOwn(socket, method)) (socket as unknown as Record<string, unknown>)[method] = prototype[method]
 
   socket[kStream] = stream
   socket.on('close', onDetachedClose)
