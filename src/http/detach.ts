@@ -20,8 +20,8 @@ import type { StreamHandle } from '../core/transport.js'
  * go of the socket (`res.detachSocket`), the server's listeners come off it,
  * and the parser stops consuming it and is freed. It relies on Node's
  * internals: each one is looked for first (the listeners by the names
- * Node 18 to 24 give them, the parser's methods, the socket's
- * `_httpMessage`), and where anything is not as expected the stream stays
+ * Node 20 gives them, the parser's methods, the socket's `_httpMessage`),
+ * and where anything is not as expected the stream stays
  * on `node:http` as it was before, which is always correct, only heavier.
  * Both paths are tested (`test/detach.test.ts` forces the fallback with
  * {@link setDetaching}).
@@ -33,7 +33,9 @@ import type { StreamHandle } from '../core/transport.js'
  * (another request pipelined behind the stream, or garbage) cuts the
  * connection, as the parser's error or the pipelining refusal did; and
  * `server.closeAllConnections()`, which finds connections through their
- * parsers, still ends detached streams.
+ * parsers, still ends detached streams. The server's `'error'` and
+ * `'timeout'` listeners, shared functions, stay: a slow reader's cut still
+ * reaches a `'clientError'` listener.
  * @internal
  */
 
@@ -43,7 +45,9 @@ import type { StreamHandle } from '../core/transport.js'
  * crashes the process) and whatever the client sent with the request has
  * been parsed. Nothing happens when the socket closes first, or when
  * anything is not as expected: the stream then stays on `node:http`, whose
- * response's `'close'` it listens to.
+ * response's `'close'` it listens to. The caller's listener for that is
+ * expected to be the response's only `'close'` listener: another one means
+ * someone else waits for it, and the stream stays.
  * @param stream - told when the detached socket closes
  * @internal
  */
@@ -81,7 +85,7 @@ function detachPending(): void {
   }
 }
 
-/** The sockets, parsers and servers as `node:http` (Node 18 to 24) leaves them. */
+/** The sockets, parsers and servers as `node:http` leaves them (Node 20's shape; every part is optional to the checks). */
 type HttpSocket = Socket & {
   _httpMessage?: unknown
   _paused?: boolean
@@ -178,7 +182,7 @@ function detach({ res, socket, parser, listeners }: Shape, stream: StreamHandle)
   track(socket)
 }
 
-const kStream = Symbol('patchwire.stream')
+const kStream = Symbol('patchwire.detachedStream')
 const kDetached = Symbol('patchwire.detached')
 
 function onDetachedClose(this: HttpSocket): void {
