@@ -6,6 +6,7 @@ import { Fanout } from '../core/fanout.js'
 import type { HandlerStats } from '../core/stats.js'
 import type { Refusal, Sink, StreamHandle, StreamOpening } from '../core/transport.js'
 import { PatchwireError } from '../errors.js'
+import { detachLater } from './detach.js'
 import { KernelQueues } from './kernel-queue.js'
 import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
@@ -146,6 +147,7 @@ class NodeOpening implements StreamOpening<NodeRequest> {
     res.on('close', onResponseClose)
     // A connection that went while the request waited has already emitted 'close'.
     if (this.isGone()) queueMicrotask(() => stream.detach())
+    else if (sink instanceof Socket) detachLater(this.req as IncomingMessage, res as ServerResponse, stream)
     return sink
   }
 }
