@@ -6,6 +6,7 @@ import { HistoryReads } from './history-reads.js'
 import { LocalHistory } from './local-history.js'
 import { resolveOptions } from './options.js'
 import type { RedisBrokerOptions } from './options.js'
+import { publishOnly } from './publish-only.js'
 import { Publisher } from './publisher.js'
 import { Reader } from './reader.js'
 import type { TopicAnswer } from './reader.js'
@@ -135,10 +136,13 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     topics,
     history: localHistory,
     read,
-    ping: () => subscriber.command(['PING']),
+    // Without a subscriber no topic is ever subscribed, so nothing waits for delivery.
+    ping: () => subscriber === undefined ? Promise.resolve() : subscriber.command(['PING']),
     timeoutMs: publishTimeoutMs,
     onError,
   })
+  const publishing = new Publisher({ layout, runner, feed, history, historyMs, lastTtlMs, onError })
+  if (subscriber === undefined) return publishOnly(publishing)
   const subscriptions = new Subscriptions({
     topics,
     channels: channelsOf(subscriber, (message, channel) => feed.receive(message, channel)),
@@ -161,7 +165,6 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   // Connected already: nothing to hold back or refill.
   if (subscriber.isReady()) feed.resumed([], [])
 
-  const publishing = new Publisher({ layout, runner, feed, history, historyMs, lastTtlMs, onError })
   const reads = new HistoryReads({ topics, channelOf: layout.channel, feed, history: localHistory, read })
   return {
     publish: (topic, payload) => publishing.publish(topic, payload),
