@@ -24,6 +24,7 @@ export interface RedisBrokerOptions {
    * and `PING`. Keep the client's automatic reconnection on
    * (the default of both libraries): once it gives up, the broker reports
    * it, resets every topic's streams, and refuses new subscriptions.
+   * @defaultValue none: the broker only publishes
    */
   subscriber?: RedisClient | undefined
   /**
