@@ -111,6 +111,16 @@ describe('Publisher (patchwire/redis)', () => {
     assert.deepEqual(ids, Array.from({ length: 601 }, (_, i) => `e1-${i + 1}`), 'every publish gets its position')
   })
 
+  it('closes a call once its payloads reach 1 MiB, and sends a larger payload in a call of its own', async () => {
+    const { publisher, runs } = setup()
+    const big = 'x'.repeat(600 * 1024)
+    void publisher.publish('t', '[0]').catch(() => undefined)
+    for (const payload of [big, big, '[1]', 'y'.repeat(2 * 1024 * 1024), '[2]']) void publisher.publish('t', payload).catch(() => undefined)
+    await nextTurn()
+    const sizes = runs.map((run) => run.args.slice(7).filter((_, i) => i % 2 === 1).map((payload) => payload.length))
+    assert.deepEqual(sizes, [[3], [big.length, big.length], [3, 2 * 1024 * 1024], [3]], 'calls closed once their payloads reach 1 MiB, in publish order')
+  })
+
   it('rejects only the publishes Redis refused inside a call that ran, naming their topic and the refusal', async () => {
     const { publisher, runs } = setup()
     void publisher.publish('x', '[]').catch(() => undefined)

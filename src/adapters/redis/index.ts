@@ -34,7 +34,7 @@ const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
  * the topic's last publish) and publishes it with its position on the
  * channel `prefix + topic`. A publish made while no script call is under
  * way goes out at once; those made while calls are under way go out
- * together at the end of the event-loop turn, up to 256 in one call, in
+ * together at the end of the event-loop turn, up to 256 (or 1 MiB of payloads) in one call, in
  * publish order. `publish` resolves with the message's id,
  * `<epoch>-<position>`. The process holds one `SUBSCRIBE` per topic however
  * many listeners it has, and `UNSUBSCRIBE`s after the last leaves; the

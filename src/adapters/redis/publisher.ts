@@ -7,10 +7,13 @@ import { PUBLISH_SCRIPT, historyArgs, parsePublishReply } from './scripts.js'
 import type { KeyLayout, PublishReply } from './scripts.js'
 
 /**
- * Messages per PUBLISH script call: bounds one call's arguments and its run
- * time in Redis, which serves nothing else meanwhile.
+ * Messages per PUBLISH script call, and payload characters after which a
+ * call takes no more: they bound one call's arguments and its run time in
+ * Redis, which serves nothing else meanwhile. (A larger payload still goes,
+ * in a call of its own.)
  */
 const MESSAGES_PER_CALL = 256
+const CHARACTERS_PER_CALL = 1024 * 1024
 
 /** What a {@link Publisher} needs from the broker. @internal */
 export interface PublisherOptions {
@@ -40,8 +43,8 @@ interface Pending {
  * The publish path. A publish made while no PUBLISH script call is under
  * way goes out at once, in a call of its own (one round trip, as a lone
  * publish should). Those made while calls are under way wait for the end
- * of the turn of the event loop, and go out together, up to 256 in one
- * call: a busy publisher then pays one script run, one `INCRBY` and one
+ * of the turn of the event loop, and go out together, up to 256 (or about
+ * 1 MiB of payloads) in one call: a busy publisher then pays one script run, one `INCRBY` and one
  * round trip per batch instead of per message (see scripts.ts), and calls
  * still pipeline on the connection. Calls go out in publish order on one
  * connection, and Redis runs each atomically, so positions follow publish
@@ -85,8 +88,15 @@ export class Publisher {
   #send(): void {
     const queue = this.#queue
     this.#queue = []
-    for (let start = 0; start < queue.length; start += MESSAGES_PER_CALL) {
-      this.#call(queue.length <= MESSAGES_PER_CALL ? queue : queue.slice(start, start + MESSAGES_PER_CALL))
+    let start = 0
+    let characters = 0
+    for (let end = 0; end < queue.length; end++) {
+      characters += (queue[end] as Pending).payload.length
+      if (end + 1 - start === MESSAGES_PER_CALL || characters >= CHARACTERS_PER_CALL || end + 1 === queue.length) {
+        this.#call(start === 0 && end + 1 === queue.length ? queue : queue.slice(start, end + 1))
+        start = end + 1
+        characters = 0
+      }
     }
   }
 
