@@ -285,7 +285,7 @@ interface Waiting<Req> {
   done: boolean
 }
 
-const FORBIDDEN: Refusal = { status: 403, message: 'Forbidden' }
+const FORBIDDEN: Refusal = { status: 403, message: 'Forbidden: the handler\'s authorize option did not return true for every topic of this stream' }
 const FAILED: Refusal = { status: 500, message: 'Internal Server Error' }
 const CLOSED: Refusal = { status: 503, message: 'Service Unavailable: the event stream is shutting down' }
 const BUSY: Refusal = { status: 503, message: 'Service Unavailable: too many event streams are waiting to open (option maxPending); retry later' }
