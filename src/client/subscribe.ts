@@ -1,8 +1,10 @@
 import { PatchwireError, reportToConsole } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
 import type { ResetReason } from '../protocol/reset-reason.js'
+import { debugReceiver } from './debug.js'
 import type { EventSourceConstructor, SubscriptionState } from './event-source.js'
 import type { StreamEvent } from './shared-stream.js'
+import { checkSubscribeOptions, defaultPath } from './subscribe-options.js'
 import { Hub, type Local } from './tabs.js'
 
 /**
@@ -30,13 +32,18 @@ export interface SnapshotMeta {
   readonly topic: string
 }
 
-/** Options of {@link subscribe}. */
-export interface SubscribeOptions {
+/**
+ * Options of {@link subscribe}.
+ * @typeParam T - the topic's state, as `onSnapshot` receives it
+ */
+export interface SubscribeOptions<T = unknown> {
   /**
    * The URL path (or full URL) of the server's event handler; the topics are
    * added as `topic` query parameters.
-   * @defaultValue the page's path followed by `/__events`
-   * (`/dashboard/` → `/dashboard/__events`); required outside a page (in a worker, say)
+   * @defaultValue the page's directory followed by `__events`
+   * (`/dashboard/` and `/dashboard` → `/dashboard/__events`; a page that
+   * is a file, `/reports/x.html` → `/reports/__events`); required outside a
+   * page (in a worker, say)
    */
   path?: string
   /**
@@ -49,11 +56,11 @@ export interface SubscribeOptions {
    * has a `lastEventId`) and after every reset. It comes from the server's
    * `snapshot` option, and every patch that follows applies to it. With
    * `onSnapshot`, a reset never reloads the page. Each call gets its own copy.
-   * @param state - the topic's state, parsed from JSON
+   * @param state - the topic's state, parsed from JSON; typed as `subscribe<T>` says
    * @param meta - `{ topic }`
    * @defaultValue none: the page loads its state itself
    */
-  onSnapshot?: (state: unknown, meta: SnapshotMeta) => void
+  onSnapshot?: (state: T, meta: SnapshotMeta) => void
   /**
    * Start from this position instead of from now: an event id the server
    * rendered the page's state at (`position(topic)` on the server). The
@@ -115,6 +122,12 @@ export interface SubscribeOptions {
    * @defaultValue true
    */
   shareTabs?: boolean
+  /**
+   * Log each frame, state change and reconnect of this subscription to the
+   * console (`console.log`, lines starting `[patchwire] <topic>:`).
+   * @defaultValue false
+   */
+  debug?: boolean
 }
 
 /**
@@ -139,24 +152,28 @@ export interface SubscribeOptions {
  * @param topic - the topic, as the server publishes it
  * @param onPatch - called with each frame's ops (already checked to be op tuples)
  * and `{ id, topic }`; typically `(ops) => applyPatch(state, ops)`
+ * @typeParam T - the topic's state: `onSnapshot` receives a `T` (what the
+ * server's `snapshot` sends; not checked at run time)
  * @param options - see {@link SubscribeOptions}
  * @returns the stop function, with a `state` getter; see {@link Subscription}
  * @throws TypeError when `topic` is not a non-empty string of well-formed
- * Unicode, `onPatch` is not a function, `options.lastEventId` is not a
- * non-empty string, or `options.path` is missing outside a page or is not a URL
+ * Unicode, `onPatch` is not a function, `options` is not an object or has
+ * an option subscribe does not know (the message names it and lists the
+ * valid ones), `options.lastEventId` is not a non-empty string, or
+ * `options.path` is missing outside a page or is not a URL
  * @example
- * let state
- * const stop = subscribe('dashboard:user:42', (ops) => applyPatch(state, ops), {
+ * let state: { counter: number } | undefined
+ * const stop = subscribe<{ counter: number }>('dashboard:user:42', (ops) => applyPatch(state, ops), {
  *   path: '/dashboard/__events',
  *   onSnapshot: (snapshot) => { state = snapshot },
  * })
  * stop.state // 'connecting'
  * stop()
  */
-export function subscribe(
+export function subscribe<T = unknown>(
   topic: string,
   onPatch: (ops: PatchOp[], meta: PatchMeta) => void,
-  options: SubscribeOptions = {},
+  options: SubscribeOptions<T> = {},
 ): Subscription {
   if (typeof topic !== 'string' || topic === '') {
     throw new TypeError('subscribe: topic must be a non-empty string')
@@ -169,6 +186,7 @@ export function subscribe(
   } catch {
     throw new TypeError('subscribe: topic must be well-formed Unicode')
   }
+  checkSubscribeOptions(options)
   const { lastEventId, onSnapshot, onReset, onStateChange, onRevoked } = options
   if (lastEventId !== undefined && (typeof lastEventId !== 'string' || lastEventId === '')) {
     throw new TypeError('subscribe: options.lastEventId must be a non-empty event id string, such as the one position(topic) gave the server')
@@ -182,7 +200,7 @@ export function subscribe(
   let path = options.path
   if (path === undefined) {
     if (win === undefined) throw new TypeError('subscribe: options.path is required outside a page')
-    path = `${win.location.pathname.replace(/\/$/, '')}/__events`
+    path = defaultPath(win.location.pathname)
   }
   // The query goes before any #fragment, which is never sent.
   const hash = path.indexOf('#')
@@ -239,7 +257,7 @@ export function subscribe(
           } catch {
             return report(new PatchwireError('ERR_PATCHWIRE_FRAME', `a snapshot frame of ${topic} is not JSON: ${event.data.slice(0, 100)}`))
           }
-          return call(() => onSnapshot(value, { topic }))
+          return call(() => onSnapshot(value as T, { topic }))
         }
         case 'reset':
           if (onReset !== undefined) return call(() => onReset(event.reason as ResetReason))
@@ -263,6 +281,7 @@ export function subscribe(
       }
     },
   }
+  if (options.debug === true) local.receive = debugReceiver(topic, local.receive.bind(local))
   const joined = hub
   joined.add(local)
   const stop = (): void => {
