@@ -175,6 +175,25 @@ for (const { name, detached } of PATHS) {
       assert.match(seen[0]?.message ?? '', /slow reader/, 'the shared error')
     })
 
+    it('cuts a stalled reader whose replay waits in the kernel (the kernel-queue probe), at least 10 s on', { timeout: 40_000 }, async (t) => {
+      const { broker, handler, port, sockets } = await setup(t, { heartbeatMs: 100 })
+      const first = await openStream(t, port, 'quiet')
+      const from = first.events.at(-1)?.id as string
+      first.destroy()
+      await until(() => handler.stats().connections === 0, 3000, 'the first stream to be forgotten')
+      // A replay far larger than the kernel's buffers, then silence on the topic.
+      const chunk = 'q'.repeat(1024 * 1024)
+      for (let n = 0; n < 24; n++) await publish(broker, 'quiet', [['replace', '/chunk', chunk]])
+      const stalled = new SseClient(await connected(port))
+      t.after(() => stalled.destroy())
+      stalled.socket.pause()
+      stalled.socket.write(`GET /?topic=quiet HTTP/1.1\r\nHost: x\r\nLast-Event-ID: ${from}\r\n\r\n`)
+      await until(() => handler.stats().connections === 1 && sockets.length === 2, 3000, 'the reconnect to open')
+      await onPath(sockets[1], detached)
+      await until(() => handler.stats().dropped === 1, 25_000, 'the stall to be cut')
+      assert.equal(handler.stats().connections, 0, 'the stalled stream is gone')
+    })
+
     it('handler.close() ends the stream, and server.close() then completes', async (t) => {
       const { handler, server, port, sockets } = await setup(t)
       const client = await openStream(t, port, 'a')

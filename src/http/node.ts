@@ -152,6 +152,7 @@ class NodeOpening implements StreamOpening<NodeRequest> {
     res.on('close', onResponseClose)
     // A connection that went while the request waited has already emitted 'close'.
     if (this.isGone()) queueMicrotask(() => stream.detach())
+    // HTTP/1: a turn later the socket leaves node:http, and the stream rides on it instead (./detach.ts).
     else if (sink instanceof Socket) detachLater(this.req as IncomingMessage, res as ServerResponse, stream)
     return sink
   }
