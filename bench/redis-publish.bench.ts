@@ -24,8 +24,9 @@
  * - Sequential: `--sequential` publishes, each awaited before the next, in
  *   blocks of 100 alternating broker / plain; p50 and p99 of each.
  * - Throughput: for each `--concurrency` c, c publishes kept in flight
- *   (the next issued as one resolves) for `--seconds`, alternating broker /
- *   plain; publishes per second, `INFO cpu` (used_cpu_user + sys) per
+ *   (the next issued as one resolves) for `--seconds`, in `--slices`
+ *   (default 5) alternating broker / plain, so that both see the same spells
+ *   of load from the rest of the machine; publishes per second, `INFO cpu` (used_cpu_user + sys) per
  *   publish for Redis's share, and `process.cpuUsage()` per publish for the
  *   publishing process's (the adapter and the client library); for the
  *   broker, its script calls (`INFO commandstats`) per publish.
@@ -51,6 +52,7 @@ const { values: args } = parseArgs({
     sequential: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '1,16,256' },
     seconds: { type: 'string', default: '1' },
+    slices: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
     clients: { type: 'string', default: 'node-redis,ioredis' },
   },
@@ -58,6 +60,7 @@ const { values: args } = parseArgs({
 const sequential = positive(args.sequential, '--sequential')
 const concurrencies = parseList(args.concurrency, '--concurrency')
 const seconds = positive(args.seconds, '--seconds')
+const slices = positive(args.slices, '--slices')
 const rounds = positive(args.rounds, '--rounds')
 const libraries = args.clients.split(',')
 for (const l of libraries) if (l !== 'node-redis' && l !== 'ioredis') usage(`--clients takes node-redis and/or ioredis, got "${l}"`)
@@ -162,9 +165,24 @@ async function measure(library: string, round: number, broker: Publisher, plain:
   for (const kind of ['broker', 'plain'] as const) result.sequential[kind] = { p50: median(latencies[kind]), p99: quantile(latencies[kind], 0.99) }
   for (const concurrency of concurrencies) {
     progress(`${library} r${round}: ${concurrency} in flight`)
-    const b = await throughput(broker, concurrency)
-    const q = await throughput(plain, concurrency)
-    result.throughput.push({ concurrency, broker: b.perSecond, plain: q.perSecond, brokerRedisCpuUs: b.redisCpuUs, plainRedisCpuUs: q.redisCpuUs, brokerNodeCpuUs: b.nodeCpuUs, plainNodeCpuUs: q.nodeCpuUs, brokerCallsPerPublish: b.scriptCalls })
+    // Alternating slices, so that both variants see the same spells of load
+    // from the rest of the machine.
+    const b = emptyTotals()
+    const q = emptyTotals()
+    for (let i = 0; i < slices; i++) {
+      addTotals(b, await throughput(broker, concurrency))
+      addTotals(q, await throughput(plain, concurrency))
+    }
+    result.throughput.push({
+      concurrency,
+      broker: (b.done / b.elapsedMs) * 1000,
+      plain: (q.done / q.elapsedMs) * 1000,
+      brokerRedisCpuUs: b.redisCpuUs / b.done,
+      plainRedisCpuUs: q.redisCpuUs / q.done,
+      brokerNodeCpuUs: b.nodeCpuUs / b.done,
+      plainNodeCpuUs: q.nodeCpuUs / q.done,
+      brokerCallsPerPublish: b.scriptCalls / b.done,
+    })
   }
   return result
 }
@@ -195,11 +213,33 @@ function redisCpuUs(text: string): number {
   return (user + system) * 1e6
 }
 
-async function throughput(p: Publisher, concurrency: number): Promise<{ perSecond: number; redisCpuUs: number; nodeCpuUs: number; scriptCalls: number }> {
+/** What one or more slices of a throughput run add up to. */
+interface Totals {
+  done: number
+  elapsedMs: number
+  redisCpuUs: number
+  nodeCpuUs: number
+  scriptCalls: number
+}
+
+function emptyTotals(): Totals {
+  return { done: 0, elapsedMs: 0, redisCpuUs: 0, nodeCpuUs: 0, scriptCalls: 0 }
+}
+
+function addTotals(sum: Totals, slice: Totals): void {
+  sum.done += slice.done
+  sum.elapsedMs += slice.elapsedMs
+  sum.redisCpuUs += slice.redisCpuUs
+  sum.nodeCpuUs += slice.nodeCpuUs
+  sum.scriptCalls += slice.scriptCalls
+}
+
+/** One slice: `concurrency` publishes kept in flight for `seconds / slices`. */
+async function throughput(p: Publisher, concurrency: number): Promise<Totals> {
   const statsBefore = commandStats(await p.info('commandstats'))
   const cpuBefore = redisCpuUs(await p.info('cpu'))
   const nodeBefore = process.cpuUsage()
-  const deadline = performance.now() + seconds * 1000
+  const deadline = performance.now() + (seconds * 1000) / slices
   const start = performance.now()
   let done = 0
   const lane = async (): Promise<void> => {
@@ -214,7 +254,7 @@ async function throughput(p: Publisher, concurrency: number): Promise<{ perSecon
   const cpuAfter = redisCpuUs(await p.info('cpu'))
   const statsAfter = commandStats(await p.info('commandstats'))
   const scripts = (stats: Record<string, number>): number => (stats['evalsha'] ?? 0) + (stats['eval'] ?? 0)
-  return { perSecond: (done / elapsed) * 1000, redisCpuUs: (cpuAfter - cpuBefore) / done, nodeCpuUs: (node.user + node.system) / done, scriptCalls: (scripts(statsAfter) - scripts(statsBefore)) / done }
+  return { done, elapsedMs: elapsed, redisCpuUs: cpuAfter - cpuBefore, nodeCpuUs: node.user + node.system, scriptCalls: scripts(statsAfter) - scripts(statsBefore) }
 }
 
 function report(): void {
@@ -250,5 +290,5 @@ function report(): void {
   }
   const command = `npm run bench:redis${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
   const markdown = `${lines.join('\n')}\n\n\`${command}\`: redis-server 7 on 127.0.0.1 (private, no persistence), ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, load average ${loadBefore} before and ${loadAverage()} after, ${rounds} round(s), ${((performance.now() - started) / 1000).toFixed(0)} s.\n`
-  writeResults('redis-publish', { machine, load: { before: loadBefore, after: loadAverage() }, config: { sequential, concurrencies, seconds, rounds, libraries, payloadBytes: payload.length }, results }, markdown)
+  writeResults('redis-publish', { machine, load: { before: loadBefore, after: loadAverage() }, config: { sequential, concurrencies, seconds, slices, rounds, libraries, payloadBytes: payload.length }, results }, markdown)
 }
