@@ -16,7 +16,10 @@ import { svelte } from '@sveltejs/vite-plugin-svelte'
 import vue from '@vitejs/plugin-vue'
 import type { Browser, Page } from 'playwright-core'
 import { applyPatch, type PatchOp } from '../src/client/index.ts'
-import { createBroker, createHandler, publish, type Broker, type Handler } from '../src/index.ts'
+import { createElement } from 'react'
+import { renderToString } from 'react-dom/server'
+import { createBroker, createHandler, position, publish, type Broker, type Handler } from '../src/index.ts'
+import { LiveOrders } from './fixtures/bindings/live-orders.ts'
 import { bindingAliases } from './helpers/bindings.ts'
 import { launchChromium, listenForPages, servePage } from './helpers/chromium.ts'
 import { ROOT } from './helpers/package.ts'
@@ -211,4 +214,60 @@ describe('framework bindings in Chromium', { timeout: 600_000 }, () => {
       })
     })
   }
+  describe('React: a page rendered on the server with initial, then hydrated', () => {
+    it('shows the rendered state first, never the loading state, and applies the patch published after its position', TIMEOUT, async (t) => {
+      const broker = createBroker()
+      // No snapshot option: the page must start from what the server rendered.
+      const handler = createHandler({ broker, path: '/events', lingerMs: 0 })
+      const fixture = JSON.stringify(fileURLToPath(new URL('./fixtures/bindings/live-orders.ts', import.meta.url)))
+      const bundle = await buildWithEsbuild(`import { createElement } from 'react'
+import { hydrateRoot } from 'react-dom/client'
+import { LiveOrders } from ${fixture}
+hydrateRoot(document.getElementById('root'), createElement(LiveOrders, { initial: window.INITIAL }), {
+  onRecoverableError: (error) => console.error('hydration: ' + error.message),
+})
+`)
+      const server = http.createServer((req, res) => handler(req, res, async () => {
+        const pathname = new URL(req.url ?? '/', 'http://x').pathname
+        if (pathname !== '/') return servePage(res, pathname, '', bundle)
+        // The hand-off: the position, then the state, rendered together.
+        const initial = { state: { count: 2 }, position: await position(broker, 'orders') }
+        const html = renderToString(createElement(LiveOrders, { initial }))
+        // Published after the render, before the page subscribes: it must not be lost.
+        await publish(broker, 'orders', [['replace', '/count', 3]])
+        servePage(res, pathname, `<!doctype html><meta charset="utf-8"><title>hydrate</title>
+<div id="root">${html}</div>
+<script>
+  const root = document.getElementById('root')
+  window.texts = [root.textContent]
+  new MutationObserver(() => window.texts.push(root.textContent)).observe(root, { subtree: true, childList: true, characterData: true })
+  window.INITIAL = ${JSON.stringify(initial)}
+</script>
+<script type="module" src="/client.js"></script>
+`, bundle)
+      }))
+      const origin = await listenForPages(server)
+      t.after(async () => {
+        await handler.close()
+        server.closeAllConnections()
+        await new Promise((resolve) => server.close(resolve))
+      })
+      const page = await browser.newPage()
+      t.after(() => page.close())
+      const errors: string[] = []
+      page.on('pageerror', (error) => errors.push(error.message))
+      page.on('console', (message) => {
+        if (message.type() === 'error') errors.push(message.text())
+      })
+      await page.goto(`${origin}/`)
+      await page.waitForFunction(() => document.getElementById('root')?.textContent === '3 orders', undefined, WAIT)
+        .catch(async () => assert.fail(`the page shows ${await page.textContent('#root')}; errors: ${errors.join('; ')}`))
+      const texts = await page.evaluate(() => (window as unknown as { texts: string[] }).texts)
+      assert.deepEqual(texts, ['2 orders', '3 orders'], 'the rendered state, then the patch: no loading state, no flash')
+      await until(() => handler.stats().connections === 1, 5000, 'the page\'s stream')
+      await publish(broker, 'orders', [['replace', '/count', 4]])
+      await page.waitForFunction(() => document.getElementById('root')?.textContent === '4 orders', undefined, WAIT)
+      assert.deepEqual(errors, [], 'no hydration mismatch, no error')
+    })
+  })
 })
