@@ -14,7 +14,7 @@ import { build as esbuild } from 'esbuild'
 import { build as viteBuild, type Plugin } from 'vite'
 import { svelte } from '@sveltejs/vite-plugin-svelte'
 import vue from '@vitejs/plugin-vue'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { applyPatch, type PatchOp } from '../src/client/index.ts'
 import { createElement } from 'react'
 import { renderToString } from 'react-dom/server'
@@ -137,7 +137,9 @@ describe('framework bindings in Chromium', { timeout: 600_000 }, () => {
       let broker: Broker
       let handler: Handler
       let server: http.Server
+      let context: BrowserContext
       let page: Page
+      let origin = ''
       const errors: string[] = []
       const states = new Map<string, unknown>([['orders', { count: 2, latest: 'tea' }], ['other', { count: 9, latest: 'pie' }]])
       // The server's state follows what it publishes, so that a snapshot is current.
@@ -157,17 +159,25 @@ describe('framework bindings in Chromium', { timeout: 600_000 }, () => {
         broker = createBroker()
         handler = createHandler({ broker, path: '/events', lingerMs: 0, snapshot: (_req, topic) => states.get(topic) ?? null })
         server = http.createServer((req, res) => handler(req, res, () => servePage(res, new URL(req.url ?? '/', 'http://x').pathname, PAGE, bundle)))
-        const origin = await listenForPages(server)
-        page = await browser.newPage()
-        page.on('pageerror', (error) => errors.push(error.message))
-        page.on('console', (message) => {
-          if (message.type() === 'error') errors.push(message.text())
-        })
-        await page.goto(`${origin}/`)
+        origin = await listenForPages(server)
+        // One context: its pages are tabs of one browser profile, which share streams.
+        context = await browser.newContext()
+        page = await open()
       }, BUILD_TIMEOUT)
 
+      /** A new tab on the page, its errors collected. */
+      async function open(): Promise<Page> {
+        const tab = await context.newPage()
+        tab.on('pageerror', (error) => errors.push(error.message))
+        tab.on('console', (message) => {
+          if (message.type() === 'error') errors.push(message.text())
+        })
+        await tab.goto(`${origin}/`)
+        return tab
+      }
+
       after(async () => {
-        await page?.close()
+        await context?.close()
         await handler?.close()
         server?.closeAllConnections()
         await new Promise((resolve) => server?.close(resolve))
@@ -184,6 +194,20 @@ describe('framework bindings in Chromium', { timeout: 600_000 }, () => {
         await showing(Array(3).fill('3 orders, latest jam'), 'the first patch')
         await change('orders', [['replace', '/count', 4]])
         await showing(Array(3).fill('4 orders, latest jam'), 'the second patch')
+        assert.equal(handler.stats().connections, 1, 'still one stream')
+      })
+
+      it('shares the stream with a second tab, which shows the state and its patches too', TIMEOUT, async () => {
+        const tab = await open()
+        await tab.waitForFunction(() => Array.from(document.querySelectorAll('.slot'), (slot) => slot.textContent).every((text) => text === '4 orders, latest jam'), undefined, WAIT)
+          .catch(async () => assert.fail(`the second tab shows ${JSON.stringify(await tab.$$eval('.slot', (slots) => slots.map((slot) => slot.textContent)))}; errors: ${errors.join('; ')}`))
+        assert.equal(handler.stats().connections, 1, 'the tabs share the one stream')
+        await change('orders', [['replace', '/latest', 'pie']])
+        await showing(Array(3).fill('4 orders, latest pie'), 'the patch in the first tab')
+        await tab.waitForFunction(() => Array.from(document.querySelectorAll('.slot'), (slot) => slot.textContent).every((text) => text === '4 orders, latest pie'), undefined, WAIT)
+        await tab.close()
+        await change('orders', [['replace', '/latest', 'jam']])
+        await showing(Array(3).fill('4 orders, latest jam'), 'the first tab goes on after the second closes')
         assert.equal(handler.stats().connections, 1, 'still one stream')
       })
 
