@@ -14,9 +14,12 @@ import { build as esbuild } from 'esbuild'
 import { build as viteBuild, type Plugin } from 'vite'
 import { svelte } from '@sveltejs/vite-plugin-svelte'
 import vue from '@vitejs/plugin-vue'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { applyPatch, type PatchOp } from '../src/client/index.ts'
-import { createBroker, createHandler, publish, type Broker, type Handler } from '../src/index.ts'
+import { createElement } from 'react'
+import { renderToString } from 'react-dom/server'
+import { createBroker, createHandler, position, publish, type Broker, type Handler } from '../src/index.ts'
+import { LiveOrders } from './fixtures/bindings/live-orders.ts'
 import { bindingAliases } from './helpers/bindings.ts'
 import { launchChromium, listenForPages, servePage } from './helpers/chromium.ts'
 import { ROOT } from './helpers/package.ts'
@@ -134,7 +137,9 @@ describe('framework bindings in Chromium', { timeout: 600_000 }, () => {
       let broker: Broker
       let handler: Handler
       let server: http.Server
+      let context: BrowserContext
       let page: Page
+      let origin = ''
       const errors: string[] = []
       const states = new Map<string, unknown>([['orders', { count: 2, latest: 'tea' }], ['other', { count: 9, latest: 'pie' }]])
       // The server's state follows what it publishes, so that a snapshot is current.
@@ -154,17 +159,25 @@ describe('framework bindings in Chromium', { timeout: 600_000 }, () => {
         broker = createBroker()
         handler = createHandler({ broker, path: '/events', lingerMs: 0, snapshot: (_req, topic) => states.get(topic) ?? null })
         server = http.createServer((req, res) => handler(req, res, () => servePage(res, new URL(req.url ?? '/', 'http://x').pathname, PAGE, bundle)))
-        const origin = await listenForPages(server)
-        page = await browser.newPage()
-        page.on('pageerror', (error) => errors.push(error.message))
-        page.on('console', (message) => {
-          if (message.type() === 'error') errors.push(message.text())
-        })
-        await page.goto(`${origin}/`)
+        origin = await listenForPages(server)
+        // One context: its pages are tabs of one browser profile, which share streams.
+        context = await browser.newContext()
+        page = await open()
       }, BUILD_TIMEOUT)
 
+      /** A new tab on the page, its errors collected. */
+      async function open(): Promise<Page> {
+        const tab = await context.newPage()
+        tab.on('pageerror', (error) => errors.push(error.message))
+        tab.on('console', (message) => {
+          if (message.type() === 'error') errors.push(message.text())
+        })
+        await tab.goto(`${origin}/`)
+        return tab
+      }
+
       after(async () => {
-        await page?.close()
+        await context?.close()
         await handler?.close()
         server?.closeAllConnections()
         await new Promise((resolve) => server?.close(resolve))
@@ -181,6 +194,20 @@ describe('framework bindings in Chromium', { timeout: 600_000 }, () => {
         await showing(Array(3).fill('3 orders, latest jam'), 'the first patch')
         await change('orders', [['replace', '/count', 4]])
         await showing(Array(3).fill('4 orders, latest jam'), 'the second patch')
+        assert.equal(handler.stats().connections, 1, 'still one stream')
+      })
+
+      it('shares the stream with a second tab, which shows the state and its patches too', TIMEOUT, async () => {
+        const tab = await open()
+        await tab.waitForFunction(() => Array.from(document.querySelectorAll('.slot'), (slot) => slot.textContent).every((text) => text === '4 orders, latest jam'), undefined, WAIT)
+          .catch(async () => assert.fail(`the second tab shows ${JSON.stringify(await tab.$$eval('.slot', (slots) => slots.map((slot) => slot.textContent)))}; errors: ${errors.join('; ')}`))
+        assert.equal(handler.stats().connections, 1, 'the tabs share the one stream')
+        await change('orders', [['replace', '/latest', 'pie']])
+        await showing(Array(3).fill('4 orders, latest pie'), 'the patch in the first tab')
+        await tab.waitForFunction(() => Array.from(document.querySelectorAll('.slot'), (slot) => slot.textContent).every((text) => text === '4 orders, latest pie'), undefined, WAIT)
+        await tab.close()
+        await change('orders', [['replace', '/latest', 'jam']])
+        await showing(Array(3).fill('4 orders, latest jam'), 'the first tab goes on after the second closes')
         assert.equal(handler.stats().connections, 1, 'still one stream')
       })
 
@@ -211,4 +238,60 @@ describe('framework bindings in Chromium', { timeout: 600_000 }, () => {
       })
     })
   }
+  describe('React: a page rendered on the server with initial, then hydrated', () => {
+    it('shows the rendered state first, never the loading state, and applies the patch published after its position', TIMEOUT, async (t) => {
+      const broker = createBroker()
+      // No snapshot option: the page must start from what the server rendered.
+      const handler = createHandler({ broker, path: '/events', lingerMs: 0 })
+      const fixture = JSON.stringify(fileURLToPath(new URL('./fixtures/bindings/live-orders.ts', import.meta.url)))
+      const bundle = await buildWithEsbuild(`import { createElement } from 'react'
+import { hydrateRoot } from 'react-dom/client'
+import { LiveOrders } from ${fixture}
+hydrateRoot(document.getElementById('root'), createElement(LiveOrders, { initial: window.INITIAL }), {
+  onRecoverableError: (error) => console.error('hydration: ' + error.message),
+})
+`)
+      const server = http.createServer((req, res) => handler(req, res, async () => {
+        const pathname = new URL(req.url ?? '/', 'http://x').pathname
+        if (pathname !== '/') return servePage(res, pathname, '', bundle)
+        // The hand-off: the position, then the state, rendered together.
+        const initial = { state: { count: 2 }, position: await position(broker, 'orders') }
+        const html = renderToString(createElement(LiveOrders, { initial }))
+        // Published after the render, before the page subscribes: it must not be lost.
+        await publish(broker, 'orders', [['replace', '/count', 3]])
+        servePage(res, pathname, `<!doctype html><meta charset="utf-8"><title>hydrate</title>
+<div id="root">${html}</div>
+<script>
+  const root = document.getElementById('root')
+  window.texts = [root.textContent]
+  new MutationObserver(() => window.texts.push(root.textContent)).observe(root, { subtree: true, childList: true, characterData: true })
+  window.INITIAL = ${JSON.stringify(initial)}
+</script>
+<script type="module" src="/client.js"></script>
+`, bundle)
+      }))
+      const origin = await listenForPages(server)
+      t.after(async () => {
+        await handler.close()
+        server.closeAllConnections()
+        await new Promise((resolve) => server.close(resolve))
+      })
+      const page = await browser.newPage()
+      t.after(() => page.close())
+      const errors: string[] = []
+      page.on('pageerror', (error) => errors.push(error.message))
+      page.on('console', (message) => {
+        if (message.type() === 'error') errors.push(message.text())
+      })
+      await page.goto(`${origin}/`)
+      await page.waitForFunction(() => document.getElementById('root')?.textContent === '3 orders', undefined, WAIT)
+        .catch(async () => assert.fail(`the page shows ${await page.textContent('#root')}; errors: ${errors.join('; ')}`))
+      const texts = await page.evaluate(() => (window as unknown as { texts: string[] }).texts)
+      assert.deepEqual(texts, ['2 orders', '3 orders'], 'the rendered state, then the patch: no loading state, no flash')
+      await until(() => handler.stats().connections === 1, 5000, 'the page\'s stream')
+      await publish(broker, 'orders', [['replace', '/count', 4]])
+      await page.waitForFunction(() => document.getElementById('root')?.textContent === '4 orders', undefined, WAIT)
+      assert.deepEqual(errors, [], 'no hydration mismatch, no error')
+    })
+  })
 })

@@ -194,6 +194,11 @@ describe('patchwire/svelte live()', () => {
     assert.throws(() => store.subscribe(() => {}), (error: unknown) => error instanceof TypeError && /topic must be a non-empty string/.test(error.message), 'the TypeError names the topic')
   })
 
+  it('throws a TypeError that names initial.position when it is not an event id', () => {
+    const store = live('orders', { path: 'http://127.0.0.1:1/events', initial: { state: ORDERS, position: undefined as unknown as string } })
+    assert.throws(() => store.subscribe(() => {}), (error: unknown) => error instanceof TypeError && /options\.initial\.position must be the event id from position\(topic\)/.test(error.message), 'the TypeError names the option and what to pass')
+  })
+
   it('on the server (no EventSource): the initial state or undefined, nothing subscribed', () => {
     assert.equal(typeof (globalThis as { EventSource?: unknown }).EventSource, 'undefined', 'Node 20 has no global EventSource')
     const seen: unknown[] = []

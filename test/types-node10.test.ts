@@ -14,14 +14,14 @@
  * seconds, so the controls are few: one per way the check could pass wrongly.
  */
 import assert from 'node:assert/strict'
-import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { appendFile, cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { copyCleanClone, installTarball, pack, ROOT } from './helpers/package.ts'
 import { tsc, type TscResult } from './helpers/tsc.ts'
 
-const SETUP_TIMEOUT = { timeout: 300_000 }
+const SETUP_TIMEOUT = { timeout: 600_000 }
 
 /** The three first entry points and a few of their types, as an application uses them. */
 const CONSUMER = `import { createHandler, formatPatch, PatchwireError, type Broker, type HandlerOptions, type PatchOp } from 'patchwire'
@@ -40,6 +40,28 @@ const broker: Broker = createRedisBroker(redis)
 createHandler({ broker })
 export { frame }
 `
+
+/**
+ * The framework bindings as an application uses them, their state typed by
+ * the generic. The application has the framework it binds installed (Vue's
+ * types are in the declaration of `patchwire/vue`; the others import none).
+ */
+const BINDINGS = `import { useLive, type LiveOptions } from 'patchwire/react'
+import { live, type LiveStore } from 'patchwire/svelte'
+import { useLive as useLiveVue } from 'patchwire/vue'
+
+interface Room { count: number }
+const options: LiveOptions<Room> = { path: '/events', initial: { state: { count: 1 }, position: '1' }, onError: (error) => error.code }
+const fromReact: number | undefined = useLive<Room>('room', options)?.count
+const store: LiveStore<Room> = live<Room>('room', options)
+const fromVue: number | undefined = useLiveVue<Room>('room', options).value?.count
+// @ts-expect-error: the state is State | undefined, not any
+const untyped: string = useLive<Room>('room')
+export { fromReact, store, fromVue, untyped }
+`
+
+/** The frameworks an application of the bindings has installed, linked from this repository's devDependencies. */
+const FRAMEWORKS = ['vue']
 
 /** The control: a subpath the package does not export. */
 const MISSING = `import { subscribe } from 'patchwire/nope'
@@ -125,7 +147,9 @@ describe('types under each moduleResolution, from the installed tarball, without
     for (const { ext } of RESOLUTIONS) {
       await writeFile(path.join(app, `consumer${ext}`), CONSUMER)
       await writeFile(path.join(app, `entries${ext}`), importEvery(entries))
+      await writeFile(path.join(app, `bindings${ext}`), BINDINGS)
     }
+    for (const name of FRAMEWORKS) await symlink(path.join(ROOT, 'node_modules', name), path.join(app, 'node_modules', name), 'dir')
     await writeFile(path.join(app, 'missing.ts'), MISSING)
     // The same install without typesVersions: what node10 saw before it was added.
     const bare = path.join(work, 'bare')
@@ -147,7 +171,7 @@ describe('types under each moduleResolution, from the installed tarball, without
     // Two at a time: each run loads @types/node and the DOM library for seconds.
     for (let i = 0; i < RESOLUTIONS.length; i += 2) {
       await Promise.all(RESOLUTIONS.slice(i, i + 2).map(async ({ name, args, ext }) => {
-        results.set(name, await tsc([...STRICT, ...args, `consumer${ext}`, `entries${ext}`], app))
+        results.set(name, await tsc([...STRICT, ...args, `consumer${ext}`, `entries${ext}`, `bindings${ext}`], app))
       }))
     }
     ;[node10Missing, withoutTypesVersions] = await Promise.all([

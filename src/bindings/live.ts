@@ -45,6 +45,7 @@ export interface LiveOptions<State> extends SubscribeOptions {
  * @param set - where each new state goes
  * @param initial - where to start, when the server rendered the state
  * @returns the subscription's stop function
+ * @throws TypeError when `initial.position` is not a non-empty string, and as `subscribe` does
  * @internal
  */
 export function follow<State>(
@@ -54,6 +55,9 @@ export function follow<State>(
   initial?: LiveInitial<State>,
 ): () => void {
   const { initial: _ignored, ...options } = read()
+  if (initial !== undefined && (typeof initial.position !== 'string' || initial.position === '')) {
+    throw new TypeError('options.initial.position must be the event id from position(topic) on the server')
+  }
   let current = initial?.state
   // Without an onError, as subscribe does: a drop that reconnects by itself is not logged.
   const report = (error: PatchwireError): void => {

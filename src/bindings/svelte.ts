@@ -2,8 +2,7 @@
  * `patchwire/svelte`: a topic's live state as a Svelte store. It implements
  * the store contract (`subscribe` calls back at once with the current value
  * and returns an unsubscribe function) and imports nothing from Svelte, so
- * it works with `$store` in Svelte 4 and 5 components, and in Svelte 5
- * runes (`$store`, or `fromStore(store).current` in `.svelte.ts` files).
+ * it works with `$store` in components, Svelte 5's runes mode included.
  */
 import { follow, type LiveInitial, type LiveOptions } from './live.js'
 
