@@ -10,7 +10,7 @@ import { Revocations } from './revocations.js'
 import { Trimmer } from './trimmer.js'
 
 export type { PostgresBrokerOptions } from './options.js'
-export type { PostgresPool, PostgresPoolClient, PostgresQueryable, PostgresResult } from './pool.js'
+export type { PostgresPool } from './pool.js'
 export { postgresSchema } from './schema.js'
 
 /** The {@link Broker} that {@link createPostgresBroker} returns, with its revocation capability and `close`. */
