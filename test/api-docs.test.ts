@@ -20,6 +20,7 @@ const ENTRIES = [
   { module: 'patchwire', source: 'src/index.ts' },
   { module: 'patchwire/client', source: 'src/client/index.ts' },
   { module: 'patchwire/redis', source: 'src/adapters/redis/index.ts' },
+  { module: 'patchwire/postgres', source: 'src/adapters/postgres/index.ts' },
 ] as const
 
 describe('docs/API.md', () => {

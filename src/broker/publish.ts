@@ -10,6 +10,7 @@ export interface PublishOptions {
    * (`patchwire/postgres`: a client of its pool inside `BEGIN … COMMIT`):
    * streams get the message if and only if the transaction commits.
    * Other brokers refuse it with a `TypeError`.
+   * @defaultValue none: the publish is not part of any transaction
    */
   readonly transaction?: object
 }
