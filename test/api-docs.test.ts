@@ -23,6 +23,7 @@ const ENTRIES = [
   { module: 'patchwire/react', source: 'src/bindings/react.ts' },
   { module: 'patchwire/svelte', source: 'src/bindings/svelte.ts' },
   { module: 'patchwire/vue', source: 'src/bindings/vue.ts' },
+  { module: 'patchwire/postgres', source: 'src/adapters/postgres/index.ts' },
 ] as const
 
 describe('docs/API.md', () => {

@@ -39,15 +39,18 @@ const PROBE = `({
   applied: client.applyPatch({ n: 0 }, [['replace', '/n', 1]]),
   serverApplied: server.applyPatch({ n: 0 }, [['replace', '/n', 2]]),
   createRedisBroker: typeof redis.createRedisBroker,
+  createPostgresBroker: typeof postgres.createPostgresBroker,
+  postgresSchema: typeof postgres.postgresSchema,
 })`
 
 const CONSUMER_ESM = `import * as server from 'patchwire'
 import * as client from 'patchwire/client'
 import * as redis from 'patchwire/redis'
+import * as postgres from 'patchwire/postgres'
 
 console.log(JSON.stringify({
   ...${PROBE},
-  resolved: ['patchwire', 'patchwire/client', 'patchwire/redis'].map((name) => new URL(import.meta.resolve(name)).pathname),
+  resolved: ['patchwire', 'patchwire/client', 'patchwire/redis', 'patchwire/postgres'].map((name) => new URL(import.meta.resolve(name)).pathname),
 }))
 `
 
@@ -55,10 +58,11 @@ const CONSUMER_CJS = `'use strict'
 const server = require('patchwire')
 const client = require('patchwire/client')
 const redis = require('patchwire/redis')
+const postgres = require('patchwire/postgres')
 
 console.log(JSON.stringify({
   ...${PROBE},
-  resolved: ['patchwire', 'patchwire/client', 'patchwire/redis'].map((name) => require.resolve(name)),
+  resolved: ['patchwire', 'patchwire/client', 'patchwire/redis', 'patchwire/postgres'].map((name) => require.resolve(name)),
   requireModule: process.features.require_module,
 }))
 `
@@ -78,7 +82,7 @@ console.log(typeof http.createServer)
 const ESBUILD = path.join(ROOT, 'node_modules', '.bin', 'esbuild')
 
 /** Where package.json `exports` sends each entry point, inside the installed package. */
-const ENTRY_FILES = ['dist/index.js', 'dist/client/index.js', 'dist/adapters/redis/index.js']
+const ENTRY_FILES = ['dist/index.js', 'dist/client/index.js', 'dist/adapters/redis/index.js', 'dist/adapters/postgres/index.js']
 
 /** The framework bindings' entry points (`patchwire/react`, `/svelte`, `/vue`), whose frameworks are optional peers. */
 const BINDING_FILES = ['dist/bindings/react.js', 'dist/bindings/svelte.js', 'dist/bindings/vue.js']
@@ -232,13 +236,12 @@ describe('npm pack', () => {
       await reader.cancel()
     })
 
-
-    it('imports patchwire, patchwire/client and patchwire/redis from an ES module', TIMEOUT, async () => {
+    it('imports patchwire, patchwire/client, patchwire/redis and patchwire/postgres from an ES module', TIMEOUT, async () => {
       const seen = await consume('consumer.mjs')
       await assertEntries(seen)
     })
 
-    it('requires all three from a CommonJS module (require(esm): Node >= 20.19, as engines says)', TIMEOUT, async () => {
+    it('requires all four from a CommonJS module (require(esm): Node >= 20.19, as engines says)', TIMEOUT, async () => {
       const seen = await consume('consumer.cjs')
       // Node 20.19 and 22.12 load an ES module from require() without a flag and say so here.
       assert.equal(seen['requireModule'], true, 'process.features.require_module is false: this Node cannot require() ES modules')
@@ -298,6 +301,8 @@ describe('npm pack', () => {
     assert.deepEqual(seen['applied'], { n: 1 })
     assert.deepEqual(seen['serverApplied'], { n: 2 }, 'applyPatch is exported from patchwire too')
     assert.equal(seen['createRedisBroker'], 'function')
+    assert.equal(seen['createPostgresBroker'], 'function', 'patchwire/postgres exports createPostgresBroker')
+    assert.equal(seen['postgresSchema'], 'string', 'patchwire/postgres exports its SQL')
     const installed = await realpath(path.join(project, 'node_modules', 'patchwire'))
     assert.ok(installed.startsWith(await realpath(project)), `node_modules/patchwire links out of the project, to ${installed}`)
     const resolved = await Promise.all((seen['resolved'] as string[]).map((file) => realpath(file)))

@@ -23,10 +23,11 @@ import { tsc, type TscResult } from './helpers/tsc.ts'
 
 const SETUP_TIMEOUT = { timeout: 600_000 }
 
-/** The three first entry points and a few of their types, as an application uses them. */
+/** The first four entry points and a few of their types, as an application uses them. */
 const CONSUMER = `import { createHandler, formatPatch, PatchwireError, type Broker, type HandlerOptions, type PatchOp } from 'patchwire'
 import { applyPatch, subscribe, type SubscribeOptions } from 'patchwire/client'
 import { createRedisBroker, type RedisBrokerOptions } from 'patchwire/redis'
+import { createPostgresBroker, postgresSchema, type PostgresPool } from 'patchwire/postgres'
 
 const ops: PatchOp[] = [['replace', '/counter', 1], ['remove', '/draft']]
 const frame: string = formatPatch(ops)
@@ -38,7 +39,11 @@ subscribe('room', (received) => applyPatch(state, received), subscribeOptions)
 declare const redis: RedisBrokerOptions
 const broker: Broker = createRedisBroker(redis)
 createHandler({ broker })
-export { frame }
+declare const pool: PostgresPool
+const pgBroker: Broker = createPostgresBroker({ pool, history: 100 })
+createHandler({ broker: pgBroker })
+const schema: string = postgresSchema
+export { frame, schema }
 `
 
 /**
@@ -185,8 +190,8 @@ describe('types under each moduleResolution, from the installed tarball, without
     if (work !== '') await rm(work, { recursive: true, force: true })
   })
 
-  it('finds every entry of package.json exports, the first three included, each with a types file', () => {
-    assert.deepEqual(entries.slice(0, 3).map((entry) => entry.specifier), ['patchwire', 'patchwire/client', 'patchwire/redis'], 'the entries read from the installed package.json exports')
+  it('finds every entry of package.json exports, the first four included, each with a types file', () => {
+    assert.deepEqual(entries.slice(0, 4).map((entry) => entry.specifier), ['patchwire', 'patchwire/client', 'patchwire/redis', 'patchwire/postgres'], 'the entries read from the installed package.json exports')
     const untyped = entries.filter((entry) => !entry.types?.endsWith('.d.ts')).map((entry) => entry.specifier)
     assert.deepEqual(untyped, [], 'every entry of exports needs a "types" condition naming its .d.ts (and, for node10, a typesVersions line)')
   })
@@ -211,10 +216,10 @@ describe('types under each moduleResolution, from the installed tarball, without
       assert.deepEqual(node10Missing.diagnostics.map((d) => `${d.file} ${d.code}`), ['missing.ts TS2307'], node10Missing.output)
     })
 
-    it('without typesVersions, node10 cannot find patchwire/client and patchwire/redis (the bug it fixes)', () => {
+    it('without typesVersions, node10 cannot find patchwire/client, patchwire/redis and patchwire/postgres (the bug it fixes)', () => {
       assert.notEqual(withoutTypesVersions.exitCode, 0, withoutTypesVersions.output)
       const notFound = withoutTypesVersions.diagnostics.filter((d) => d.code === 'TS2307').map((d) => /'([^']+)'/.exec(d.message)?.[1])
-      assert.deepEqual(notFound, ['patchwire/client', 'patchwire/redis'], withoutTypesVersions.output)
+      assert.deepEqual(notFound, ['patchwire/client', 'patchwire/redis', 'patchwire/postgres'], withoutTypesVersions.output)
     })
   })
 })

@@ -3,6 +3,23 @@ import { serialiseOps } from '../protocol/frame.js'
 import type { Broker } from './broker.js'
 import { defaultBroker } from './memory.js'
 
+/** Options of {@link publish} on an explicit broker. */
+export interface PublishOptions {
+  /**
+   * Publish as part of this database transaction, on a broker that can
+   * (`patchwire/postgres`: a client of its pool inside `BEGIN … COMMIT`):
+   * streams get the message if and only if the transaction commits.
+   * Other brokers refuse it with a `TypeError`.
+   * @defaultValue none: the publish is not part of any transaction
+   */
+  readonly transaction?: object
+}
+
+/** A broker whose `publish` takes {@link PublishOptions} (it declares a third parameter). */
+interface TransactionalBroker extends Broker {
+  publish(topic: string, payload: string, options?: PublishOptions): Promise<string | void>
+}
+
 /**
  * Publishes JSON-Patch ops to every stream subscribed to `topic`.
  *
@@ -31,16 +48,28 @@ export function publish(topic: string, ops: readonly PatchOp[]): Promise<string>
  * @param broker - the broker to publish on
  * @param topic - a non-empty string
  * @param ops - JSON-Patch tuples
+ * @param options - see {@link PublishOptions}
+ * @throws TypeError also when `options` is not an object, or has a
+ * `transaction` that the broker cannot publish in
+ * @example
+ * await client.query('BEGIN')
+ * await client.query('UPDATE rooms SET title = $1 WHERE id = 1', [title])
+ * await publish(pgBroker, 'room:1', [['replace', '/title', title]], { transaction: client })
+ * await client.query('COMMIT')
  */
-export function publish(broker: Broker, topic: string, ops: readonly PatchOp[]): Promise<string>
-export function publish(...args: [string, readonly PatchOp[]] | [Broker, string, readonly PatchOp[]]): Promise<string> {
-  const [broker, topic, ops] = args.length === 3 ? args : [defaultBroker, ...args]
+export function publish(broker: Broker, topic: string, ops: readonly PatchOp[], options?: PublishOptions): Promise<string>
+export function publish(...args: [string, readonly PatchOp[]] | [Broker, string, readonly PatchOp[], (PublishOptions | undefined)?]): Promise<string> {
+  const [broker, topic, ops, options]: [Broker, string, readonly PatchOp[], PublishOptions?] = args.length >= 3 ? args as [Broker, string, readonly PatchOp[], PublishOptions?] : [defaultBroker, ...args as [string, readonly PatchOp[]]]
   checkBroker(broker, 'publish(broker, topic, ops)', 'publish')
   checkTopic(topic, 'publish')
-  // Returned as the broker gives it: a broker may hand out a promise that
-  // reports a failure nobody awaited (see patchwire/redis), which a `then`
-  // here would count as awaited.
-  return broker.publish(topic, serialiseOps(ops)) as Promise<string>
+  if (options === undefined) {
+    // Returned as the broker gives it: a broker may hand out a promise that
+    // reports a failure nobody awaited (see patchwire/redis), which a `then`
+    // here would count as awaited.
+    return broker.publish(topic, serialiseOps(ops)) as Promise<string>
+  }
+  checkOptions(options, broker)
+  return (broker as TransactionalBroker).publish(topic, serialiseOps(ops), options) as Promise<string>
 }
 
 /**
@@ -78,6 +107,20 @@ export function position(...args: [string] | [Broker, string]): Promise<string> 
 function checkBroker(broker: unknown, call: string, name: string): asserts broker is Broker {
   if (broker === null || typeof broker !== 'object' || typeof (broker as Broker).publish !== 'function') {
     throw new TypeError(`${call}: broker must implement Broker (a publish method); use createBroker() or an adapter, or call ${name} without a broker for the default one`)
+  }
+}
+
+function checkOptions(options: unknown, broker: Broker): asserts options is PublishOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`publish(broker, topic, ops, options): options must be an object such as { transaction }, got ${options === null ? 'null' : typeof options}`)
+  }
+  const { transaction } = options as PublishOptions
+  if (transaction === undefined) return
+  if (transaction === null || typeof transaction !== 'object') {
+    throw new TypeError('publish(broker, topic, ops, { transaction }): transaction must be a client of the broker\'s pool inside BEGIN … COMMIT')
+  }
+  if (broker.publish.length < 3) {
+    throw new TypeError('publish(broker, topic, ops, { transaction }): this broker cannot publish inside a transaction; use createPostgresBroker from patchwire/postgres, or publish after the commit')
   }
 }
 
