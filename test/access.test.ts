@@ -51,10 +51,10 @@ function minimalBroker(): Broker {
 describe('authorize → { until }', () => {
   it('ends a stream when its earliest until passes, with a retry: spread around retryMs, and counts it', async (t) => {
     const broker = createBroker()
-    const until0 = Date.now() + 300
+    let until0 = 0
     const server = await startServer(t, {
       broker, retryMs: 2000,
-      authorize: (_req, topic) => (topic === 'soon' ? { until: until0 } : { until: new Date(until0 + 60_000) }),
+      authorize: (_req, topic) => (topic === 'soon' ? { until: (until0 = Date.now() + 300) } : { until: new Date(Date.now() + 60_000) }),
     })
     const client = await openTopics(t, server.port, ['soon', 'later'])
     assert.equal(client.response?.status, 200, 'an until in the future authorizes')
@@ -70,9 +70,11 @@ describe('authorize → { until }', () => {
   })
 
   it('spreads the retry: of streams that expire together', async (t) => {
-    const until0 = Date.now() + 200
+    // Far enough ahead for the eight streams to open on a loaded machine.
+    const until0 = Date.now() + 2000
     const server = await startServer(t, { broker: createBroker(), retryMs: 10_000, authorize: () => ({ until: until0 }) })
     const clients = await Promise.all(Array.from({ length: 8 }, () => openStream(t, server.port, 'room')))
+    assert.ok(clients.every((client) => client.response?.status === 200), 'every stream opened before the until')
     await Promise.all(clients.map((client) => client.waitForClose()))
     const retries = clients.map((client) => client.retries[1])
     assert.ok(retries.every((ms) => ms !== undefined && ms >= 7500 && ms <= 12_500), `each within the spread: ${retries.join(', ')}`)
@@ -108,6 +110,25 @@ describe('authorize → { until }', () => {
     assert.deepEqual(received, Array.from({ length: sent }, (_, i) => i + 1), 'every patch once, in order')
     assert.equal(resets, 0, 'no reset')
     assert.ok(opens >= 4, `authorize ran again on each reconnect (${opens} opens)`)
+  })
+
+  it('ends streams in the order of their until, each at its own time; one that closes first is forgotten', async (t) => {
+    const start = Date.now()
+    const server = await startServer(t, {
+      broker: createBroker(), retryMs: 5000,
+      authorize: (req) => ({ until: start + Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms')) }),
+    })
+    const ended: number[] = []
+    const offsets = [1800, 600, 2400, 1200]
+    const clients = await Promise.all(offsets.map((ms) => openStream(t, server.port, 'room', [], `/?ms=${ms}`)))
+    assert.ok(clients.every((client) => client.response?.status === 200), 'every stream opened before its until')
+    clients.forEach((client, i) => client.socket.on('close', () => ended.push(offsets[i] as number)))
+    // The 1800 ms one leaves by itself before its time.
+    clients[0]?.destroy()
+    await until(() => ended.length === 4, 5000, 'every stream to end')
+    assert.deepEqual(ended, [1800, 600, 1200, 2400], 'the one that left first, then by until')
+    assert.equal(server.handler.stats().expired, 3, 'three expired; the one that left is not counted')
+    assert.ok(Date.now() - start >= 2400, 'the last one ended no earlier than its until')
   })
 
   it('refuses an until already past with 403, as a number or a Date', async (t) => {
@@ -375,6 +396,18 @@ describe('revoke', () => {
       assert.throws(() => server.handler.revoke(filter as never), (error: Error) => error instanceof TypeError && /^handler\.revoke/.test(error.message), `handler.revoke(${JSON.stringify(filter)})`)
     }
     assert.throws(() => revoke({} as Broker, { topic: 'a' }), /broker must implement Broker/, 'a broker that is not one')
+  })
+
+  it('a broker revocation listener that throws is reported, and the others still get it', async (t) => {
+    const errors: PatchwireError[] = []
+    const broker = createBroker({ onError: (error) => errors.push(error) })
+    broker.onRevoke?.(() => { throw new Error('listener bug') })
+    const server = await startServer(t, { broker })
+    const client = await openStream(t, server.port, 'doc')
+    await revoke(broker, { topic: 'doc' })
+    await client.waitForClose(1000)
+    assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_LISTENER', 'reported')
+    assert.deepEqual(revokedTopics(client), [{ topic: 'doc' }], 'the handler still got it')
   })
 
   it('does nothing on a closed handler', async (t) => {

@@ -15,7 +15,7 @@ import type { RedisServer } from './helpers/redis-server.js'
 import { brokerOn, killSubscriber, LIBS, numsub, probe, uniquePrefix, eventually } from './helpers/redis.ts'
 import { startServer, until } from './helpers/server.ts'
 import { openRaw, openStream, type SseClient } from './helpers/sse-client.ts'
-import { createHandler, publish, revoke, type Broker, type NodeRequest } from '../src/index.ts'
+import { createHandler, publish, revoke, type Broker, type NodeRequest, type PatchwireError } from '../src/index.ts'
 
 const controlChannel = (prefix: string): string => `${prefix}\u0000revocations`
 
@@ -121,6 +121,27 @@ describe('revocation over Redis', { timeout: 120_000 }, () => {
         await eventually(() => setup.errors.length === 4, 'the four reports')
         assert.ok(setup.errors.every((error) => error.code === 'ERR_PATCHWIRE_BROKER' && /revocation channel/.test(error.message)), `reported as broker errors: ${setup.errors.map((e) => e.message).join('; ')}`)
         assert.equal(stream.closed, false, 'nothing was ended')
+      })
+
+      it('rejects revoke() with ERR_PATCHWIRE_BROKER when the publisher is closed', async (t) => {
+        const setup = await brokerOn(t, lib, redis.port, { prefix: uniquePrefix(), publishTimeoutMs: 2000 })
+        setup.publisher.close()
+        await assert.rejects(revoke(setup.broker, { identity: 'u' }), (error: PatchwireError) => error.code === 'ERR_PATCHWIRE_BROKER' && /revocation/.test(error.message), 'a revocation Redis did not take')
+      })
+
+      it('reports a revocation listener that throws, and still tells the others', async (t) => {
+        const prefix = uniquePrefix()
+        const setup = await brokerOn(t, lib, redis.port, { prefix })
+        const admin = await probe(t, redis.port)
+        const got: unknown[] = []
+        const stopThrowing = setup.broker.onRevoke?.(() => { throw new Error('listener bug') })
+        const stopListening = setup.broker.onRevoke?.((revocation) => got.push(revocation))
+        t.after(() => { stopThrowing?.(); stopListening?.() })
+        await until(async () => (await numsub(admin, controlChannel(prefix))) === 1, 5000, 'the control channel')
+        await revoke(setup.broker, { topic: 't' })
+        await eventually(() => got.length === 1, 'the second listener')
+        assert.deepEqual(got, [{ topic: 't' }], 'the revocation as sent')
+        assert.equal(setup.errors[0]?.code, 'ERR_PATCHWIRE_LISTENER', 'the throw reported')
       })
 
       it('keeps receiving revocations after the subscriber connection is cut and comes back', async (t) => {

@@ -6,6 +6,8 @@
  * test/browser-revoke.test.ts does the same across two Chromium tabs.
  */
 import assert from 'node:assert/strict'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { describe, it, type TestContext } from 'node:test'
 import { EventSource } from 'eventsource'
 import { subscribe, type PatchOp, type SubscriptionState } from '../src/client/index.ts'
@@ -102,6 +104,29 @@ describe('subscribe and revocation', () => {
     const later = watch(t, 'w', path, Source)
     await until(() => later.stop.state === 'open', 5000, 'a new subscription')
     assert.deepEqual(urls.slice(1).map(topicsOf), [['w']], 'only the new topic is asked for: the revoked ones never again')
+  })
+
+  it('reports a revoked frame that names no topic of the stream as ERR_PATCHWIRE_FRAME, and goes on', async (t) => {
+    // A server of another kind: a ready frame, then a revoked frame for a topic the stream does not carry.
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' })
+      res.write('id: e-1\nevent: ready\ndata: e-1\n\nevent: revoked\ndata: {"topic":"elsewhere"}\n\nevent: revoked\ndata: nonsense\n\n')
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.after(() => {
+      server.closeAllConnections()
+      server.close()
+    })
+    const errors: string[] = []
+    const stop = subscribe('doc', () => {}, {
+      path: `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`, EventSource,
+      onError: (error) => errors.push(error.code),
+      onRevoked: () => errors.push('revoked'),
+    })
+    t.after(() => stop())
+    await until(() => errors.length === 2, 5000, 'two reports')
+    assert.deepEqual(errors, ['ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME'], 'each bad frame reported, no revocation')
+    assert.equal(stop.state, 'open', 'the subscription goes on')
   })
 
   it('two subscriptions of one topic in a page both get onRevoked', async (t) => {

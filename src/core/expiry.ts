@@ -1,15 +1,26 @@
 import type { TopicStream } from './topic.js'
 
+/** A stream waiting for its access to end, in the heap. */
+interface Entry {
+  readonly stream: TopicStream
+  /** When, in epoch milliseconds. */
+  readonly until: number
+  /** Its index in the heap. */
+  slot: number
+}
+
 /**
  * When streams' access ends: each stream whose `authorize` gave an `until`
  * waits in one min-heap ordered by it, and one unref'd timer, set for the
  * earliest, ends every stream whose time has come. A stream that closes
- * first leaves the heap at once (each knows its slot), so that nothing of
- * it is kept until its time.
+ * first leaves the heap at once, so that nothing of it is kept until its
+ * time. Kept beside the streams, not on them: a stream without an `until`
+ * costs nothing here.
  * @internal
  */
 export class Expiry {
-  readonly #heap: TopicStream[] = []
+  readonly #heap: Entry[] = []
+  readonly #entries = new Map<TopicStream, Entry>()
   readonly #onExpired: (streams: readonly TopicStream[]) => void
   #timer: NodeJS.Timeout | undefined
   /** The `until` the timer is set for. */
@@ -21,31 +32,29 @@ export class Expiry {
     this.#onExpired = onExpired
   }
 
-  /** Streams waiting for their time. */
-  get size(): number {
-    return this.#heap.length
-  }
-
-  /** Adds an open stream with a finite `until`. */
-  add(stream: TopicStream): void {
-    if (stream.until === Infinity || stream.expirySlot !== -1) return
-    stream.expirySlot = this.#heap.push(stream) - 1
-    this.#up(stream.expirySlot)
+  /** Adds an open stream whose access ends at `until` (epoch ms); nothing for `Infinity`. */
+  add(stream: TopicStream, until: number): void {
+    if (until === Infinity || this.#entries.has(stream)) return
+    const entry: Entry = { stream, until, slot: this.#heap.length }
+    this.#entries.set(stream, entry)
+    this.#heap.push(entry)
+    this.#up(entry)
     this.#arm()
   }
 
   /** Takes a stream out (it closed); safe to call for one that is not in. */
   remove(stream: TopicStream): void {
-    const slot = stream.expirySlot
-    if (slot === -1) return
-    this.#take(slot)
+    if (this.#entries.size === 0) return
+    const entry = this.#entries.get(stream)
+    if (entry === undefined) return
+    this.#take(entry.slot)
     this.#arm()
   }
 
   /** Forgets every stream and stops the timer (the handler closes). */
   stop(): void {
-    for (const stream of this.#heap) stream.expirySlot = -1
     this.#heap.length = 0
+    this.#entries.clear()
     this.#arm()
   }
 
@@ -54,7 +63,7 @@ export class Expiry {
     this.#timerAt = Infinity
     const now = Date.now()
     const expired: TopicStream[] = []
-    while (this.#heap.length > 0 && (this.#heap[0] as TopicStream).until <= now) expired.push(this.#take(0))
+    while (this.#heap.length > 0 && (this.#heap[0] as Entry).until <= now) expired.push(this.#take(0).stream)
     if (expired.length > 0) this.#onExpired(expired)
     this.#arm()
   }
@@ -74,52 +83,52 @@ export class Expiry {
     this.#timerAt = first.until
   }
 
-  /** Removes the stream at `slot`, keeping the heap ordered. */
-  #take(slot: number): TopicStream {
+  /** Removes the entry at `slot`, keeping the heap ordered. */
+  #take(slot: number): Entry {
     const heap = this.#heap
-    const stream = heap[slot] as TopicStream
-    const last = heap.pop() as TopicStream
-    stream.expirySlot = -1
-    if (last !== stream) {
+    const entry = heap[slot] as Entry
+    const last = heap.pop() as Entry
+    this.#entries.delete(entry.stream)
+    if (last !== entry) {
       heap[slot] = last
-      last.expirySlot = slot
-      this.#up(slot)
-      this.#down(last.expirySlot)
+      last.slot = slot
+      this.#up(last)
+      this.#down(last)
     }
-    return stream
+    return entry
   }
 
-  #up(slot: number): void {
+  #up(entry: Entry): void {
     const heap = this.#heap
-    const stream = heap[slot] as TopicStream
+    let slot = entry.slot
     while (slot > 0) {
       const parent = (slot - 1) >> 1
-      const above = heap[parent] as TopicStream
-      if (above.until <= stream.until) break
+      const above = heap[parent] as Entry
+      if (above.until <= entry.until) break
       heap[slot] = above
-      above.expirySlot = slot
+      above.slot = slot
       slot = parent
     }
-    heap[slot] = stream
-    stream.expirySlot = slot
+    heap[slot] = entry
+    entry.slot = slot
   }
 
-  #down(slot: number): void {
+  #down(entry: Entry): void {
     const heap = this.#heap
-    const stream = heap[slot] as TopicStream
+    let slot = entry.slot
     for (;;) {
       let child = 2 * slot + 1
       if (child >= heap.length) break
       const right = heap[child + 1]
-      if (right !== undefined && right.until < (heap[child] as TopicStream).until) child++
-      const below = heap[child] as TopicStream
-      if (stream.until <= below.until) break
+      if (right !== undefined && right.until < (heap[child] as Entry).until) child++
+      const below = heap[child] as Entry
+      if (entry.until <= below.until) break
       heap[slot] = below
-      below.expirySlot = slot
+      below.slot = slot
       slot = child
     }
-    heap[slot] = stream
-    stream.expirySlot = slot
+    heap[slot] = entry
+    entry.slot = slot
   }
 }
 

@@ -87,7 +87,7 @@ export class Fanout<Req> implements StreamOwner<Topic> {
     const identities = (this.#identities = new Identities(options.maxStreamsPerIdentity))
     this.#openings = new Openings<Req>(this, {
       authorize: options.authorize, identify: options.identify, maxPending: options.maxPending, pendingTimeoutMs, onError,
-      opened: (stream) => this.#opened(stream),
+      opened: (stream, identity, until) => this.#opened(stream, identity, until),
       revoked: (stream, topics) => this.#count(this.#revocations.end(stream, topics)),
     }, this.#subscriptions, this.#resume, this.#delivery, counters, identities)
     this.#revocations = new Revocations({
@@ -146,11 +146,11 @@ export class Fanout<Req> implements StreamOwner<Topic> {
     }
   }
 
-  #opened(stream: TopicStream): void {
+  #opened(stream: TopicStream, identity: string | undefined, until: number): void {
     this.#connections++
     this.#heartbeat.start()
-    if (stream.identity !== undefined) this.#identities.add(stream)
-    this.#expiry.add(stream)
+    if (identity !== undefined) this.#identities.add(stream, identity)
+    this.#expiry.add(stream, until)
   }
 
   #revoke(revocation: Revocation): number {

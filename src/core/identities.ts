@@ -6,7 +6,7 @@ import type { TopicStream } from './topic.js'
  * so that a burst of requests cannot slip past the cap together) and for
  * `revoke({ identity })` (the open streams of an identity, found without a
  * walk of every stream). Streams without an identity are neither capped
- * nor listed.
+ * nor listed, and cost nothing here.
  * @internal
  */
 export class Identities {
@@ -14,6 +14,7 @@ export class Identities {
   /** Places taken per identity: requests opening and streams open. */
   readonly #taken = new Map<string, number>()
   readonly #open = new Map<string, Set<TopicStream>>()
+  readonly #identityOf = new Map<TopicStream, string>()
 
   constructor(maxStreamsPerIdentity: number) {
     this.#max = maxStreamsPerIdentity
@@ -34,9 +35,9 @@ export class Identities {
     else this.#taken.set(identity, taken)
   }
 
-  /** A stream whose request took a place is open. */
-  add(stream: TopicStream): void {
-    const identity = stream.identity as string
+  /** A stream whose request took a place for `identity` is open. */
+  add(stream: TopicStream, identity: string): void {
+    this.#identityOf.set(stream, identity)
     let streams = this.#open.get(identity)
     if (streams === undefined) this.#open.set(identity, (streams = new Set()))
     streams.add(stream)
@@ -44,10 +45,12 @@ export class Identities {
 
   /** A stream closed: it is forgotten and its place given back (once, however often it is called). */
   remove(stream: TopicStream): void {
-    const identity = stream.identity
+    if (this.#identityOf.size === 0) return
+    const identity = this.#identityOf.get(stream)
     if (identity === undefined) return
-    const streams = this.#open.get(identity)
-    if (streams === undefined || !streams.delete(stream)) return
+    this.#identityOf.delete(stream)
+    const streams = this.#open.get(identity) as Set<TopicStream>
+    streams.delete(stream)
     if (streams.size === 0) this.#open.delete(identity)
     this.give(identity)
   }

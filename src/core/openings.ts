@@ -20,8 +20,8 @@ export interface OpeningOptions<Req> {
   readonly maxPending: number
   readonly pendingTimeoutMs: number
   readonly onError: (error: PatchwireError) => void
-  /** A stream's opening is written: it is open. */
-  readonly opened: (stream: TopicStream) => void
+  /** A stream's opening is written: it is open, with its identity and the end of its access (epoch ms, `Infinity`: none). */
+  readonly opened: (stream: TopicStream, identity: string | undefined, until: number) => void
   /** A stream whose access was revoked while it opened is open: it is given its `revoked` frames and ended. */
   readonly revoked: (stream: TopicStream, topics: readonly string[]) => void
 }
@@ -209,10 +209,9 @@ export class Openings<Req> {
     stream.start(sink, first.length, pieces, currentTick())
     this.#counters.bytes += first.length
     // The request's place under the cap is the stream's from now on.
-    stream.identity = w.identity
-    stream.until = w.until
+    const { identity } = w
     w.identity = undefined
-    this.#o.opened(stream)
+    this.#o.opened(stream, identity, w.until)
     const revoked = w.revoked
     this.#finish(w, undefined)
     if (revoked !== undefined) this.#o.revoked(stream, revoked)

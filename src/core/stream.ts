@@ -43,12 +43,6 @@ export class Stream<T> implements StreamHandle {
   wroteInBeat = -1
   /** The heartbeat interval in which the stream was last looked at (a multi-topic stream is met once per topic). */
   seenInBeat = -1
-  /** Whose stream it is: what `identify` gave, if anything. */
-  identity: string | undefined = undefined
-  /** When its access ends, in epoch milliseconds: the earliest `until` of its topics (`Infinity`: never). */
-  until = Infinity
-  /** Its slot in the handler's expiry heap, -1 when not in it. */
-  expirySlot = -1
   #stalledBeats = 0
   #sentAtBeat = 0
   #written = 0
