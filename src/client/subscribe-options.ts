@@ -1,44 +1,42 @@
-import type { SubscribeOptions } from './subscribe.js'
-
 /**
  * The options `subscribe` takes, checked before anything starts: a
  * misspelled one (`onSnapShot`) would otherwise be ignored, and the page
  * would fail later, far from the typo.
  */
 
-// Every option, as the type names it: a new option that is not listed here
-// fails the typecheck instead of being refused at run time.
-const KNOWN = {
-  path: true,
-  withCredentials: true,
-  onSnapshot: true,
-  lastEventId: true,
-  onReset: true,
-  onError: true,
-  onStateChange: true,
-  EventSource: true,
-  shareTabs: true,
-  debug: true,
-} as const satisfies Record<keyof SubscribeOptions, true>
-
 /**
  * Refuses an options argument that is not an object, and any option that
  * `subscribe` does not know, naming it (with the known option it most
  * likely meant) and listing the valid ones.
+ * @param options - what `subscribe` was given
+ * @param known - every option's name, in the order the message lists them
  * @throws TypeError
  * @internal
  */
-export function checkSubscribeOptions(options: unknown): void {
+export function checkSubscribeOptions(options: unknown, known: readonly string[]): void {
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`subscribe: options must be an object, got ${options === null ? 'null' : typeof options}`)
   }
-  const unknown = Object.keys(options).filter((name) => !Object.hasOwn(KNOWN, name))
+  const unknown = Object.keys(options).filter((name) => !known.includes(name))
   if (unknown.length === 0) return
   const named = unknown.map((name) => {
-    const meant = Object.keys(KNOWN).find((known) => known.toLowerCase() === name.toLowerCase())
+    const meant = known.find((option) => option.toLowerCase() === name.toLowerCase())
     return meant === undefined ? `"${name}"` : `"${name}" (did you mean "${meant}"?)`
   })
-  throw new TypeError(`subscribe: unknown option${unknown.length === 1 ? '' : 's'} ${named.join(', ')}; the options are ${Object.keys(KNOWN).join(', ')}`)
+  throw new TypeError(`subscribe: unknown option${unknown.length === 1 ? '' : 's'} ${named.join(', ')}; the options are ${known.join(', ')}`)
+}
+
+/**
+ * The handler path a subscription connects to: `path` when given, else
+ * the page's directory followed by `__events` (see {@link defaultPath}).
+ * @param pathname - the page's `location.pathname`, `undefined` outside a page
+ * @throws TypeError when there is no path and no page
+ * @internal
+ */
+export function resolvePath(path: string | undefined, pathname: string | undefined): string {
+  if (path !== undefined) return path
+  if (pathname === undefined) throw new TypeError('subscribe: options.path is required outside a page')
+  return defaultPath(pathname)
 }
 
 /**

@@ -4,7 +4,7 @@ import type { ResetReason } from '../protocol/reset-reason.js'
 import { debugReceiver } from './debug.js'
 import type { EventSourceConstructor, SubscriptionState } from './event-source.js'
 import type { StreamEvent } from './shared-stream.js'
-import { checkSubscribeOptions, defaultPath } from './subscribe-options.js'
+import { checkSubscribeOptions, resolvePath } from './subscribe-options.js'
 import { Hub, type Local } from './tabs.js'
 
 /**
@@ -177,7 +177,7 @@ export function subscribe<T = unknown>(
   } catch {
     throw new TypeError('subscribe: topic must be well-formed Unicode')
   }
-  checkSubscribeOptions(options)
+  checkSubscribeOptions(options, OPTIONS)
   const { lastEventId, onSnapshot, onReset, onStateChange } = options
   if (lastEventId !== undefined && (typeof lastEventId !== 'string' || lastEventId === '')) {
     throw new TypeError('subscribe: options.lastEventId must be a non-empty event id string, such as the one position(topic) gave the server')
@@ -188,11 +188,7 @@ export function subscribe<T = unknown>(
   const isWorker = typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined'
   const Source = options.EventSource ?? (win ?? (isWorker ? globalThis : undefined))?.EventSource
   if (Source === undefined) return CLOSED
-  let path = options.path
-  if (path === undefined) {
-    if (win === undefined) throw new TypeError('subscribe: options.path is required outside a page')
-    path = defaultPath(win.location.pathname)
-  }
+  const path = resolvePath(options.path, win?.location.pathname)
   // The query goes before any #fragment, which is never sent.
   const hash = path.indexOf('#')
   const base = hash === -1 ? path : path.slice(0, hash)
@@ -283,6 +279,13 @@ export function subscribe<T = unknown>(
   }
   return Object.defineProperty(stop, 'state', { get: () => (stopped ? 'closed' : state) }) as Subscription
 }
+
+// Every option, as the type names them: an option added to the type but
+// not here fails the typecheck instead of being refused at run time.
+const OPTIONS = Object.keys({
+  path: true, withCredentials: true, onSnapshot: true, lastEventId: true, onReset: true, onError: true,
+  onStateChange: true, EventSource: true, shareTabs: true, debug: true,
+} satisfies Record<keyof SubscribeOptions, true>)
 
 // One hub per (credentials, path) in the page: browsers allow only six
 // HTTP/1.1 connections per origin, so every subscribe must not open its own.
