@@ -15,7 +15,10 @@ export function pointerProblem(path: string): string | undefined {
   if (path !== '' && path[0] !== '/') {
     return `${JSON.stringify(path)} is not a JSON Pointer: it must be "" (the whole state) or start with "/", as in ${JSON.stringify(`/${path}`)}`
   }
-  if (path.includes('~') && /~(?![01])/.test(path)) {
+  for (let tilde = path.indexOf('~'); tilde !== -1; tilde = path.indexOf('~', tilde + 1)) {
+    const next = path.charCodeAt(tilde + 1)
+    // "0" and "1" are char codes 48 and 49.
+    if (next === 48 || next === 49) continue
     return `${JSON.stringify(path)} is not a JSON Pointer: "~" must be written "~0" and "/" inside a member name "~1"`
   }
   return undefined
@@ -30,10 +33,10 @@ export function pointerProblem(path: string): string | undefined {
  * @internal
  */
 export function isJsonObject(value: object): boolean {
-  if (Array.isArray(value)) return true
   const proto: unknown = Object.getPrototypeOf(value)
-  // The root prototype of any realm has none above it.
-  return proto === null || Object.getPrototypeOf(proto) === null
+  if (proto === Object.prototype || proto === Array.prototype || proto === null) return true
+  // Another realm's plain object or array: its prototype is that realm's root.
+  return Array.isArray(value) || Object.getPrototypeOf(proto) === null
 }
 
 /**
