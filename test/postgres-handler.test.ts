@@ -3,11 +3,12 @@
  * and pool of its own on one private database, as two processes would be;
  * raw SSE streams over real sockets. Multi-topic streams, the snapshot, the
  * server-render hand-off with `position`, and a resume that reaches the
- * other handler; and the `{ transaction }` option of `publish`.
+ * other handler; a revocation sent through one broker ending the streams of
+ * the other handler; and the `{ transaction }` option of `publish`.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { createBroker, position, publish } from '../src/index.ts'
+import { createBroker, position, publish, revoke } from '../src/index.ts'
 import { brokerOn, freshDatabase, startPostgresServer } from './helpers/postgres-server.ts'
 import type { PostgresServer } from './helpers/postgres-server.ts'
 import { startServer, until } from './helpers/server.ts'
@@ -66,6 +67,25 @@ describe('patchwire/postgres behind handlers', { timeout: 60_000 }, () => {
     await until(() => page.named('patch').length === 1, 5000, 'the patch after the render')
     assert.deepEqual(page.named('patch').map((event) => event.data), ['[["replace","/n",2]]'], 'exactly the patch after the position')
     assert.deepEqual(page.named('snapshot'), [], 'no snapshot on a resume')
+  })
+
+  it('ends the matching streams of the other handler within 1 s when a revocation goes through one broker', async (t) => {
+    const url = await freshDatabase(server)
+    const a = await brokerOn(t, url)
+    const b = await brokerOn(t, url)
+    const identify = (req: { url?: string }): string | undefined => new URL(req.url ?? '/', 'http://x').searchParams.get('user') ?? undefined
+    const handler = await startServer(t, { broker: b.broker, identify })
+    const revoked = await openStream(t, handler.port, 'room', [], '/?user=a')
+    const kept = await openStream(t, handler.port, 'room', [], '/?user=b')
+    const started = Date.now()
+    await revoke(a.broker, { identity: 'a', topic: 'room' })
+    await revoked.waitForClose(1000)
+    t.diagnostic(`the stream on the other handler ended ${Date.now() - started} ms after revoke() was called`)
+    assert.deepEqual(revoked.named('revoked').map((event) => JSON.parse(event.data)), [{ topic: 'room' }], 'one revoked frame naming the topic')
+    await publish(a.broker, 'room', [['replace', '/n', 1]])
+    await until(() => kept.named('patch').length === 1, 5000, 'the other identity to get the next patch')
+    assert.equal(kept.closed, false, 'the other identity keeps its stream')
+    assert.equal(handler.handler.stats().revoked, 1, 'stats().revoked counts the stream')
   })
 
   it('refuses a transaction on a broker that cannot take one, and bad options, with a TypeError', async (t) => {
