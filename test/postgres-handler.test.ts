@@ -73,7 +73,7 @@ describe('patchwire/postgres behind handlers', { timeout: 60_000 }, () => {
     const url = await freshDatabase(server)
     const a = await brokerOn(t, url)
     const b = await brokerOn(t, url)
-    const identify = (req: { url?: string }): string | undefined => new URL(req.url ?? '/', 'http://x').searchParams.get('user') ?? undefined
+    const identify = (req: { url?: string | undefined }): string | undefined => new URL(req.url ?? '/', 'http://x').searchParams.get('user') ?? undefined
     const handler = await startServer(t, { broker: b.broker, identify })
     const revoked = await openStream(t, handler.port, 'room', [], '/?user=a')
     const kept = await openStream(t, handler.port, 'room', [], '/?user=b')
