@@ -96,7 +96,7 @@ describe('createRedisBroker publishing in batches', { timeout: 120_000 }, () => 
         assert.equal((got.events.at(-1) as { id: string }).id, next, 'the next publish goes through')
       })
 
-      it('publishes without a subscriber, and refuses subscribe, position and replay naming the subscriber option', { timeout: 15_000 }, async (t) => {
+      it('publishes and revokes without a subscriber, and refuses subscribe, position, replay and onRevoke naming the subscriber option', { timeout: 15_000 }, async (t) => {
         const prefix = uniquePrefix()
         const listening = await brokerOn(t, lib, server.port, { prefix })
         const publisher = await lib.connect(t, server.port)
@@ -116,6 +116,13 @@ describe('createRedisBroker publishing in batches', { timeout: 120_000 }, () => 
         named(() => broker.subscribe('room', () => undefined), /cannot subscribe to topic "room"/)
         named(() => broker.position?.('room'), /cannot read the position of topic "room"/)
         named(() => broker.replay?.('room', ids[0] as string), /cannot replay topic "room"/)
+        named(() => broker.onRevoke?.(() => undefined), /cannot listen for revocations/)
+        const heard: unknown[] = []
+        listening.broker.onRevoke?.((revocation) => heard.push(revocation))
+        await eventually(async () => Number((await admin.sendCommand(['PUBSUB', 'NUMSUB', `${prefix}\u0000revocations`]) as unknown[])[1]) === 1, 'the listening broker to subscribe the revocation channel')
+        await broker.revoke?.({ identity: 'u1' })
+        await eventually(() => heard.length === 1, 'the revocation to reach the listening broker')
+        assert.deepEqual(heard, [{ identity: 'u1' }], 'a publish-only worker revokes on every process')
         assert.deepEqual([errors, listening.errors], [[], []], 'no error reported')
       })
     })

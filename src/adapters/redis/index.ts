@@ -97,9 +97,9 @@ const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
  * shard's broker, and a stream carrying topics of one shard only (one
  * `Last-Event-ID` is one position in one order).
  *
- * Without a `subscriber`, the broker only publishes (a worker needs one
- * connection): `subscribe`, `position` and `replay` throw a TypeError
- * naming the option.
+ * Without a `subscriber`, the broker only publishes and revokes (a worker
+ * needs one connection): `subscribe`, `position`, `replay` and `onRevoke`
+ * throw a TypeError naming the option.
  *
  * @param options - see {@link RedisBrokerOptions}
  * @returns a {@link Broker} with `position` and `replay`, and `revoke` and `onRevoke`; its `publish`
@@ -157,7 +157,8 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     onError,
   })
   const publishing = new Publisher({ layout, runner, feed, history, historyMs, lastTtlMs, onError })
-  if (subscriber === undefined) return publishOnly(publishing)
+  const revocations = new Revocations({ publisher, subscriber, prefix, timeoutMs: publishTimeoutMs, onError })
+  if (subscriber === undefined) return publishOnly(publishing, revocations)
   const subscriptions = new Subscriptions({
     topics,
     channels: channelsOf(subscriber, (message, channel) => feed.receive(message, channel)),
@@ -167,7 +168,6 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     history: localHistory,
     onError,
   })
-  const revocations = new Revocations({ publisher, subscriber, prefix, timeoutMs: publishTimeoutMs, onError })
   // An outage of the subscriber holds the feed; its return subscribes every
   // topic again and refills what each missed; its end resets them all.
   new ConnectionWatch(subscriber, 'subscriber', onError, {

@@ -1,5 +1,6 @@
 import type { Broker } from '../../broker/broker.js'
 import type { Publisher } from './publisher.js'
+import type { Revocations } from './revocation.js'
 
 /**
  * The broker of a process that only publishes (`createRedisBroker` without
@@ -7,9 +8,11 @@ import type { Publisher } from './publisher.js'
  * the subscriber connection throws, naming the option.
  * @internal
  */
-export function publishOnly(publishing: Publisher): Broker {
+export function publishOnly(publishing: Publisher, revocations: Revocations): Broker {
   return {
     publish: (topic, payload) => publishing.publish(topic, payload),
+    revoke: (revocation) => revocations.revoke(revocation),
+    onRevoke: () => needsSubscriber('listen for revocations'),
     subscribe: (topic) => needsSubscriber(`subscribe to topic "${topic}"`),
     position: (topic) => needsSubscriber(`read the position of topic "${topic}"`),
     replay: (topic) => needsSubscriber(`replay topic "${topic}"`),

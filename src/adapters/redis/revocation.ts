@@ -6,7 +6,8 @@ import { channelsOf, type Channels, type Connection } from './clients.js'
 /** What {@link Revocations} needs from the broker. @internal */
 export interface RevocationsOptions {
   readonly publisher: Connection
-  readonly subscriber: Connection
+  /** None on a publish-only broker, which sends revocations but hears none. */
+  readonly subscriber: Connection | undefined
   /** The broker's prefix: the control channel lives under it. */
   readonly prefix: string
   /** How long a revocation may wait for Redis to take it. */
@@ -32,13 +33,13 @@ export interface RevocationsOptions {
 export class Revocations {
   readonly #o: RevocationsOptions
   readonly #channel: string
-  readonly #channels: Channels
+  readonly #channels: Channels | undefined
   #listeners: readonly ((revocation: Revocation) => void)[] = []
 
   constructor(options: RevocationsOptions) {
     this.#o = options
     this.#channel = `${options.prefix}\u0000revocations`
-    this.#channels = channelsOf(options.subscriber, (message, channel) => {
+    this.#channels = options.subscriber === undefined ? undefined : channelsOf(options.subscriber, (message, channel) => {
       if (channel === this.#channel) this.#receive(message)
     })
   }
@@ -75,7 +76,7 @@ export class Revocations {
       const rest = [...this.#listeners]
       rest.splice(rest.indexOf(listener), 1)
       this.#listeners = rest
-      if (rest.length === 0) this.#channels.unsubscribe(this.#channel).catch(this.#failed)
+      if (rest.length === 0) this.#channels?.unsubscribe(this.#channel).catch(this.#failed)
     }
   }
 
@@ -85,7 +86,7 @@ export class Revocations {
   }
 
   #subscribe(): void {
-    this.#channels.subscribe(this.#channel).catch(this.#failed)
+    this.#channels?.subscribe(this.#channel).catch(this.#failed)
   }
 
   readonly #failed = (error: unknown): void => {
