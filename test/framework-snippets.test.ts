@@ -22,7 +22,7 @@ const PAGES = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((name
 
 interface Snippet {
   readonly page: string
-  readonly lang: 'tsx' | 'svelte'
+  readonly lang: 'tsx' | 'ts' | 'svelte'
   readonly code: string
   /** The file it is checked as. */
   readonly file: string
@@ -32,10 +32,15 @@ function snippets(): Snippet[] {
   const found: Snippet[] = []
   for (const page of PAGES) {
     const text = readFileSync(path.join(ROOT, page), 'utf8')
-    for (const match of text.matchAll(/^```(tsx|svelte)\n([\s\S]*?)^```$/gm)) {
+    const dir = page.replace(/[/.]/g, '-')
+    for (const match of text.matchAll(/^```(tsx|ts|svelte)\n([\s\S]*?)^```$/gm)) {
       const lang = match[1] as Snippet['lang']
-      const file = `${page.replace(/[/.]/g, '-')}-${found.length}.${lang}`
-      found.push({ page, lang, code: match[2] ?? '', file })
+      const code = match[2] ?? ''
+      // Files of one app (`// app/orders/page.tsx`, …) are checked together,
+      // at their paths, so that they import each other as the page shows.
+      const named = /^\/\/ ((?:[\w-]+\/)+[\w.-]+\.tsx?)\b/.exec(code)?.[1]
+      if (lang === 'ts' && named === undefined) continue
+      found.push({ page, lang, code, file: named === undefined ? `${dir}-${found.length}.${lang}` : `${dir}/${named}` })
     }
   }
   return found
@@ -47,7 +52,7 @@ function tsconfig(include: readonly string[]): string {
   return JSON.stringify({
     compilerOptions: {
       target: 'es2022', lib: ['es2022', 'dom'], module: 'esnext', moduleResolution: 'bundler', jsx: 'react-jsx',
-      strict: true, noEmit: true, skipLibCheck: true, types: [], allowImportingTsExtensions: true, verbatimModuleSyntax: true,
+      strict: true, noEmit: true, skipLibCheck: true, types: ['node'], allowImportingTsExtensions: true, verbatimModuleSyntax: true,
       paths: {
         patchwire: [src('index.ts')],
         'patchwire/client': [src('client/index.ts')],
@@ -78,9 +83,12 @@ describe('framework snippets in the README and the guides', TIMEOUT, () => {
   })
 
   it('compiles every tsx snippet with tsc (strict, react-jsx)', async () => {
-    const tsx = all.filter((s) => s.lang === 'tsx')
+    const tsx = all.filter((s) => s.lang !== 'svelte')
     await writeFile(path.join(work, 'tsconfig.tsx.json'), tsconfig(tsx.map((s) => `tsx-${s.file}`)))
-    for (const s of tsx) await writeFile(path.join(work, `tsx-${s.file}`), s.code)
+    for (const s of tsx) {
+      await mkdir(path.dirname(path.join(work, `tsx-${s.file}`)), { recursive: true })
+      await writeFile(path.join(work, `tsx-${s.file}`), s.code)
+    }
     const result = await tsc(['-p', 'tsconfig.tsx.json'], work)
     assert.deepEqual(result.diagnostics.map((d) => `${d.file}:${d.line} ${d.code} ${d.message}`), [], result.output)
     assert.equal(result.exitCode, 0, result.output)
