@@ -11,12 +11,13 @@ import type { Container } from './json.js'
 
 /**
  * An index of an array's first `end` items by key: item p is held as
- * p - base, so that a change at the start shifts every position at once.
- * A number key and its string form are two keys (7 is not "7" to upsert).
+ * p - base. Number keys are property names (array-like, fast), string keys
+ * are in a Map (a property name would be interned first, far slower).
  * @internal
  */
 export interface KeyIndex {
-  keys: Map<unknown, number>
+  nums: Record<number, number>
+  strs: Map<string, number>
   base: number
   end: number
 }
@@ -57,9 +58,16 @@ function keyOf(key: string, item: unknown): string | number | undefined | typeof
 function put(key: string, index: KeyIndex, p: number, item: unknown): ReturnType<typeof keyOf> {
   const k = keyOf(key, item)
   if (k === undefined || k === BAD) return k
-  if (index.keys.has(k)) return BAD
-  index.keys.set(k, p - index.base)
+  if ((typeof k === 'number' ? index.nums[k] : index.strs.get(k)) !== undefined) return BAD
+  if (typeof k === 'number') index.nums[k] = p - index.base
+  else index.strs.set(k, p - index.base)
   return k
+}
+
+function unindex(key: string, index: KeyIndex, item: unknown): void {
+  const k = keyOf(key, item)
+  if (typeof k === 'number') delete index.nums[k]
+  else if (typeof k === 'string') index.strs.delete(k)
 }
 
 /**
@@ -72,14 +80,14 @@ function put(key: string, index: KeyIndex, p: number, item: unknown): ReturnType
 export function findByKey(lookups: KeyLookups, array: unknown[], id: unknown, strict: boolean): number {
   const { key, indexes } = lookups
   let index = indexes.get(array)
-  if (index === undefined) indexes.set(array, (index = { keys: new Map(), base: 0, end: 0 }))
+  if (index === undefined) indexes.set(array, (index = { nums: Object.create(null), strs: new Map(), base: 0, end: 0 }))
   if (index) {
-    // The number whose string form is id ("7" names 7, "07" none), else id.
-    const n = typeof id === 'string' && String(Number(id)) === id ? Number(id) : id
     // The first indexed item whose key has id's string form, if any.
-    const s = index.keys.get(id)
-    const m = index.keys.get(n)
-    let at = s === undefined || (m as number) < s ? m : s
+    const s = index.strs.get(id as string)
+    const m = index.nums[id as number]
+    let at = s === undefined || (m !== undefined && m < s) ? m : s
+    // The number whose string form is id: "7" names 7, "07" none.
+    const n = at !== undefined || typeof id === 'number' ? id : String(Number(id)) === id ? Number(id) : NaN
     while (at === undefined && index.end < array.length) {
       const p = index.end++
       const k = put(key, index, p, array[p])
@@ -87,7 +95,7 @@ export function findByKey(lookups: KeyLookups, array: unknown[], id: unknown, st
         indexes.set(array, (index = null))
         break
       }
-      if (k === id || k === n) at = p - index.base
+      if (typeof k === 'string' ? k === id : k === n) at = p - index.base
     }
     if (index) {
       if (at === undefined) return -1
@@ -127,14 +135,14 @@ export function spliced(lookups: KeyLookups, array: unknown[], i: number, remove
   const index = indexes.get(array)
   if (!index || i >= index.end) return
   const added = insert ? 1 : 0
-  for (let j = 0; j < removed.length && i + j < index.end; j++) index.keys.delete(keyOf(key, removed[j]))
+  for (let j = 0; j < removed.length && i + j < index.end; j++) unindex(key, index, removed[j])
   if (i === 0) {
     index.base += added - removed.length
     index.end = Math.max(index.end - removed.length, 0)
     if (insert && put(key, index, 0, item) === BAD) indexes.delete(array)
     else if (insert) index.end++
   } else {
-    for (let p = i + added; p < index.end + added - removed.length; p++) index.keys.delete(keyOf(key, array[p]))
+    for (let p = i + added; p < index.end + added - removed.length; p++) unindex(key, index, array[p])
     index.end = i
   }
 }
