@@ -18,7 +18,10 @@
  * ```
  *
  * A size, not a timing: deterministic for one esbuild version, so it needs
- * no baseline run beside it. Not run by `npm test`.
+ * no baseline run beside it. Not run by `npm test`. `npm run size`
+ * (bench/size.ts) measures the built package and what each framework
+ * binding adds; this one reads the source, needs no build, and breaks the
+ * client down by entry and by file.
  */
 import { spawnSync } from 'node:child_process'
 import { dirname, join, relative } from 'node:path'
