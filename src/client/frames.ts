@@ -34,28 +34,20 @@ export function parseOps(body: string): PatchOp[] | undefined {
 }
 
 /**
- * Reads a reset frame's data, `{"reason": …}` on a stream of one topic and
- * `{"reason": …, "topic": …}` on a stream of several.
+ * Reads the data of a reset frame (`{"reason": …}` on a stream of one topic,
+ * `{"reason": …, "topic": …}` on a stream of several) or of a revoked frame
+ * (`{"topic": …}`).
  * @returns the reason (the raw data when it is not that JSON form, so that a
  * reason from another server version still reaches `onReset`) and the topic
- * it concerns (`undefined`: every topic of the stream)
+ * it concerns (`undefined`: every topic of the stream, or for a revoked
+ * frame, none it can name)
  * @internal
  */
-export function parseReset(data: string): { reason: string; topic: string | undefined } {
+export function parseControl(data: string): { reason: string; topic: string | undefined } {
   const value = parse(data) as { reason?: unknown; topic?: unknown } | null | undefined
   const reason = value?.reason
   const topic = value?.topic
   return { reason: typeof reason === 'string' ? reason : data, topic: typeof topic === 'string' ? topic : undefined }
-}
-
-/**
- * Reads a revoked frame's data, `{"topic": …}`.
- * @returns the topic, or `undefined` when the data is not that JSON form
- * @internal
- */
-export function parseRevoked(data: string): string | undefined {
-  const topic = (parse(data) as { topic?: unknown } | null | undefined)?.topic
-  return typeof topic === 'string' ? topic : undefined
 }
 
 function parse(text: string): unknown {

@@ -84,13 +84,13 @@ function applyOp(e: Edit, op: unknown): void {
   const segments = parsePointer(path)
   switch (name) {
     case 'add':
-      return insert(e, segments, clone(given(arg)))
+      return insert(e, segments, value(arg))
     case 'remove':
       return void remove(e, segments)
     case 'replace': {
-      const value = clone(given(arg))
-      if (segments.length === 0) e.doc = value
-      else set(e, ...parent(e, segments, false), value)
+      const v = value(arg)
+      if (segments.length === 0) e.doc = v
+      else set(e, ...parent(e, segments, false), v)
       return
     }
     case 'move': {
@@ -105,9 +105,10 @@ function applyOp(e: Edit, op: unknown): void {
       return insert(e, segments, clone(walk(e, source, source.length, false)))
     }
     case 'test':
-      return equal(walk(e, segments, segments.length, false), given(arg)) ? undefined : fail('test failed')
+      // `value` only to refuse a missing value: a test keeps nothing, so needs no copy.
+      return equal(walk(e, segments, segments.length, false), arg ?? value(arg)) ? undefined : fail('test failed')
     case 'upsert':
-      return upsert(e, segments, clone(given(arg)))
+      return upsert(e, segments, value(arg))
     case 'limit':
       return limit(e, segments, arg)
     default:
@@ -117,8 +118,7 @@ function applyOp(e: Edit, op: unknown): void {
 
 // Replaces the item with the value's key, else inserts the value at the path.
 function upsert(e: Edit, segments: string[], value: unknown): void {
-  if (segments.length === 0) fail('upsert needs a path into an array')
-  const [node, k] = parent(e, segments, true)
+  const [node, k] = segments.length > 0 ? parent(e, segments, true) : []
   if (!Array.isArray(node)) fail('upsert needs a path into an array')
   const id = isObject(value) ? value[e.key] : undefined
   const found = id === undefined ? -1 : findByKey(e, node, id, true)
@@ -137,24 +137,23 @@ function limit(e: Edit, segments: string[], arg: unknown): void {
   if (drop > 0) splice(e, walk(e, segments, segments.length, true) as unknown as unknown[], n < 0 ? 0 : n, drop, false)
 }
 
-function given(value: unknown): unknown {
-  return value === undefined ? fail('missing value') : value
+// The op's value, copied.
+function value(arg: unknown): unknown {
+  return arg === undefined ? fail('missing value') : clone(arg)
 }
 
 function from(value: unknown): string {
   return typeof value === 'string' ? value : fail('missing from')
 }
 
-// A deep copy of a JSON value. A "__proto__" member is defined, not
-// assigned, so it stays a plain member instead of setting the copy's prototype.
+// A deep copy of a JSON value. The spread defines members, so a
+// "__proto__" member stays a plain member of the copy; assigning to it
+// afterwards changes that own member, not the copy's prototype.
 function clone(value: unknown): unknown {
   if (!isObject(value)) return value
   if (Array.isArray(value)) return value.map(clone)
-  const copy: Container = {}
-  for (const k of Object.keys(value)) {
-    if (k === '__proto__') Object.defineProperty(copy, k, { value: clone(value[k]), writable: true, enumerable: true, configurable: true })
-    else copy[k] = clone(value[k])
-  }
+  const copy: Container = { ...value }
+  for (const k of Object.keys(copy)) copy[k] = clone(copy[k])
   return copy
 }
 

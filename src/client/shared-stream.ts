@@ -1,6 +1,6 @@
 import type { PatchwireErrorCode } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
-import { parseOps, parseReset, parseRevoked, splitFrame } from './frames.js'
+import { parseControl, parseOps, splitFrame } from './frames.js'
 import { compareIds, later } from './positions.js'
 import { explainRefusal } from './refusal.js'
 import type { EventSourceConstructor, EventSourceLike, SubscriptionState } from './event-source.js'
@@ -263,7 +263,7 @@ export class SharedStream {
         entry.need = main ? undefined : id
         if (main) entry.merge = false
       }
-      this.#send(ids(to), { type: 'patch', main, topic, ops, id })
+      this.#tell(to, { type: 'patch', main, topic, ops, id })
     })
     on('snapshot', (event) => {
       const frame = splitFrame(event.data, topics)
@@ -271,23 +271,23 @@ export class SharedStream {
       const to = this.#of(leg, frame[0])
       // Before the main stream's ready, the snapshot's position is not known yet.
       if (main && leg.ready) for (const entry of to) if (entry.need === true) entry.need = undefined
-      this.#send(ids(to), { type: 'snapshot', main, topic: frame[0], data: frame[1] })
+      this.#tell(to, { type: 'snapshot', main, topic: frame[0], data: frame[1] })
     })
     on('reset', (event) => {
       const id = event.lastEventId
       if (main && id !== '') this.#last = id
-      const { reason, topic } = parseReset(event.data)
-      const to = topic === undefined ? [...leg.members] : this.#of(leg, topic)
+      const { reason, topic } = parseControl(event.data)
+      const to = this.#of(leg, topic)
       // Until its snapshot comes, such a member must not be resumed without one.
       for (const entry of to) if (entry.snapshot) entry.need = true
-      this.#send(ids(to), { type: 'reset', main, reason, id })
+      this.#tell(to, { type: 'reset', main, reason, id })
     })
     // A revoked topic's subscriptions end for good (the server ends the
     // stream after its revoked frames); the stream is reopened without it
     // once it ends, so that a revoked frame of another topic that follows
     // on the same stream still arrives.
     on('revoked', (event) => {
-      const topic = parseRevoked(event.data)
+      const { topic } = parseControl(event.data)
       if (topic === undefined || !topics.includes(topic)) return this.#fail(leg, undefined, `a revoked frame on ${url} names no topic of the stream: ${event.data.slice(0, 100)}`)
       const to = this.#of(leg, topic)
       leg.revoked = true
@@ -296,7 +296,7 @@ export class SharedStream {
         leg.members.delete(entry)
       }
       if (leg.members.size === 0) this.#reopen(leg)
-      this.#send(ids(to), { type: 'revoked', main, topic })
+      this.#tell(to, { type: 'revoked', main, topic })
     })
     on('ready', (event) => {
       const id = event.lastEventId
@@ -318,13 +318,13 @@ export class SharedStream {
         }
         this.#schedule()
       }
-      this.#send(ids(members), { type: 'ready', main, id })
+      this.#tell(members, { type: 'ready', main, id })
     })
     return leg
   }
 
-  // Closes a leg that a revocation ends and plans the streams again: its
-  // other members rejoin the main stream from where they stand.
+  // Closes a leg that a revocation ends, or a refused one that is split,
+  // and plans the streams again: its members rejoin from where they stand.
   #reopen(leg: Leg): void {
     this.#close(leg)
     if (this.#main === leg) this.#main = undefined
@@ -332,19 +332,23 @@ export class SharedStream {
     this.#schedule()
   }
 
-  #of(leg: Leg, topic: string): Entry[] {
-    return [...leg.members].filter((entry) => entry.topic === topic)
+  // The members of a leg that a frame of `topic` concerns: all of them when it names none.
+  #of(leg: Leg, topic?: string): Entry[] {
+    return [...leg.members].filter((entry) => topic === undefined || entry.topic === topic)
+  }
+
+  #tell(to: Iterable<Entry>, event: StreamEvent): void {
+    this.#send(Array.from(to, (entry) => entry.id), event)
   }
 
   #become(leg: Leg, state: SubscriptionState, code?: PatchwireErrorCode, message?: string): void {
     if (leg.state === state && code === undefined) return
     leg.state = state
-    this.#send(ids([...leg.members]), code === undefined ? { type: 'state', main: leg.main, state } : { type: 'state', main: leg.main, state, code, message: message as string })
+    this.#tell(leg.members, code === undefined ? { type: 'state', main: leg.main, state } : { type: 'state', main: leg.main, state, code, message: message as string })
   }
 
   #fail(leg: Leg, topic: string | undefined, message: string): void {
-    const to = topic === undefined ? [...leg.members] : this.#of(leg, topic)
-    this.#send(ids(to), { type: 'error', main: leg.main, code: 'ERR_PATCHWIRE_FRAME', message })
+    this.#tell(this.#of(leg, topic), { type: 'error', main: leg.main, code: 'ERR_PATCHWIRE_FRAME', message })
   }
 
   // A stream of several topics, one of which may be the refused one, is
@@ -352,21 +356,17 @@ export class SharedStream {
   // those alone; a stream that cannot be split refuses its members for good,
   // with the likely causes when `explain`.
   #refused(leg: Leg, message: string, explain: boolean): void {
-    this.#close(leg)
-    if (this.#main === leg) this.#main = undefined
     const members = [...leg.members]
     const suspect = (entry: Entry): boolean => !leg.main || !this.#confirmed.has(entry.topic)
     if (leg.topics.length > 1 && members.some(suspect)) {
-      for (const entry of members) {
-        entry.leg = undefined
-        entry.split = suspect(entry)
-      }
-      this.#schedule()
-      return
+      for (const entry of members) entry.split = suspect(entry)
+      return this.#reopen(leg)
     }
+    this.#close(leg)
+    if (this.#main === leg) this.#main = undefined
     for (const entry of members) this.#entries.delete(entry.id)
     if (leg.main) this.#last = undefined
-    const refuse = (why: string): void => this.#send(ids(members), { type: 'state', main: leg.main, state: 'closed', code: 'ERR_PATCHWIRE_REFUSED', message: message + why })
+    const refuse = (why: string): void => this.#tell(members, { type: 'state', main: leg.main, state: 'closed', code: 'ERR_PATCHWIRE_REFUSED', message: message + why })
     if (explain) void explainRefusal(leg.url, this.#withCredentials).then(refuse)
     else refuse('')
   }
@@ -376,8 +376,4 @@ export class SharedStream {
     leg.source.close()
     this.#legs.delete(leg)
   }
-}
-
-function ids(entries: Entry[]): string[] {
-  return entries.map((entry) => entry.id)
 }
