@@ -32,6 +32,14 @@ export type ReplayRefusal = 'malformed-id' | 'foreign-id' | 'history-exceeded'
 /** What {@link Broker.replay} answers: the messages after the id, or why it cannot. */
 export type ReplayResult = { readonly frames: readonly HistoryFrame[] } | { readonly reset: ReplayRefusal }
 
+/** A revocation as it crosses a broker: at least one of the two is set. */
+export interface Revocation {
+  /** Whose streams: the value `identify` gave them. */
+  readonly identity?: string
+  /** Which topic. */
+  readonly topic?: string
+}
+
 /**
  * The interface every broker implements: the in-process one from
  * {@link createBroker}, and adapters such as `patchwire/redis`.
@@ -97,14 +105,6 @@ export interface Broker {
    * @returns a function that stops listening; it is idempotent.
    */
   onRevoke?(listener: (revocation: Revocation) => void): () => void
-}
-
-/** A revocation as it crosses a broker: at least one of the two is set. */
-export interface Revocation {
-  /** Whose streams: the value `identify` gave them. */
-  readonly identity?: string
-  /** Which topic. */
-  readonly topic?: string
 }
 
 /** Options of {@link createBroker}. */

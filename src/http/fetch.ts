@@ -1,7 +1,9 @@
+import type { RevokeFilter } from '../broker/revoke.js'
 import { Fanout } from '../core/fanout.js'
 import type { HandlerStats } from '../core/stats.js'
 import { currentTick } from '../core/tick.js'
 import type { Refusal, Sink, StreamHandle, StreamOpening } from '../core/transport.js'
+import { answerClientScript, isClientScriptPath } from './client-script.js'
 import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
 import { NOT_FOUND, NOT_GET, refusalHeaders, STREAM_HEADERS } from './response.js'
@@ -21,6 +23,8 @@ export interface FetchHandler {
   close(options?: CloseOptions): Promise<void>
   /** Current counters; see {@link HandlerStats}. */
   stats(): HandlerStats
+  /** As `Handler.revoke()` of {@link createHandler}: ends this handler's matching streams, and returns how many. */
+  revoke(filter: RevokeFilter): number
 }
 
 /**
@@ -47,6 +51,9 @@ export function createFetchHandler(options: FetchHandlerOptions = {}): FetchHand
   }
 
   const handler = ((request: Request) => {
+    if (resolved.serveClient && (request.method === 'GET' || request.method === 'HEAD') && isClientScriptPath(pathOf(request.url), resolved.path)) {
+      return answerClientScript(request.method, request.headers.get('if-none-match')).then(({ status, headers, body }) => new Response(body ?? null, { status, headers }))
+    }
     if (resolved.path !== undefined && pathOf(request.url) !== resolved.path) return refuse(NOT_FOUND)
     if (request.method !== 'GET') return refuse(NOT_GET)
     const query = readStreamQuery(request.url, resolved)
@@ -59,6 +66,7 @@ export function createFetchHandler(options: FetchHandlerOptions = {}): FetchHand
 
   handler.close = (closeOptions = {}) => fanout.close(resolveCloseOptions(closeOptions))
   handler.stats = () => fanout.stats()
+  handler.revoke = (filter) => fanout.revoke(filter)
   return handler
 }
 

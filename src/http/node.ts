@@ -1,10 +1,13 @@
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { Socket } from 'node:net'
+import type { RevokeFilter } from '../broker/revoke.js'
 import { Fanout } from '../core/fanout.js'
 import type { HandlerStats } from '../core/stats.js'
 import type { Refusal, Sink, StreamHandle, StreamOpening } from '../core/transport.js'
 import { PatchwireError } from '../errors.js'
+import { detachLater } from './detach.js'
+import { answerClientScript, isClientScriptPath } from './client-script.js'
 import { KernelQueues } from './kernel-queue.js'
 import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
@@ -40,6 +43,13 @@ export interface Handler {
   close(options?: CloseOptions): Promise<void>
   /** Current counters; see {@link HandlerStats}. */
   stats(): HandlerStats
+  /**
+   * Ends this handler's streams that `filter` matches, each with an
+   * `event: revoked` frame per matching topic (see `revoke` for every process).
+   * @returns how many streams it ended
+   * @throws TypeError for an empty filter, an unknown key, or a value that is not a non-empty string
+   */
+  revoke(filter: RevokeFilter): number
 }
 
 /**
@@ -58,6 +68,10 @@ export function createHandler(options: HandlerOptions = {}): Handler {
   const fanout = new Fanout<NodeRequest>(resolved, { inFlight: socketInFlight, kernelHeld: socketKernelHeld, cut: cutSink })
 
   const handler = ((req, res, next) => {
+    if (resolved.serveClient && (req.method === 'GET' || req.method === 'HEAD') && isClientScriptPath(pathOf(req.url ?? ''), resolved.path)) {
+      serveClientScript(req, res)
+      return
+    }
     if (resolved.path !== undefined && pathOf(req.url ?? '') !== resolved.path) {
       if (next !== undefined) next()
       else refuse(fanout, res, NOT_FOUND)
@@ -95,6 +109,7 @@ export function createHandler(options: HandlerOptions = {}): Handler {
 
   handler.close = (closeOptions = {}) => fanout.close(resolveCloseOptions(closeOptions))
   handler.stats = () => fanout.stats()
+  handler.revoke = (filter) => fanout.revoke(filter)
   return handler
 }
 
@@ -137,6 +152,7 @@ class NodeOpening implements StreamOpening<NodeRequest> {
     res.on('close', onResponseClose)
     // A connection that went while the request waited has already emitted 'close'.
     if (this.isGone()) queueMicrotask(() => stream.detach())
+    else if (sink instanceof Socket) detachLater(this.req as IncomingMessage, res as ServerResponse, stream)
     return sink
   }
 }
@@ -249,6 +265,19 @@ function keptHeaders(res: ServerResponse): string {
     for (const line of Array.isArray(value) ? value : [value]) lines += `${name}: ${line}\r\n`
   }
   return lines
+}
+
+/** Answers `GET <path>/client.js`; nothing here can throw into the server. */
+function serveClientScript(req: NodeRequest, res: NodeResponse): void {
+  void answerClientScript(req.method as string, req.headers['if-none-match']).then(({ status, headers, body }) => {
+    try {
+      res.writeHead(status, headers)
+      if (body === undefined) res.end()
+      else res.end(body)
+    } catch {
+      res.destroy()
+    }
+  })
 }
 
 /** Answers a refused request at once, in plain text; nothing here can throw into the server. */
