@@ -2,12 +2,13 @@
  * patchwire/postgres behind real handlers: two handlers, each on a broker
  * and pool of its own on one private database, as two processes would be;
  * raw SSE streams over real sockets. Multi-topic streams, the snapshot, the
- * server-render hand-off with `position`, and a resume that reaches the
- * other handler; and the `{ transaction }` option of `publish`.
+ * server-render hand-off with `position`, a resume that reaches the other
+ * handler, a revocation that reaches the other handler; and the
+ * `{ transaction }` option of `publish`.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { createBroker, position, publish } from '../src/index.ts'
+import { createBroker, position, publish, revoke } from '../src/index.ts'
 import { brokerOn, freshDatabase, startPostgresServer } from './helpers/postgres-server.ts'
 import type { PostgresServer } from './helpers/postgres-server.ts'
 import { startServer, until } from './helpers/server.ts'
@@ -66,6 +67,22 @@ describe('patchwire/postgres behind handlers', { timeout: 60_000 }, () => {
     await until(() => page.named('patch').length === 1, 5000, 'the patch after the render')
     assert.deepEqual(page.named('patch').map((event) => event.data), ['[["replace","/n",2]]'], 'exactly the patch after the position')
     assert.deepEqual(page.named('snapshot'), [], 'no snapshot on a resume')
+  })
+
+  it('ends a stream on the other handler when revoke goes through one broker (pg_notify reaches every process)', async (t) => {
+    const url = await freshDatabase(server)
+    const a = await brokerOn(t, url)
+    const b = await brokerOn(t, url)
+    const handler = await startServer(t, { broker: b.broker, identify: () => 'user-1' })
+    const stream = await openStream(t, handler.port, 'room')
+    // A patch from the other broker proves b's LISTEN connection is up.
+    await publish(a.broker, 'room', [['replace', '/n', 1]])
+    await until(() => stream.named('patch').length === 1, 5000, 'the patch through b')
+    await revoke(a.broker, { identity: 'user-1' })
+    await until(() => stream.named('revoked').length === 1, 5000, 'the revoked frame on the other handler')
+    assert.deepEqual(JSON.parse(stream.named('revoked')[0]?.data ?? 'null'), { topic: 'room' }, 'it names the topic')
+    await stream.waitForClose()
+    assert.ok(stream.closed, 'the stream ended')
   })
 
   it('refuses a transaction on a broker that cannot take one, and bad options, with a TypeError', async (t) => {
