@@ -176,6 +176,30 @@ describe('createPostgresBroker', { timeout: 120_000 }, () => {
     assert.deepEqual(got.events[3], { payload: '[4]', id: last }, 'the later message')
   })
 
+  it('resets a topic whose messages were trimmed before this process could read them, and goes on after it', async (t) => {
+    const url = await freshDatabase(server)
+    // Two connections: one for LISTEN, one the test takes to starve the
+    // reads, which wait for it (a long publishTimeoutMs: they must not fail).
+    const reader = await brokerOn(t, url, { publishTimeoutMs: 20_000 }, { max: 2 })
+    const publisher = await brokerOn(t, url, { history: 2 })
+    const got = recorder()
+    await reader.broker.subscribe('t', got.listener, got.onGap).ready
+    await publisher.broker.publish('t', '["before"]')
+    await eventually(() => got.events.length === 1, 'the first message')
+    await eventually(() => reader.pool.totalCount === 2 && reader.pool.idleCount === 1, 'an idle connection to take')
+    const held = await reader.connect()
+    for (let i = 0; i < 6; i++) await publisher.broker.publish('t', `[${i}]`)
+    await eventually(() => reader.pool.waitingCount >= 1, 'a read to wait for a connection')
+    await eventually(async () => (await publisher.pool.query(`SELECT count(*)::int AS n FROM patchwire_messages WHERE topic = 't'`)).rows[0].n === 2, 'the trim to keep 2 messages', 10_000)
+    held.release()
+    await eventually(() => got.gaps() === 1, 'the reset once the reads work again', 10_000)
+    assert.deepEqual(got.payloads(), ['["before"]'], 'nothing of the hole is delivered: the reset (and the snapshot) covers it')
+    const after = await publisher.broker.publish('t', '["after"]')
+    await eventually(() => got.payloads().includes('["after"]'), 'a message after the reset')
+    assert.deepEqual(got.events.at(-1), { payload: '["after"]', id: after }, 'delivered as usual')
+    assert.deepEqual(reader.errors, [], 'nothing failed: a hole is a reset, not an error')
+  })
+
   it('resets every topic (a new epoch) when the tables were dropped and created again, and refuses old ids as foreign', async (t) => {
     const url = await freshDatabase(server)
     const { broker, pool } = await brokerOn(t, url)

@@ -93,7 +93,8 @@ op(['move', '/to', 1])
 
 /**
  * The \`\`\`ts blocks of docs/scaling-out.md (the Redis setup with
- * node-redis, then with ioredis), so that they compile as the guide shows them.
+ * node-redis, then with ioredis; the PostgreSQL quick start and migration,
+ * with pg), so that they compile as the guide shows them.
  */
 async function scalingOutGuide(): Promise<string[]> {
   const guide = await readFile(path.join(ROOT, 'docs', 'scaling-out.md'), 'utf8')
@@ -128,7 +129,9 @@ describe('types', () => {
     await mkdir(path.join(dir, 'node_modules'))
     await symlink(ROOT, path.join(dir, 'node_modules', 'patchwire'), 'dir')
     // The client libraries the guide imports, as the application would have them.
-    for (const name of ['redis', 'ioredis']) {
+    await mkdir(path.join(dir, 'node_modules', '@types'))
+    await symlink(path.join(ROOT, 'node_modules', '@types', 'pg'), path.join(dir, 'node_modules', '@types', 'pg'), 'dir')
+    for (const name of ['redis', 'ioredis', 'pg']) {
       await symlink(path.join(ROOT, 'node_modules', name), path.join(dir, 'node_modules', name), 'dir')
     }
     await writeFile(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }))
@@ -185,8 +188,8 @@ describe('types', () => {
       assert.deepEqual(errors, [], consumer.output)
     })
 
-    it('types the code of docs/scaling-out.md, with node-redis and with ioredis', () => {
-      assert.deepEqual(guideBlocks.map((code) => /from '(ioredis|redis)'/.exec(code)?.[1]), ['redis', 'ioredis'], 'docs/scaling-out.md: one ```ts block per library')
+    it('types the code of docs/scaling-out.md, with node-redis, with ioredis and with pg', () => {
+      assert.deepEqual(guideBlocks.map((code) => /from '(ioredis|redis|pg)'/.exec(code)?.[1]), ['redis', 'ioredis', 'pg', 'pg'], 'docs/scaling-out.md: one ```ts block per Redis library, and the PostgreSQL quick start and migration')
       const errors = consumer.diagnostics.filter((d) => path.basename(d.file).startsWith('guide-'))
       assert.deepEqual(errors, [], consumer.output)
     })

@@ -225,9 +225,16 @@ export class Feed {
     const { epoch, head } = answer
     if (this.#epoch !== undefined && epoch === this.#epoch && head < this.#position) {
       // The counter went back under the same epoch: ids would be issued
-      // again for other messages. A new epoch makes every old id foreign.
-      await this.#o.database.query(NEW_EPOCH, [epoch, newEpoch()], 'start a new epoch').catch(noop)
-      return true
+      // again for other messages. A new epoch makes every old id foreign;
+      // the next read sees it (or another process's, should one be first).
+      try {
+        await this.#o.database.query(NEW_EPOCH, [epoch, newEpoch()], 'start a new epoch after the counter went back')
+        return true
+      } catch (error) {
+        // Tried again by the next read, rather than in a loop here.
+        this.#o.onError(error as PatchwireError)
+        return false
+      }
     }
     if (this.#epoch !== undefined && epoch !== this.#epoch) {
       this.#epoch = epoch
