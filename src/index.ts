@@ -1,5 +1,8 @@
 export { createBroker, defaultBroker } from './broker/memory.js'
 export { diff } from './client/diff.js'
+export { applyPatch } from './client/patch.js'
+export type { ApplyPatchOptions } from './client/patch.js'
+export { PatchError } from './client/patch-error.js'
 export type { DiffOptions } from './client/diff.js'
 export { position, publish } from './broker/publish.js'
 export type { Broker, BrokerListener, BrokerOptions, HistoryFrame, ReplayRefusal, ReplayResult, Unsubscribe } from './broker/broker.js'

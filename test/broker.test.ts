@@ -231,6 +231,9 @@ describe('publish', () => {
       { name: 'a bad tuple', args: ['t', [['add']]] },
       { name: 'a circular value', args: ['t', [['add', '/a', circular]]] },
       { name: 'a BigInt value', args: ['t', [['add', '/a', 10n]]] },
+      { name: 'a path that is not a JSON Pointer', args: ['t', [['replace', 'counter', 1]]] },
+      { name: 'a Map value', args: ['t', [['replace', '/m', new Map([['a', 1]])]]] },
+      { name: 'a Set value', args: ['t', [['replace', '/s', new Set([1])]]] },
     ]
     for (const { name, args } of cases) {
       it(`${name} (default broker)`, (t) => {

@@ -105,6 +105,15 @@ describe('formatPatch', () => {
       { name: 'a BigInt value', ops: [['add', '/a', 1n]] },
       { name: 'a nested BigInt', ops: [['add', '/a', { deep: [2n] }]] },
       { name: 'a throwing toJSON', ops: [['add', '/a', throwingToJSON]] },
+      { name: 'a path without its leading slash', ops: [['replace', 'counter', 1]] },
+      { name: 'a path with a bare "~"', ops: [['replace', '/a~b', 1]] },
+      { name: 'a path ending in "~"', ops: [['remove', '/a~']] },
+      { name: 'a move from a path that is not a pointer', ops: [['move', '/b', 'a']] },
+      { name: 'a copy from a path with "~2"', ops: [['copy', '/b', '/a~2']] },
+      { name: 'a Map value', ops: [['add', '/a', new Map([['k', 1]])]] },
+      { name: 'a nested Set', ops: [['add', '/a', { tags: new Set(['x']) }]] },
+      { name: 'a class instance without toJSON', ops: [['add', '/a', new (class Point { x = 1 })()]] },
+      { name: 'a RegExp', ops: [['add', '/a', [/x/]]] },
     ]
     for (const { name, ops } of cases) {
       it(`throws TypeError for ${name}`, () => {
@@ -112,6 +121,37 @@ describe('formatPatch', () => {
         assert.throws(() => formatPatch(ops as PatchOp[], '1'), TypeError)
       })
     }
+
+    it('names the path that is not a JSON Pointer, and the fix', () => {
+      assert.throws(() => formatPatch([['replace', 'counter', 1]]), /ops\[0\] \(replace\): the path "counter" is not a JSON Pointer: it must be "" \(the whole state\) or start with "\/", as in "\/counter"/, 'the message names the op, the path and the fix')
+      assert.throws(() => formatPatch([['add', '/a', 1], ['move', '/b', 'a']]), /ops\[1\] \(move\): the from path "a"/, 'the message names the from path of a move')
+      assert.throws(() => formatPatch([['add', '/a~b', 1]]), /"~" must be written "~0"/, 'the message says how to write "~"')
+    })
+
+    it('names a Map, a Set or a class instance and its member', () => {
+      assert.throws(() => formatPatch([['add', '/a', { m: new Map() }]]), /ops\[0\] is not JSON: a Map at member "m".*Object\.fromEntries/, 'the message names the kind, the member and a fix')
+      assert.throws(() => formatPatch([['add', '/a', new Set([1])]]), /a Set at member "2"/, 'the tuple index is the member of a top-level value')
+    })
+
+    it('accepts JSON Pointers of every form, Dates, objects with toJSON, null-prototype objects and plain objects of another realm', async () => {
+      const { runInNewContext } = await import('node:vm')
+      const foreign = runInNewContext('({ a: [1, { b: 2 }] })') as unknown
+      const ops: PatchOp[] = [
+        ['replace', '', { at: new Date(0) }],
+        ['add', '/', 1],
+        ['add', '/a~0b/c~1d', 1],
+        ['add', '/list/$$42', { id: 42 }],
+        ['move', '/x', '/y'],
+        ['add', '/n', Object.assign(Object.create(null) as object, { k: 1 })],
+        ['add', '/f', foreign],
+        ['add', '/t', { toJSON: () => 'text' }],
+      ]
+      assert.equal(
+        formatPatch(ops),
+        'event: patch\ndata: [["replace","",{"at":"1970-01-01T00:00:00.000Z"}],["add","/",1],["add","/a~0b/c~1d",1],["add","/list/$$42",{"id":42}],["move","/x","/y"],["add","/n",{"k":1}],["add","/f",{"a":[1,{"b":2}]}],["add","/t","text"]]\n\n',
+        'each of them is published as JSON writes it',
+      )
+    })
 
     it('keeps the serialisation error as cause', () => {
       assert.throws(() => formatPatch([['add', '/a', 1n]]), (error: unknown) => {

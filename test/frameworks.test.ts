@@ -308,7 +308,7 @@ describe('recipes', () => {
       assert.match(missing.body, /^Missing "topic"/)
       const forbidden = await get(`${origin}/events?topic=secret`)
       assert.equal(forbidden.status, 403)
-      assert.equal(forbidden.body, 'Forbidden')
+      assert.equal(forbidden.body, 'Forbidden: the handler\'s authorize option did not return true for every topic of this stream')
 
       const client = await openStream(t, port, 'room', [], '/events')
       await assertRoundTrip(events, broker, raw(client), 'room')
@@ -366,7 +366,7 @@ describe('recipes', () => {
 
       const refused = await get(`${origin}/events?topic=secret`)
       assert.equal(refused.status, 403)
-      assert.equal(refused.body, 'Forbidden')
+      assert.equal(refused.body, 'Forbidden: the handler\'s authorize option did not return true for every topic of this stream')
 
       const client = await openStream(t, port, 'room', [], '/events')
       await assertRoundTrip(events, broker, raw(client), 'room')

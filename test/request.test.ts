@@ -67,6 +67,6 @@ describe('readStreamQuery', () => {
   }
 
   it('refuses with 403 a topic outside the prefix', () => {
-    assert.deepEqual(readStreamQuery('/?topic=app:a&topic=other', { ...limits, topicPrefix: 'app:' }), { status: 403, message: 'Forbidden' })
+    assert.deepEqual(readStreamQuery('/?topic=app:a&topic=other', { ...limits, topicPrefix: 'app:' }), { status: 403, message: 'Forbidden: the topic "other" does not start with the handler\'s topicPrefix "app:"' })
   })
 })

@@ -421,18 +421,19 @@ describe('subscribe', TIMEOUT, () => {
   })
 
   describe('environment', () => {
-    it('defaults the path to the page path + /__events', async (t) => {
+    it('defaults the path to the page\'s directory + __events: a directory path, or the directory of a page that is a file', async (t) => {
       const { EventSource: Recording, urls } = recorder()
       const pathname = { value: '/' }
       Object.defineProperty(globalThis, 'window', { value: { location: { get pathname() { return pathname.value } }, EventSource: Recording }, configurable: true })
       t.after(() => delete (globalThis as { window?: unknown }).window)
-      for (const value of ['/', '/dashboard', '/dashboard/']) {
+      const pages = ['/', '/dashboard', '/dashboard/', '/x.html', '/reports/q3/index.html', '/v1.2/']
+      for (const value of pages) {
         pathname.value = value
         const stop = subscribe('user:42', () => {})
         await tick()
         stop()
       }
-      assert.deepEqual(urls, ['/__events?topic=user%3A42', '/dashboard/__events?topic=user%3A42', '/dashboard/__events?topic=user%3A42'])
+      assert.deepEqual(urls, ['/__events', '/dashboard/__events', '/dashboard/__events', '/__events', '/reports/q3/__events', '/v1.2/__events'].map((path) => `${path}?topic=user%3A42`), `the paths of the pages ${pages.join(', ')}`)
     })
 
     it('puts the topic before a #fragment of the path', async () => {
@@ -472,6 +473,55 @@ describe('subscribe', TIMEOUT, () => {
 
     it('needs options.path outside a browser', () => {
       assert.throws(() => subscribe('t', () => {}, { EventSource }), { name: 'TypeError', message: /options\.path is required outside a page/ })
+    })
+
+    it('refuses unknown options with a TypeError that names them, suggests the one meant and lists the valid ones', () => {
+      const options = { path: '/e', EventSource, onSnapShot: () => {} } as SubscribeOptions
+      assert.throws(() => subscribe('t', () => {}, options), (error: unknown) => {
+        assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
+        assert.match(error.message, /^subscribe: unknown option "onSnapShot" \(did you mean "onSnapshot"\?\); the options are path, withCredentials, onSnapshot, /, 'the message names the option, the one meant and the valid ones')
+        return true
+      }, 'a misspelled onSnapshot is refused')
+      assert.throws(() => subscribe('t', () => {}, { path: '/e', EventSource, snapshot: true, retry: 1 } as SubscribeOptions), { name: 'TypeError', message: /unknown options "snapshot", "retry"; the options are/ }, 'every unknown option is named')
+      assert.throws(() => subscribe('t', () => {}, null as unknown as SubscribeOptions), { name: 'TypeError', message: /options must be an object, got null/ }, 'null options are refused')
+      assert.throws(() => subscribe('t', () => {}, '/events' as unknown as SubscribeOptions), { name: 'TypeError', message: /options must be an object, got string/ }, 'a path given in place of the options is refused')
+    })
+
+    it('types onSnapshot by subscribe<T>, so that applyPatch on the state is typed', () => {
+      let state: { counter: number } | undefined
+      const stop = subscribe<{ counter: number }>('t', (ops) => applyPatch(state, ops), { path: '/e', EventSource: recorder().EventSource, onSnapshot: (snapshot) => { state = snapshot } })
+      stop()
+      // @ts-expect-error: the snapshot is a { counter: number }, not a string
+      subscribe<{ counter: number }>('t', () => {}, { path: '/e', EventSource: recorder().EventSource, onSnapshot: (snapshot: string) => snapshot })()
+      assert.equal(state, undefined, 'nothing arrived from a recorder')
+    })
+
+    it('with debug: true, logs each frame, state change and reconnect to the console', async (t) => {
+      const { url, broker, handler } = await serve(t, { snapshot: () => ({ counter: 0 }) })
+      const lines: string[] = []
+      t.mock.method(console, 'log', (...args: unknown[]) => lines.push(args.map(String).join(' ')))
+      const p = probe(t, url, 'dbg', { debug: true, onSnapshot: () => {} })
+      await until(() => p.states.includes('open'), 5000, 'the stream opened')
+      await publish(broker, 'dbg', [['replace', '/counter', 1]])
+      await until(() => p.patches.length === 1, 5000, 'the patch arrived')
+      handler.close({ reconnectSpreadMs: 0 })
+      await until(() => p.states.includes('connecting'), 5000, 'the stream dropped')
+      const seen = lines.filter((line) => line.startsWith('[patchwire] dbg: '))
+      assert.ok(seen.some((line) => line === '[patchwire] dbg: snapshot {"counter":0}'), `the snapshot is logged: ${seen.join(' | ')}`)
+      assert.ok(seen.some((line) => line === '[patchwire] dbg: state open'), `the open state is logged: ${seen.join(' | ')}`)
+      assert.ok(seen.some((line) => /^\[patchwire\] dbg: patch \S+ \[\["replace","\/counter",1\]\]$/.test(line)), `the patch is logged with its id: ${seen.join(' | ')}`)
+      assert.ok(seen.some((line) => line.startsWith('[patchwire] dbg: state reconnecting: the stream')), `the reconnect is logged: ${seen.join(' | ')}`)
+    })
+
+    it('logs nothing without debug (control)', async (t) => {
+      const { url, broker } = await serve(t)
+      const lines: string[] = []
+      t.mock.method(console, 'log', (...args: unknown[]) => lines.push(args.map(String).join(' ')))
+      const p = probe(t, url, 'quiet')
+      await until(() => p.states.includes('open'), 5000, 'the stream opened')
+      await publish(broker, 'quiet', [['replace', '/counter', 1]])
+      await until(() => p.patches.length === 1, 5000, 'the patch arrived')
+      assert.deepEqual(lines.filter((line) => line.startsWith('[patchwire]')), [], 'nothing is logged')
     })
 
     it('throws a TypeError for a bad topic or onPatch', () => {

@@ -16,8 +16,11 @@ import { defaultBroker } from './memory.js'
  * its `publish` gives (nothing, for most).
  * @throws TypeError when the topic is not a non-empty string, or the ops are
  * not an array of valid op tuples (one of the eight op names, the right
- * length), or hold values that are not JSON (circular, BigInt, `undefined`,
- * `NaN`, `Infinity`, functions)
+ * length, a path that is a JSON Pointer: `""` or starting with `/`, `~` only
+ * as `~0`/`~1`), or hold values that JSON would not carry as they are
+ * (circular, BigInt, `undefined`, `NaN`, `Infinity`, functions, a `Map`, a
+ * `Set`, or any object that is not plain or an array and has no `toJSON`;
+ * a `Date` is fine)
  * @example
  * const id = await publish('dashboard:user:42', [['replace', '/counter', 7]])
  * publish(redisBroker, 'dashboard:user:42', [['replace', '/counter', 7]])

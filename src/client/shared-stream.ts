@@ -2,6 +2,7 @@ import type { PatchwireErrorCode } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
 import { parseOps, parseReset, parseRevoked, splitFrame } from './frames.js'
 import { compareIds, later } from './positions.js'
+import { explainRefusal } from './refusal.js'
 import type { EventSourceConstructor, EventSourceLike, SubscriptionState } from './event-source.js'
 
 /**
@@ -216,7 +217,7 @@ export class SharedStream {
       source = { readyState: 2, addEventListener() {}, close() {} }
       failed = true
       queueMicrotask(() => {
-        if (!leg.closed) this.#refused(leg, `the stream ${url} could not be opened: ${String(error)}`)
+        if (!leg.closed) this.#refused(leg, `the stream ${url} could not be opened: ${String(error)}`, false)
       })
     }
     const leg: Leg = { source, url, topics, members: new Set(entries), main, state: 'connecting', ready: false, closed: false, revoked: false }
@@ -242,7 +243,7 @@ export class SharedStream {
       // Every topic of the path, from every tab, is on one stream: past the
       // server's maxTopics, that stream is refused as a whole.
       const many = topics.length > 1 ? ` (a stream of ${topics.length} topics: more than the server's maxTopics?)` : ''
-      if (source.readyState === 2) return this.#refused(leg, `the server refused the stream ${url}${why}${many}`)
+      if (source.readyState === 2) return this.#refused(leg, `the server refused the stream ${url}${why}${many}`, true)
       // The end that follows a revocation: a reopen without the revoked topics, not a drop.
       if (leg.revoked) return this.#reopen(leg)
       // Until the next ready, a snapshot's position is not known again.
@@ -348,8 +349,9 @@ export class SharedStream {
 
   // A stream of several topics, one of which may be the refused one, is
   // tried again without the topics no server has accepted yet, and each of
-  // those alone; a stream that cannot be split refuses its members for good.
-  #refused(leg: Leg, message: string): void {
+  // those alone; a stream that cannot be split refuses its members for good,
+  // with the likely causes when `explain`.
+  #refused(leg: Leg, message: string, explain: boolean): void {
     this.#close(leg)
     if (this.#main === leg) this.#main = undefined
     const members = [...leg.members]
@@ -364,7 +366,9 @@ export class SharedStream {
     }
     for (const entry of members) this.#entries.delete(entry.id)
     if (leg.main) this.#last = undefined
-    this.#send(ids(members), { type: 'state', main: leg.main, state: 'closed', code: 'ERR_PATCHWIRE_REFUSED', message })
+    const refuse = (why: string): void => this.#send(ids(members), { type: 'state', main: leg.main, state: 'closed', code: 'ERR_PATCHWIRE_REFUSED', message: message + why })
+    if (explain) void explainRefusal(leg.url, this.#withCredentials).then(refuse)
+    else refuse('')
   }
 
   #close(leg: Leg): void {

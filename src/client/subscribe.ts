@@ -1,9 +1,13 @@
 import { PatchwireError, reportToConsole } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
 import type { ResetReason } from '../protocol/reset-reason.js'
-import type { EventSourceConstructor, SubscriptionState } from './event-source.js'
+import { debugReceiver } from './debug.js'
+import type { SubscriptionState } from './event-source.js'
 import type { StreamEvent } from './shared-stream.js'
+import { checkSubscribeArguments, defaultPath, type SnapshotMeta, type SubscribeOptions } from './subscribe-options.js'
 import { Hub, type Local } from './tabs.js'
+
+export type { SnapshotMeta, SubscribeOptions }
 
 /**
  * What {@link subscribe} returns: call it to stop (idempotent), read `state`
@@ -22,99 +26,6 @@ export interface PatchMeta {
   readonly id: string
   /** The topic the ops belong to. */
   readonly topic: string
-}
-
-/** What comes with a snapshot besides the state. */
-export interface SnapshotMeta {
-  /** The topic the state belongs to. */
-  readonly topic: string
-}
-
-/** Options of {@link subscribe}. */
-export interface SubscribeOptions {
-  /**
-   * The URL path (or full URL) of the server's event handler; the topics are
-   * added as `topic` query parameters.
-   * @defaultValue the page's path followed by `/__events`
-   * (`/dashboard/` → `/dashboard/__events`); required outside a page (in a worker, say)
-   */
-  path?: string
-  /**
-   * Send cookies and HTTP authentication on a cross-origin stream.
-   * @defaultValue false
-   */
-  withCredentials?: boolean
-  /**
-   * Called with the topic's state: when the subscription starts (unless it
-   * has a `lastEventId`) and after every reset. It comes from the server's
-   * `snapshot` option, and every patch that follows applies to it. With
-   * `onSnapshot`, a reset never reloads the page. Each call gets its own copy.
-   * @param state - the topic's state, parsed from JSON
-   * @param meta - `{ topic }`
-   * @defaultValue none: the page loads its state itself
-   */
-  onSnapshot?: (state: unknown, meta: SnapshotMeta) => void
-  /**
-   * Start from this position instead of from now: an event id the server
-   * rendered the page's state at (`position(topic)` on the server). The
-   * subscription then gets every patch of its topic after it, or a reset
-   * when the server cannot replay them.
-   * @defaultValue none: from the shared stream's current position
-   */
-  lastEventId?: string
-  /**
-   * Called when the server could not resume the stream exactly for this
-   * topic (it restarted, or the gap was longer than its history): patches
-   * were missed. With `onSnapshot`, the snapshot that follows replaces the
-   * state; without it, the page's state must be loaded again, and the
-   * patches that follow apply to that new state.
-   * @param reason - why; see {@link ResetReason}
-   * @defaultValue with `onSnapshot`, nothing; without it, reloads the page
-   * (`location.reload()`, once per reset however many subscriptions), and
-   * outside a browser reports `ERR_PATCHWIRE_RESET` to `onError`
-   */
-  onReset?: (reason: ResetReason) => void
-  /**
-   * Called with every runtime failure, told apart by `error.code`:
-   * `ERR_PATCHWIRE_DISCONNECTED` (a drop or a failed reconnect attempt; the
-   * stream reconnects by itself, so this is not an incident: the default
-   * reporter ignores it),
-   * `ERR_PATCHWIRE_REFUSED` (the server refused the topic; state is `closed`),
-   * `ERR_PATCHWIRE_FRAME` (a frame was not what the protocol says; skipped),
-   * `ERR_PATCHWIRE_CALLBACK` (a callback threw; `error.cause` is what it threw),
-   * `ERR_PATCHWIRE_RESET`.
-   * @defaultValue logs every code but `ERR_PATCHWIRE_DISCONNECTED` to `console.error`
-   */
-  onError?: (error: PatchwireError) => void
-  /**
-   * Called when the server revoked this subscription's topic (an
-   * `event: revoked` frame, see docs/access.md): the subscription has ended
-   * for good, its state is `revoked`, and no request for the topic is made
-   * again. The shared stream goes on for the other topics.
-   * @param topic - the revoked topic
-   * @defaultValue none: the subscription ends quietly (its state says so)
-   */
-  onRevoked?: (topic: string) => void
-  /**
-   * Called when `state` changes: the stream opened, dropped, was refused or
-   * revoked. Not called by `stop()`.
-   * @defaultValue none
-   */
-  onStateChange?: (state: SubscriptionState) => void
-  /**
-   * The `EventSource` to use: a polyfill, or Node's (`eventsource` package).
-   * @defaultValue the global `EventSource` in a page or a worker; elsewhere
-   * (server-side rendering) subscribe does nothing
-   */
-  EventSource?: EventSourceConstructor
-  /**
-   * Share one stream per path with the other tabs of the origin: the leader
-   * tab holds it and passes the frames on. Needs Web Locks and
-   * BroadcastChannel; without them each tab has its own stream anyway.
-   * Subscriptions that share a path must agree on it: the first one decides.
-   * @defaultValue true
-   */
-  shareTabs?: boolean
 }
 
 /**
@@ -139,40 +50,31 @@ export interface SubscribeOptions {
  * @param topic - the topic, as the server publishes it
  * @param onPatch - called with each frame's ops (already checked to be op tuples)
  * and `{ id, topic }`; typically `(ops) => applyPatch(state, ops)`
+ * @typeParam T - the topic's state: `onSnapshot` receives a `T` (what the
+ * server's `snapshot` sends; not checked at run time)
  * @param options - see {@link SubscribeOptions}
  * @returns the stop function, with a `state` getter; see {@link Subscription}
  * @throws TypeError when `topic` is not a non-empty string of well-formed
- * Unicode, `onPatch` is not a function, `options.lastEventId` is not a
- * non-empty string, or `options.path` is missing outside a page or is not a URL
+ * Unicode, `onPatch` is not a function, `options` is not an object or has
+ * an option subscribe does not know (the message names it and lists the
+ * valid ones), `options.lastEventId` is not a non-empty string, or
+ * `options.path` is missing outside a page or is not a URL
  * @example
- * let state
- * const stop = subscribe('dashboard:user:42', (ops) => applyPatch(state, ops), {
+ * let state: { counter: number } | undefined
+ * const stop = subscribe<{ counter: number }>('dashboard:user:42', (ops) => applyPatch(state, ops), {
  *   path: '/dashboard/__events',
  *   onSnapshot: (snapshot) => { state = snapshot },
  * })
  * stop.state // 'connecting'
  * stop()
  */
-export function subscribe(
+export function subscribe<T = unknown>(
   topic: string,
   onPatch: (ops: PatchOp[], meta: PatchMeta) => void,
-  options: SubscribeOptions = {},
+  options: SubscribeOptions<T> = {},
 ): Subscription {
-  if (typeof topic !== 'string' || topic === '') {
-    throw new TypeError('subscribe: topic must be a non-empty string')
-  }
-  if (typeof onPatch !== 'function') {
-    throw new TypeError('subscribe: onPatch must be a function, such as (ops) => applyPatch(state, ops)')
-  }
-  try {
-    encodeURIComponent(topic)
-  } catch {
-    throw new TypeError('subscribe: topic must be well-formed Unicode')
-  }
+  checkSubscribeArguments(topic, onPatch, options)
   const { lastEventId, onSnapshot, onReset, onStateChange, onRevoked } = options
-  if (lastEventId !== undefined && (typeof lastEventId !== 'string' || lastEventId === '')) {
-    throw new TypeError('subscribe: options.lastEventId must be a non-empty event id string, such as the one position(topic) gave the server')
-  }
   const win = typeof window === 'undefined' ? undefined : window
   // A page, or a worker (no `window`, but a browser all the same); anywhere
   // else, without options.EventSource, is server-side rendering.
@@ -182,7 +84,7 @@ export function subscribe(
   let path = options.path
   if (path === undefined) {
     if (win === undefined) throw new TypeError('subscribe: options.path is required outside a page')
-    path = `${win.location.pathname.replace(/\/$/, '')}/__events`
+    path = defaultPath(win.location.pathname)
   }
   // The query goes before any #fragment, which is never sent.
   const hash = path.indexOf('#')
@@ -239,7 +141,7 @@ export function subscribe(
           } catch {
             return report(new PatchwireError('ERR_PATCHWIRE_FRAME', `a snapshot frame of ${topic} is not JSON: ${event.data.slice(0, 100)}`))
           }
-          return call(() => onSnapshot(value, { topic }))
+          return call(() => onSnapshot(value as T, { topic }))
         }
         case 'reset':
           if (onReset !== undefined) return call(() => onReset(event.reason as ResetReason))
@@ -263,6 +165,7 @@ export function subscribe(
       }
     },
   }
+  if (options.debug === true) local.receive = debugReceiver(topic, local.receive.bind(local))
   const joined = hub
   joined.add(local)
   const stop = (): void => {

@@ -140,6 +140,6 @@ export class Admission<Req, W extends AdmissionRequest<Req>> {
   }
 }
 
-const FORBIDDEN: Refusal = { status: 403, message: 'Forbidden' }
+const FORBIDDEN: Refusal = { status: 403, message: 'Forbidden: the handler\'s authorize option did not return true for every topic of this stream' }
 const EXPIRED: Refusal = { status: 403, message: 'Forbidden: authorize gave an until that has already passed' }
 const TOO_MANY: Refusal = { status: 429, message: 'Too Many Requests: this identity has as many event streams open as the handler allows (option maxStreamsPerIdentity); close one first' }

@@ -122,6 +122,9 @@ export class Resume<Req> {
     stream.cursor = ready.seq
     stream.held = undefined
     stream.heldBytes = 0
+    // Only a later snapshot (after a reset) needs the request: an idle
+    // stream without one should not keep its headers and the rest alive.
+    if (this.#o.snapshot === undefined) stream.req = undefined
     return text + readyFrame(ready.id)
   }
 

@@ -25,8 +25,8 @@ export interface HeldMessage<T> {
  */
 export class Stream<T> implements StreamHandle {
   readonly owner: StreamOwner<T>
-  /** The transport's request, for `snapshot` after a reset. */
-  readonly req: unknown
+  /** The transport's request, for `snapshot` after a reset; let go of once open when there is no `snapshot`. */
+  req: unknown
   readonly topics: readonly T[]
   /** This stream's slot in each topic's stream list (swap-remove), by topic order. */
   readonly slots: number[]

@@ -3,6 +3,7 @@ import { Fanout } from '../core/fanout.js'
 import type { HandlerStats } from '../core/stats.js'
 import { currentTick } from '../core/tick.js'
 import type { Refusal, Sink, StreamHandle, StreamOpening } from '../core/transport.js'
+import { answerClientScript, isClientScriptPath } from './client-script.js'
 import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
 import { NOT_FOUND, NOT_GET, refusalHeaders, STREAM_HEADERS } from './response.js'
@@ -50,6 +51,9 @@ export function createFetchHandler(options: FetchHandlerOptions = {}): FetchHand
   }
 
   const handler = ((request: Request) => {
+    if (resolved.serveClient && (request.method === 'GET' || request.method === 'HEAD') && isClientScriptPath(pathOf(request.url), resolved.path)) {
+      return answerClientScript(request.method, request.headers.get('if-none-match')).then(({ status, headers, body }) => new Response(body ?? null, { status, headers }))
+    }
     if (resolved.path !== undefined && pathOf(request.url) !== resolved.path) return refuse(NOT_FOUND)
     if (request.method !== 'GET') return refuse(NOT_GET)
     const query = readStreamQuery(request.url, resolved)

@@ -6,6 +6,8 @@ import { Fanout } from '../core/fanout.js'
 import type { HandlerStats } from '../core/stats.js'
 import type { Refusal, Sink, StreamHandle, StreamOpening } from '../core/transport.js'
 import { PatchwireError } from '../errors.js'
+import { detachLater } from './detach.js'
+import { answerClientScript, isClientScriptPath } from './client-script.js'
 import { KernelQueues } from './kernel-queue.js'
 import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
 import { pathOf, readStreamQuery } from './request.js'
@@ -66,6 +68,10 @@ export function createHandler(options: HandlerOptions = {}): Handler {
   const fanout = new Fanout<NodeRequest>(resolved, { inFlight: socketInFlight, kernelHeld: socketKernelHeld, cut: cutSink })
 
   const handler = ((req, res, next) => {
+    if (resolved.serveClient && (req.method === 'GET' || req.method === 'HEAD') && isClientScriptPath(pathOf(req.url ?? ''), resolved.path)) {
+      serveClientScript(req, res)
+      return
+    }
     if (resolved.path !== undefined && pathOf(req.url ?? '') !== resolved.path) {
       if (next !== undefined) next()
       else refuse(fanout, res, NOT_FOUND)
@@ -146,6 +152,7 @@ class NodeOpening implements StreamOpening<NodeRequest> {
     res.on('close', onResponseClose)
     // A connection that went while the request waited has already emitted 'close'.
     if (this.isGone()) queueMicrotask(() => stream.detach())
+    else if (sink instanceof Socket) detachLater(this.req as IncomingMessage, res as ServerResponse, stream)
     return sink
   }
 }
@@ -258,6 +265,19 @@ function keptHeaders(res: ServerResponse): string {
     for (const line of Array.isArray(value) ? value : [value]) lines += `${name}: ${line}\r\n`
   }
   return lines
+}
+
+/** Answers `GET <path>/client.js`; nothing here can throw into the server. */
+function serveClientScript(req: NodeRequest, res: NodeResponse): void {
+  void answerClientScript(req.method as string, req.headers['if-none-match']).then(({ status, headers, body }) => {
+    try {
+      res.writeHead(status, headers)
+      if (body === undefined) res.end()
+      else res.end(body)
+    } catch {
+      res.destroy()
+    }
+  })
 }
 
 /** Answers a refused request at once, in plain text; nothing here can throw into the server. */

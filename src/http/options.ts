@@ -92,6 +92,15 @@ export interface StreamHandlerOptions<Req> {
    */
   path?: string
   /**
+   * Answer `GET <path>/client.js` with the browser client (`patchwire/client`
+   * as one ES module, `text/javascript`, cacheable, with an ETag), so that a
+   * page imports it from the handler: `import { subscribe } from
+   * '/events/client.js'`. Without `path`, any request path ending in
+   * `/client.js` is answered (a handler mounted under a prefix).
+   * @defaultValue true
+   */
+  serveClient?: boolean
+  /**
    * Topics one stream may carry (`?topic=a&topic=b`); more is refused with 400.
    * @defaultValue 16
    */
@@ -167,6 +176,7 @@ export function resolveCloseOptions(options: CloseOptions): number {
 /** What a transport needs of the options, resolved. @internal */
 export interface ResolvedOptions<Req> extends CoreOptions<Req>, QueryLimits {
   readonly path: string | undefined
+  readonly serveClient: boolean
 }
 
 const DEFAULT_HEARTBEAT_MS = 15_000
@@ -210,9 +220,13 @@ export function resolveOptions<Req>(options: StreamHandlerOptions<Req>, caller: 
       throw new TypeError(`${caller}: option "path" must be a URL path starting with "/" and without a query, got "${path}"`)
     }
   }
+  if (options.serveClient !== undefined && typeof options.serveClient !== 'boolean') {
+    throw new TypeError(`${caller}: option "serveClient" must be a boolean, got ${options.serveClient === null ? 'null' : typeof options.serveClient}`)
+  }
   return {
     broker,
     path,
+    serveClient: options.serveClient !== false,
     heartbeatMs: integer(read, 'heartbeatMs', DEFAULT_HEARTBEAT_MS, 1, MAX_TIMER_MS),
     retryMs: integer(read, 'retryMs', DEFAULT_RETRY_MS, 0, MAX_TIMER_MS),
     topicPrefix: string(read, 'topicPrefix', ''),
@@ -231,7 +245,7 @@ export function resolveOptions<Req>(options: StreamHandlerOptions<Req>, caller: 
 }
 
 const KNOWN = new Set<string>([
-  'broker', 'heartbeatMs', 'retryMs', 'topicPrefix', 'authorize', 'snapshot', 'path', 'maxTopics', 'maxBufferedBytes',
+  'broker', 'heartbeatMs', 'retryMs', 'topicPrefix', 'authorize', 'snapshot', 'path', 'serveClient', 'maxTopics', 'maxBufferedBytes',
   'lingerMs', 'maxTopicLength', 'maxPending', 'pendingTimeoutMs', 'onError', 'identify', 'maxStreamsPerIdentity',
 ] satisfies (keyof StreamHandlerOptions<unknown>)[])
 

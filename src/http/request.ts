@@ -104,11 +104,16 @@ function checkTopic(topic: string, topics: readonly string[], limits: QueryLimit
   if (CONTROL_CHARACTERS.test(topic)) return { status: 400, message: 'Malformed "topic": control characters are not allowed' }
   if (topic.length > limits.maxTopicLength) return tooLong(limits.maxTopicLength)
   if (topics.includes(topic)) return { status: 400, message: 'Repeated "topic": name each topic of a stream once' }
-  if (!topic.startsWith(limits.topicPrefix)) return FORBIDDEN
+  if (!topic.startsWith(limits.topicPrefix)) return outsidePrefix(topic, limits.topicPrefix)
   return undefined
 }
 
-const FORBIDDEN: Refusal = { status: 403, message: 'Forbidden' }
+// The prefix is configuration the client must follow, not a secret; the
+// topic is the client's own, shown back so that a stream of several topics
+// says which one.
+function outsidePrefix(topic: string, prefix: string): Refusal {
+  return { status: 403, message: `Forbidden: the topic ${JSON.stringify(topic)} does not start with the handler's topicPrefix ${JSON.stringify(prefix)}` }
+}
 
 function tooLong(maxTopicLength: number): Refusal {
   return { status: 414, message: `"topic" is longer than ${maxTopicLength} characters (option maxTopicLength)` }

@@ -1,4 +1,5 @@
 import type { PatchOp, PatchOpName } from '../patch-op.js'
+import { isJsonObject, kindOf, pointerProblem } from './op-values.js'
 
 /**
  * The wire text of every frame patchwire writes. Pure functions: the
@@ -116,8 +117,9 @@ const OP_ARITY: Readonly<Record<PatchOpName, 2 | 3>> = {
 /**
  * Validates ops and serialises them once. Every value must be JSON as it is:
  * `JSON.stringify` would silently turn `undefined`, `NaN` or a function into
- * `null` or nothing, and every client would then apply something else than
- * what was published.
+ * `null` or nothing, and a `Map` or a `Set` into `{}`, and every client
+ * would then apply something else than what was published. Every path must
+ * be a JSON Pointer, or every client would fail to apply the op.
  * @throws TypeError naming the op index and what is wrong with it
  * @internal
  */
@@ -134,7 +136,7 @@ export function serialiseOps(ops: readonly PatchOp[]): string {
       json += (i === 0 ? '' : ',') + JSON.stringify(ops[i], onlyJson)
     } catch (error) {
       const what = error instanceof NotJson ? error.message : `${(error as Error).message} (a circular reference or a BigInt?)`
-      throw new TypeError(`ops[${i}] is not JSON: ${what}; publish only JSON values (no undefined, NaN, Infinity, functions, BigInt or cycles)`, { cause: error })
+      throw new TypeError(`ops[${i}] is not JSON: ${what}; publish only JSON values (no undefined, NaN, Infinity, functions, BigInt, Map, Set, class instances without toJSON, or cycles)`, { cause: error })
     }
   }
   return json + ']'
@@ -143,7 +145,11 @@ export function serialiseOps(ops: readonly PatchOp[]): string {
 /** A JSON.stringify replacer that refuses what JSON would silently drop or turn into null. */
 function onlyJson(key: string, value: unknown): unknown {
   // The replacer sees every value after toJSON (a Date is its string by then).
-  if (value === null || typeof value === 'object' || typeof value === 'string' || typeof value === 'boolean') return value
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value
+  if (typeof value === 'object') {
+    if (isJsonObject(value)) return value
+    throw new NotJson(`${kindOf(value)} at member "${key}" (JSON would write it as {}; convert it, e.g. Object.fromEntries(map) or [...set])`)
+  }
   if (typeof value === 'number' && Number.isFinite(value)) return value
   throw new NotJson(`${typeof value === 'number' ? String(value) : typeof value} at member "${key}"`)
 }
@@ -164,6 +170,10 @@ function checkOp(op: unknown, i: number): void {
   if ((name === 'move' || name === 'copy') && typeof op[2] !== 'string') {
     throw new TypeError(`ops[${i}] (${name}) must name its source path as a string in third place, ['${name}', path, from]`)
   }
+  const pathProblem = pointerProblem(op[1])
+  if (pathProblem !== undefined) throw new TypeError(`ops[${i}] (${name}): the path ${pathProblem}`)
+  const fromProblem = name === 'move' || name === 'copy' ? pointerProblem(op[2] as string) : undefined
+  if (fromProblem !== undefined) throw new TypeError(`ops[${i}] (${name}): the from path ${fromProblem}`)
   if (name === 'limit' && !Number.isInteger(op[2])) {
     throw new TypeError(`ops[${i}] (limit) must give an integer count in third place, ['limit', path, n]`)
   }

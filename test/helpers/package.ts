@@ -132,14 +132,18 @@ async function packReport(dir: string, args: readonly string[]): Promise<{ filen
 
 /**
  * Creates a project in `dir` and installs the tarball into it, offline: the
- * package has no dependencies, so nothing needs the registry.
+ * package has no dependencies, so nothing needs the registry. Scripts are
+ * not ignored, as a user's install does not ignore them: npm 11 runs none
+ * of a dependency's without `allowScripts`, and warns about them.
  * @param tarball - a `.tgz` from {@link pack}
  * @param dir - the project folder; created if missing
+ * @returns what npm printed
  * @throws Error with npm's output when the install fails
  */
-export async function installTarball(tarball: string, dir: string): Promise<void> {
+export async function installTarball(tarball: string, dir: string): Promise<RunResult> {
   await mkdir(dir, { recursive: true })
   await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'patchwire-consumer', private: true }))
-  const result = await run('npm', ['install', tarball, '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], dir, INSTALL_TIMEOUT_MS)
+  const result = await run('npm', ['install', tarball, '--offline', '--no-audit', '--no-fund'], dir, INSTALL_TIMEOUT_MS)
   if (result.exitCode !== 0) throw new Error(`npm install ${tarball} failed (exit ${result.exitCode}):\n${result.stderr}\n${result.stdout}`)
+  return result
 }
