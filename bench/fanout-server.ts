@@ -242,6 +242,11 @@ async function loadVariant(name: string, variantOptions: VariantOptions): Promis
   switch (name) {
     case 'patchwire':
       return (await import('./variants/patchwire.js')).createPatchwireVariant(variantOptions)
+    case 'patchwire-attached':
+      // Opt-in: patchwire with its streams left on node:http, the fallback
+      // of src/http/detach.ts and the path before it, measured in the same run.
+      ;(await import('../src/http/detach.js')).setDetaching(false)
+      return (await import('./variants/patchwire.js')).createPatchwireVariant(variantOptions)
     case 'bare':
       return (await import('./variants/bare.js')).createBareVariant(variantOptions)
     case 'better-sse':

@@ -100,8 +100,10 @@ const processes = args.processes === undefined ? undefined : positive(args.proce
 const privateRedis = processes !== undefined && args['redis-url'] === undefined ? await startRedisServer() : undefined
 const redisUrl = args['redis-url'] ?? privateRedis?.url ?? ''
 const allVariants: string[] = [...VARIANT_NAMES, ...(processes === undefined ? [] : ['patchwire-redis'])]
+// Opt-in only (not in the default matrix): streams left on node:http, for a before/after in one run.
+const optInVariants = ['patchwire-attached']
 const variants = args.variants === undefined ? allVariants : args.variants.split(',')
-for (const v of variants) if (!allVariants.includes(v)) usage(`unknown variant "${v}" (known: ${allVariants.join(', ')}${processes === undefined ? '; patchwire-redis needs --processes K' : ''})`)
+for (const v of variants) if (!allVariants.includes(v) && !optInVariants.includes(v)) usage(`unknown variant "${v}" (known: ${[...allVariants, ...optInVariants].join(', ')}${processes === undefined ? '; patchwire-redis needs --processes K' : ''})`)
 const isDefaultMatrix = args.n === undefined && !quick && args.variants === undefined && args.rounds === undefined && processes === undefined
 
 killChildrenOnExit()

@@ -8,6 +8,7 @@
  * Run:
  *   npm run bench:heap                           # patchwire and probe, N = 3000
  *   npm run bench:heap -- --variants patchwire,bare --n 2000 --top 30
+ *   npm run bench:heap -- --variants patchwire,patchwire-attached   # detached from node:http, and not
  *
  * Method: the fan-out bench's server process and load client (`Fleet`);
  * `v8.writeHeapSnapshot()` after two GCs, before connecting and after
@@ -21,7 +22,7 @@
  * Output: one table per variant on stdout and in
  * `bench/results/heap-per-stream.md`; the JSON beside it.
  */
-import { readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Fleet, fmt, killChildrenOnExit, loadAverage, machine, positive, progress, RESULTS, usage, writeResults } from './harness.js'
@@ -37,9 +38,12 @@ const { values: args } = parseArgs({
 const n = positive(args.n, '--n')
 const top = positive(args.top, '--top')
 const variants = args.variants.split(',')
-for (const v of variants) if (!(VARIANT_NAMES as readonly string[]).includes(v)) usage(`unknown variant "${v}" (known: ${VARIANT_NAMES.join(', ')})`)
+const known = [...VARIANT_NAMES, 'patchwire-attached']
+for (const v of variants) if (!known.includes(v)) usage(`unknown variant "${v}" (known: ${known.join(', ')})`)
 
 killChildrenOnExit()
+// The snapshots are written there before any result is (a fresh checkout has no such folder).
+mkdirSync(RESULTS, { recursive: true })
 const loadBefore = loadAverage()
 
 /** Self size and count per object kind. */

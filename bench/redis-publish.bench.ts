@@ -1,10 +1,13 @@
 /**
- * Publish cost over Redis (issue 13): `publish` through `createRedisBroker`
- * (one script per publish that takes the position, appends to the topic's
- * Redis Stream and publishes id + payload) against a plain `PUBLISH` of the
- * same payload, with both node-redis and ioredis: commands per publish,
- * sequential latency, throughput with many publishes in flight (the client
- * pipelines them on its connection), and Redis's own CPU per publish.
+ * Publish cost over Redis (issues 13 and 24): `publish` through
+ * `createRedisBroker` (a script that takes the positions, appends to the
+ * topic's Redis Stream and publishes id + payload: one call for a lone
+ * publish, one for all the publishes of a turn made while calls are under
+ * way) against a plain `PUBLISH` of the same payload, with both node-redis
+ * and ioredis: commands per publish, sequential latency, throughput with
+ * many publishes in flight (the client pipelines them on its connection),
+ * script calls per publish at each concurrency, and Redis's own CPU per
+ * publish.
  *
  * Run:
  *   npm run bench:redis                          # both clients, 2000 sequential and 1 s per concurrency, 3 rounds
@@ -24,7 +27,8 @@
  *   (the next issued as one resolves) for `--seconds`, alternating broker /
  *   plain; publishes per second, `INFO cpu` (used_cpu_user + sys) per
  *   publish for Redis's share, and `process.cpuUsage()` per publish for the
- *   publishing process's (the adapter and the client library).
+ *   publishing process's (the adapter and the client library); for the
+ *   broker, its script calls (`INFO commandstats`) per publish.
  * - Rounds repeat the whole; medians over the rounds. Ratios are broker ÷
  *   plain from the same round.
  *
@@ -73,7 +77,7 @@ interface Round {
   round: number
   commands: Record<'broker' | 'plain', Record<string, number>>
   sequential: Record<'broker' | 'plain', { p50: number; p99: number }>
-  throughput: Array<{ concurrency: number; broker: number; plain: number; brokerRedisCpuUs: number; plainRedisCpuUs: number; brokerNodeCpuUs: number; plainNodeCpuUs: number }>
+  throughput: Array<{ concurrency: number; broker: number; plain: number; brokerRedisCpuUs: number; plainRedisCpuUs: number; brokerNodeCpuUs: number; plainNodeCpuUs: number; brokerCallsPerPublish: number }>
 }
 
 const redis = await startRedisServer()
@@ -160,7 +164,7 @@ async function measure(library: string, round: number, broker: Publisher, plain:
     progress(`${library} r${round}: ${concurrency} in flight`)
     const b = await throughput(broker, concurrency)
     const q = await throughput(plain, concurrency)
-    result.throughput.push({ concurrency, broker: b.perSecond, plain: q.perSecond, brokerRedisCpuUs: b.redisCpuUs, plainRedisCpuUs: q.redisCpuUs, brokerNodeCpuUs: b.nodeCpuUs, plainNodeCpuUs: q.nodeCpuUs })
+    result.throughput.push({ concurrency, broker: b.perSecond, plain: q.perSecond, brokerRedisCpuUs: b.redisCpuUs, plainRedisCpuUs: q.redisCpuUs, brokerNodeCpuUs: b.nodeCpuUs, plainNodeCpuUs: q.nodeCpuUs, brokerCallsPerPublish: b.scriptCalls })
   }
   return result
 }
@@ -191,7 +195,8 @@ function redisCpuUs(text: string): number {
   return (user + system) * 1e6
 }
 
-async function throughput(p: Publisher, concurrency: number): Promise<{ perSecond: number; redisCpuUs: number; nodeCpuUs: number }> {
+async function throughput(p: Publisher, concurrency: number): Promise<{ perSecond: number; redisCpuUs: number; nodeCpuUs: number; scriptCalls: number }> {
+  const statsBefore = commandStats(await p.info('commandstats'))
   const cpuBefore = redisCpuUs(await p.info('cpu'))
   const nodeBefore = process.cpuUsage()
   const deadline = performance.now() + seconds * 1000
@@ -207,7 +212,9 @@ async function throughput(p: Publisher, concurrency: number): Promise<{ perSecon
   const elapsed = performance.now() - start
   const node = process.cpuUsage(nodeBefore)
   const cpuAfter = redisCpuUs(await p.info('cpu'))
-  return { perSecond: (done / elapsed) * 1000, redisCpuUs: (cpuAfter - cpuBefore) / done, nodeCpuUs: (node.user + node.system) / done }
+  const statsAfter = commandStats(await p.info('commandstats'))
+  const scripts = (stats: Record<string, number>): number => (stats['evalsha'] ?? 0) + (stats['eval'] ?? 0)
+  return { perSecond: (done / elapsed) * 1000, redisCpuUs: (cpuAfter - cpuBefore) / done, nodeCpuUs: (node.user + node.system) / done, scriptCalls: (scripts(statsAfter) - scripts(statsBefore)) / done }
 }
 
 function report(): void {
@@ -226,7 +233,7 @@ function report(): void {
     const ratio = (q: 'p50' | 'p99'): number => median(mine.map((r) => r.sequential.broker[q] / r.sequential.plain[q]))
     lines.push(`| ${library} | ${trips('broker')} (EVALSHA) | ${trips('plain')} (PUBLISH) | ${inner} | ${ms(seq('broker', 'p50'))} | ${ms(seq('plain', 'p50'))} | ${fmt(ratio('p50'), 2)}× | ${ms(seq('broker', 'p99'))} | ${ms(seq('plain', 'p99'))} | ${fmt(ratio('p99'), 2)}× |`)
   }
-  lines.push('', '| client | publishes in flight | broker, publishes/s | plain, publishes/s | plain ÷ broker | Redis CPU per publish, broker | plain | ratio | publisher-process CPU per publish, broker | plain | ratio |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  lines.push('', '| client | publishes in flight | broker, publishes/s | plain, publishes/s | broker ÷ plain | script calls per publish, broker | Redis CPU per publish, broker | plain | ratio | publisher-process CPU per publish, broker | plain | ratio |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const library of libraries) {
     const mine = results.filter((r) => r.library === library)
     for (const concurrency of concurrencies) {
@@ -237,7 +244,8 @@ function report(): void {
       const qc = median(rows.map((t) => t.plainRedisCpuUs))
       const bn = median(rows.map((t) => t.brokerNodeCpuUs))
       const qn = median(rows.map((t) => t.plainNodeCpuUs))
-      lines.push(`| ${library} | ${concurrency} | ${fmt(b, 0)} | ${fmt(q, 0)} | ${fmt(median(rows.map((t) => t.plain / t.broker)), 2)}× | ${fmt(bc, 1)} µs | ${fmt(qc, 1)} µs | ${times(bc, qc)} | ${fmt(bn, 1)} µs | ${fmt(qn, 1)} µs | ${times(bn, qn)} |`)
+      const calls = median(rows.map((t) => t.brokerCallsPerPublish))
+      lines.push(`| ${library} | ${concurrency} | ${fmt(b, 0)} | ${fmt(q, 0)} | ${fmt(median(rows.map((t) => t.broker / t.plain)), 2)}× | ${fmt(calls, 3)} | ${fmt(bc, 1)} µs | ${fmt(qc, 1)} µs | ${times(bc, qc)} | ${fmt(bn, 1)} µs | ${fmt(qn, 1)} µs | ${times(bn, qn)} |`)
     }
   }
   const command = `npm run bench:redis${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`

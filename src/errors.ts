@@ -2,8 +2,10 @@
  * Stable codes of {@link PatchwireError}. They are API: match on `err.code`,
  * never on the message.
  *
- * - `ERR_PATCHWIRE_AUTHORIZE`: the handler's `authorize` threw or rejected;
- *   the request was answered 500.
+ * - `ERR_PATCHWIRE_AUTHORIZE`: the handler's `authorize` or `identify`
+ *   threw or rejected, or answered something of the wrong shape (an object
+ *   that is not `{ until }` with a valid time, an identity that is not a
+ *   non-empty string); the request was answered 500.
  * - `ERR_PATCHWIRE_LISTENER`: a broker listener threw while a message was
  *   delivered; the other listeners still got it.
  * - `ERR_PATCHWIRE_PAYLOAD`: a broker delivered a payload that cannot be

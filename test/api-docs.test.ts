@@ -20,6 +20,9 @@ const ENTRIES = [
   { module: 'patchwire', source: 'src/index.ts' },
   { module: 'patchwire/client', source: 'src/client/index.ts' },
   { module: 'patchwire/redis', source: 'src/adapters/redis/index.ts' },
+  { module: 'patchwire/react', source: 'src/bindings/react.ts' },
+  { module: 'patchwire/svelte', source: 'src/bindings/svelte.ts' },
+  { module: 'patchwire/vue', source: 'src/bindings/vue.ts' },
 ] as const
 
 describe('docs/API.md', () => {

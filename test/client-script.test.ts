@@ -44,7 +44,7 @@ async function fetchServer(t: TestContext, options: Options): Promise<string> {
     res.writeHead(response.status, headers)
     res.end(Buffer.from(await response.arrayBuffer()))
   })
-  const { origin } = await listen(t, server, Object.assign(() => {}, { close: () => handler.close(), stats: () => handler.stats() }))
+  const { origin } = await listen(t, server, Object.assign(() => {}, { close: () => handler.close(), stats: () => handler.stats(), revoke: (filter: Parameters<typeof handler.revoke>[0]) => handler.revoke(filter) }))
   return origin
 }
 

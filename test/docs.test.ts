@@ -1,7 +1,8 @@
 /**
  * The README and the guides under docs/ cannot drift from the files they
  * show, and their links cannot break. Every example file the tests run
- * (examples/metrics, examples/runtimes) is shown somewhere, each copy under
+ * (examples/metrics, examples/runtimes, and the framework bindings'
+ * examples/react, examples/svelte, examples/vue) is shown somewhere, each copy under
  * an `<!-- <path> -->` comment is the file as it is, and no such comment is
  * left without a copy under it. Every link resolves where the pages are
  * read: a relative link to a file that exists and that npm ships with the
@@ -20,9 +21,9 @@ const TIMEOUT = { timeout: 120_000 }
 /** The pages: the README and every guide. */
 const PAGES = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)]
 
-/** The files the pages must show: the recipes that the tests run as they are (the Quick start in Chromium). */
-const RECIPES = ['examples/metrics', 'examples/runtimes', 'examples/quickstart', 'examples/cors'].flatMap((dir) =>
-  readdirSync(path.join(ROOT, dir)).filter((name) => /\.(ts|mjs|html)$/.test(name)).map((name) => `${dir}/${name}`),
+/** The files the pages must show: the recipes that the tests run as they are. */
+const RECIPES = ['examples/metrics', 'examples/runtimes', 'examples/react', 'examples/svelte', 'examples/vue', 'examples/quickstart', 'examples/cors'].flatMap((dir) =>
+  readdirSync(path.join(ROOT, dir)).filter((name) => /\.(ts|tsx|mjs|html|svelte|vue)$/.test(name)).map((name) => `${dir}/${name}`),
 )
 
 /** This repository on GitHub, from package.json `repository`: links into it are checked against the files here. */
@@ -105,13 +106,13 @@ describe('README.md and docs/*.md', () => {
 })
 
 /**
- * The ```ts blocks right under an `<!-- <path> -->` comment, and the
+ * The ```ts (```tsx, ```svelte, ```vue) blocks right under an `<!-- <path> -->` comment, and the
  * comments that name a file but have no such block under them.
  */
 function shownFiles(markdown: string): { copies: { file: string; code: string }[]; orphans: string[] } {
   const copies: { file: string; code: string }[] = []
   const orphans: string[] = []
-  for (const match of markdown.matchAll(/^<!-- (\S+\/\S+\.\w+) -->\n(?:```(?:ts|js|html)\n([\s\S]*?)^```$)?/gm)) {
+  for (const match of markdown.matchAll(/^<!-- (\S+\/\S+\.\w+) -->\n(?:```(?:ts|tsx|js|html|svelte|vue)\n([\s\S]*?)^```$)?/gm)) {
     const [, file = '', code] = match
     if (code === undefined) orphans.push(file)
     else copies.push({ file, code })

@@ -4,7 +4,8 @@
  * `prepack` script: npm runs it on pack and on publish), and the tarball is
  * installed into a project of its own, with no install-script warning (its
  * package.json has no `prepare`), where an ES module and a CommonJS module
- * load all three entry points by name, a bundler builds browser code that
+ * load all the server and client entry points by name, the framework
+ * bindings install with no framework, a bundler builds browser code that
  * imports `patchwire/client`, and the Quick start runs as the README shows
  * it. A git install builds with `prepare`, which the repository keeps.
  */
@@ -79,6 +80,17 @@ const ESBUILD = path.join(ROOT, 'node_modules', '.bin', 'esbuild')
 /** Where package.json `exports` sends each entry point, inside the installed package. */
 const ENTRY_FILES = ['dist/index.js', 'dist/client/index.js', 'dist/adapters/redis/index.js']
 
+/** The framework bindings' entry points (`patchwire/react`, `/svelte`, `/vue`), whose frameworks are optional peers. */
+const BINDING_FILES = ['dist/bindings/react.js', 'dist/bindings/svelte.js', 'dist/bindings/vue.js']
+
+/** The Svelte binding under Node with no framework installed, as a server render runs it: a store of undefined. */
+const SVELTE_ON_THE_SERVER = `import { live } from 'patchwire/svelte'
+
+const seen = []
+live('room', { path: '/events' }).subscribe((state) => seen.push(state))()
+console.log(JSON.stringify({ seen, resolved: new URL(import.meta.resolve('patchwire/svelte')).pathname }))
+`
+
 describe('npm pack', () => {
   let work = ''
   let clone = ''
@@ -98,6 +110,7 @@ describe('npm pack', () => {
     await writeFile(path.join(project, 'consumer.cjs'), CONSUMER_CJS)
     await writeFile(path.join(project, 'browser-entry.mjs'), BROWSER_ENTRY)
     await writeFile(path.join(project, 'node-in-the-browser.mjs'), NODE_IN_THE_BROWSER)
+    await writeFile(path.join(project, 'svelte-on-the-server.mjs'), SVELTE_ON_THE_SERVER)
   }, SETUP_TIMEOUT)
 
   after(async () => {
@@ -111,6 +124,13 @@ describe('npm pack', () => {
         assert.ok(packed.files.includes(file.replace(/\.js$/, '.d.ts')), `the types of ${file} are not in the tarball`)
       }
       assert.ok(packed.files.includes('dist/browser/client.js'), 'the client the handlers serve at <path>/client.js is in the tarball')
+    })
+
+    it('ships the framework bindings and their types', () => {
+      for (const file of BINDING_FILES) {
+        assert.ok(packed.files.includes(file), `${file} is not in the tarball`)
+        assert.ok(packed.files.includes(file.replace(/\.js$/, '.d.ts')), `the types of ${file} are not in the tarball`)
+      }
     })
 
     it('holds a fresh build only: a file an earlier build left in dist/ is gone', () => {
@@ -223,6 +243,22 @@ describe('npm pack', () => {
       // Node 20.19 and 22.12 load an ES module from require() without a flag and say so here.
       assert.equal(seen['requireModule'], true, 'process.features.require_module is false: this Node cannot require() ES modules')
       await assertEntries(seen)
+    })
+  })
+
+  describe('the framework bindings, installed without any framework', () => {
+    it('installs no framework: React, Svelte and Vue are optional peer dependencies', async () => {
+      const manifest = JSON.parse(await readFile(path.join(project, 'node_modules', 'patchwire', 'package.json'), 'utf8')) as Record<string, Record<string, unknown>>
+      assert.deepEqual(Object.keys(manifest['peerDependencies'] ?? {}).sort(), ['react', 'svelte', 'vue'], 'the peers')
+      assert.deepEqual(manifest['peerDependenciesMeta'], { react: { optional: true }, svelte: { optional: true }, vue: { optional: true } }, 'every peer is optional')
+      const installed = readdirSync(path.join(project, 'node_modules'))
+      assert.deepEqual(installed.filter((name) => ['react', 'svelte', 'vue'].includes(name)), [], `npm installed a framework: ${installed.join(', ')}`)
+    })
+
+    it('patchwire/svelte, which imports no framework, runs on the server with none installed: a store of undefined', TIMEOUT, async () => {
+      const seen = await consume('svelte-on-the-server.mjs')
+      assert.deepEqual(seen['seen'], [null], 'undefined (null in JSON) before any snapshot, and nothing subscribed')
+      assert.equal(await realpath(seen['resolved'] as string), path.join(await realpath(path.join(project, 'node_modules', 'patchwire')), 'dist/bindings/svelte.js'), 'resolved in the installed package')
     })
   })
 

@@ -43,4 +43,26 @@ describe('Prometheus recipe', () => {
     assert.equal(sample(second, 'patchwire_resets_total{reason="malformed-id"}'), 1)
     back.destroy()
   })
+
+  it('counts streams ended by expiry and by revocation, and refusals over maxStreamsPerIdentity', async (t) => {
+    const server = await startServer(t, {
+      broker: createBroker(), maxStreamsPerIdentity: 1,
+      identify: (req) => (req.url?.includes('user=u') === true ? 'u' : undefined),
+      authorize: (_req, topic) => (topic === 'brief' ? { until: Date.now() + 100 } : true),
+    })
+    const registry = new Registry()
+    registerPatchwireMetrics(server.handler, registry)
+    await registry.metrics()
+    const revoked = await openStream(t, server.port, 'doc', [], '/?user=u')
+    const over = await openStream(t, server.port, 'doc', [], '/?user=u')
+    assert.equal(over.response?.status, 429, 'the second stream of the identity is refused')
+    const brief = await openStream(t, server.port, 'brief')
+    await brief.waitForClose()
+    assert.equal(server.handler.revoke({ topic: 'doc' }), 1, 'one stream revoked')
+    await revoked.waitForClose()
+    const text = await registry.metrics()
+    assert.equal(sample(text, 'patchwire_expired_total'), 1, 'the expired stream')
+    assert.equal(sample(text, 'patchwire_revoked_total'), 1, 'the revoked stream')
+    assert.equal(sample(text, 'patchwire_refused_total{status="429"}'), 1, 'the 429')
+  })
 })

@@ -1,6 +1,8 @@
 /**
  * The Redis broker's process-local cache of delivered messages: complete
- * from a position, bounded per topic and in bytes over all topics.
+ * from a position, bounded per topic and in bytes over all topics, and
+ * holding (gc-measured) no more heap than what it keeps, with many topics
+ * of a few messages as with a few topics of many.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -85,4 +87,106 @@ describe('LocalHistory', () => {
     assert.equal(history.has('a'), false)
     assert.equal(history.after('a', 0), undefined)
   })
+})
+
+const gc = globalThis.gc as (() => void) | undefined
+const MiB = 1024 * 1024
+/**
+ * Slack over the bound: the records of the topics (a few hundred bytes
+ * each, not counted by the bound), and what the test runner and V8
+ * allocate between the readings. A kept frame costs less than the history
+ * counts for it (a one-byte string at two bytes a character), so a history
+ * that holds only what it keeps stays under the bound by itself.
+ */
+const SLACK = 1.5 * MiB
+
+/** The heap after full collections (npm test runs node with --expose-gc). */
+function heapAfterGc(): number {
+  assert.ok(gc, 'run with --expose-gc: the heap is measured after a full gc')
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
+
+/** A fresh, flat string of `size` characters per message, as a Redis client makes one. */
+function payloadOf(size: number, seq: number): string {
+  return String(seq).padStart(size, 'x')
+}
+
+/** The heap a history holds after `run`, gc'd. */
+function heapHeldBy(maxFrames: number, maxBytes: number, run: (history: LocalHistory) => void): number {
+  const before = heapAfterGc()
+  const history = new LocalHistory(maxFrames, maxBytes)
+  run(history)
+  const held = heapAfterGc() - before
+  assert.ok(history.bytes <= maxBytes, `the history counts ${history.bytes} bytes, within its bound`)
+  return held
+}
+
+describe('LocalHistory memory (gc-measured heap)', () => {
+    // bound: the most the history may keep, counted as it counts: its byte
+  // budget, or less where the per-topic count binds first.
+  const shapes: Array<{ name: string, maxFrames: number, maxBytes: number, bound: number, run: (history: LocalHistory) => void }> = [
+    {
+      name: '3000 topics of 8 messages of 2 KB, bound by bytes',
+      maxFrames: 1000,
+      maxBytes: 2 * MiB,
+      bound: 2 * MiB,
+      run(history) {
+        let seq = 0
+        for (let topic = 0; topic < 3000; topic++) history.start(`user:${topic}`, 0)
+        for (let round = 0; round < 8; round++) {
+          for (let topic = 0; topic < 3000; topic++) history.append(`user:${topic}`, ++seq, `e-${seq}`, payloadOf(2000, seq))
+        }
+      },
+    },
+    {
+      name: '4 topics of 5000 messages of 1 KB, bound by bytes',
+      maxFrames: 100_000,
+      maxBytes: 2 * MiB,
+      bound: 2 * MiB,
+      run(history) {
+        let seq = 0
+        for (let topic = 0; topic < 4; topic++) history.start(`feed:${topic}`, 0)
+        for (let message = 0; message < 5000; message++) {
+          for (let topic = 0; topic < 4; topic++) history.append(`feed:${topic}`, ++seq, `e-${seq}`, payloadOf(1000, seq))
+        }
+      },
+    },
+    {
+      name: '8 topics of 2000 messages of 4 KB, bound by the per-topic count',
+      maxFrames: 20,
+      maxBytes: 64 * MiB,
+      // 20 frames of 8 topics, each a 4 KB payload and an id of up to 7 characters.
+      bound: 8 * 20 * (2 * (4000 + 7) + 96),
+      run(history) {
+        let seq = 0
+        for (let topic = 0; topic < 8; topic++) history.start(`feed:${topic}`, 0)
+        for (let message = 0; message < 2000; message++) {
+          for (let topic = 0; topic < 8; topic++) history.append(`feed:${topic}`, ++seq, `e-${seq}`, payloadOf(4000, seq))
+        }
+      },
+    },
+    {
+      name: '3000 topics of 8 messages of 2 KB, each stopped',
+      maxFrames: 1000,
+      maxBytes: 64 * MiB,
+      bound: 0,
+      run(history) {
+        let seq = 0
+        for (let topic = 0; topic < 3000; topic++) {
+          history.start(`user:${topic}`, 0)
+          for (let message = 0; message < 8; message++) history.append(`user:${topic}`, ++seq, `e-${seq}`, payloadOf(2000, seq))
+          history.stop(`user:${topic}`)
+        }
+        assert.equal(history.bytes, 0, 'nothing counted once every topic is stopped')
+      },
+    },
+  ]
+  for (const shape of shapes) {
+    it(`holds no more than it keeps: ${shape.name}`, { timeout: 60_000 }, () => {
+      const held = heapHeldBy(shape.maxFrames, shape.maxBytes, shape.run)
+      assert.ok(held <= shape.bound + SLACK, `the history holds ${(held / MiB).toFixed(1)} MiB of heap for a bound of ${(shape.bound / MiB).toFixed(1)} MiB plus ${SLACK / MiB} MiB of slack`)
+    })
+  }
 })

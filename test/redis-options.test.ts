@@ -18,7 +18,7 @@ describe('resolveOptions (patchwire/redis)', () => {
     const options = clients()
     const settings = resolveOptions(options)
     assert.equal(settings.publisher.client, options.publisher, 'the publisher is the client given')
-    assert.equal(settings.subscriber.client, options.subscriber, 'the subscriber is the client given')
+    assert.equal(settings.subscriber?.client, options.subscriber, 'the subscriber is the client given')
     assert.equal(settings.publisher.kind, 'ioredis', 'an ioredis client is recognised by its shape')
     assert.deepEqual(
       { prefix: settings.prefix, history: settings.history, historyMs: settings.historyMs, publishTimeoutMs: settings.publishTimeoutMs },
@@ -40,10 +40,19 @@ describe('resolveOptions (patchwire/redis)', () => {
 
   it('refuses options that are not an object, and clients it does not recognise', () => {
     for (const options of [undefined, null, 'redis://localhost']) {
-      assert.throws(() => resolveOptions(options as unknown as RedisBrokerOptions), /options must be an object with publisher and subscriber clients/, `options ${String(options)}`)
+      assert.throws(() => resolveOptions(options as unknown as RedisBrokerOptions), /options must be an object with a publisher client \(and a subscriber client, unless the process only publishes\)/, `options ${String(options)}`)
     }
     assert.throws(() => resolveOptions({ ...clients(), publisher: {} as FakeIoRedis }), (error: unknown) => error instanceof TypeError && /publisher must be a node-redis client/.test(error.message), 'a publisher of another shape')
-    assert.throws(() => resolveOptions({ ...clients(), subscriber: undefined as unknown as FakeIoRedis }), (error: unknown) => error instanceof TypeError && /subscriber must be .*got undefined/.test(error.message), 'no subscriber')
+    assert.throws(() => resolveOptions({ ...clients(), subscriber: null as unknown as FakeIoRedis }), (error: unknown) => error instanceof TypeError && /subscriber must be .*got null/.test(error.message), 'a null subscriber')
+    assert.throws(() => resolveOptions({ ...clients(), subscriber: {} as FakeIoRedis }), (error: unknown) => error instanceof TypeError && /subscriber must be a node-redis client/.test(error.message), 'a subscriber of another shape')
+  })
+
+  it('takes a publisher alone, for a process that only publishes', () => {
+    const publisher = new FakeIoRedis()
+    const settings = resolveOptions({ publisher })
+    assert.equal(settings.publisher.client, publisher, 'the publisher is the client given')
+    assert.equal(settings.subscriber, undefined, 'no subscriber')
+    assert.equal(resolveOptions({ publisher, subscriber: undefined }).subscriber, undefined, 'subscriber: undefined is no subscriber too')
   })
 
   it('refuses one client as both publisher and subscriber, naming the fix', () => {

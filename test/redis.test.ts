@@ -671,14 +671,14 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           // stream, lost on pub/sub, as a dropped message would be.
           const layout = keyLayout(prefix)
           const reply = await PUBLISH_SCRIPT.run(connectionOf(publisher.client, 'publisher'), [layout.epoch, layout.seq, layout.last('room'), layout.stream('room')], [
-            ...historyArgs({ epoch: undefined, seen: 0 }, 60_000), 'nowhere', '["lost"]', '1000', '60000',
+            ...historyArgs({ epoch: undefined, seen: 0 }, 60_000), '1000', '60000', 'nowhere', '1', '["lost"]',
           ])
           const lost = parsePublishReply(reply)
           const third = await broker.publish('room', '["third"]') as string
           await eventually(() => got.events.length === 3, 'three messages')
           assert.deepEqual(got.events, [
             { payload: '["first"]', id: first },
-            { payload: '["lost"]', id: `${lost.epoch}-${lost.seq}` },
+            { payload: '["lost"]', id: `${lost.epoch}-${String(lost.results[0])}` },
             { payload: '["third"]', id: third },
           ])
           const later = await broker.publish('other', '["later"]') as string

@@ -56,6 +56,8 @@ export function registerPatchwireMetrics(handler: Handler | FetchHandler, regist
   counter('patchwire_replays_total', 'Topics resumed exactly from a Last-Event-ID.', (s) => s.replays)
   counter('patchwire_snapshots_total', 'Snapshot frames sent.', (s) => s.snapshots)
   counter('patchwire_dropped_total', 'Streams cut off as slow readers.', (s) => s.dropped)
+  counter('patchwire_expired_total', 'Streams ended as their access expired (authorize until).', (s) => s.expired)
+  counter('patchwire_revoked_total', 'Streams ended by a revocation.', (s) => s.revoked)
   labelled('patchwire_resets_total', 'Reset frames sent, by reason.', 'reason', (s) => s.resets)
   labelled('patchwire_refused_total', 'Requests answered with an error status, by status.', 'status', (s) => s.refused)
 }

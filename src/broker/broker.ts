@@ -32,6 +32,14 @@ export type ReplayRefusal = 'malformed-id' | 'foreign-id' | 'history-exceeded'
 /** What {@link Broker.replay} answers: the messages after the id, or why it cannot. */
 export type ReplayResult = { readonly frames: readonly HistoryFrame[] } | { readonly reset: ReplayRefusal }
 
+/** A revocation as it crosses a broker: at least one of the two is set. */
+export interface Revocation {
+  /** Whose streams: the value `identify` gave them. */
+  readonly identity?: string
+  /** Which topic. */
+  readonly topic?: string
+}
+
 /**
  * The interface every broker implements: the in-process one from
  * {@link createBroker}, and adapters such as `patchwire/redis`.
@@ -85,6 +93,18 @@ export interface Broker {
    * it answers), or why they cannot be had.
    */
   replay?(topic: string, after: string): ReplayResult | PromiseLike<ReplayResult>
+  /**
+   * Revocation capability: carries `revocation` to the `onRevoke` listeners of
+   * every process that shares this broker, this one included.
+   * @returns a Promise that settles once the broker has taken it.
+   */
+  revoke?(revocation: Revocation): Promise<void>
+  /**
+   * Revocation capability: calls `listener` with every revocation that any
+   * process sends through {@link Broker.revoke}.
+   * @returns a function that stops listening; it is idempotent.
+   */
+  onRevoke?(listener: (revocation: Revocation) => void): () => void
 }
 
 /** Options of {@link createBroker}. */

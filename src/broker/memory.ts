@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { PatchwireError, reportToConsole } from '../errors.js'
 import { formatEventId, parseEventId } from '../protocol/event-id.js'
-import type { Broker, BrokerListener, BrokerOptions, HistoryFrame, ReplayResult } from './broker.js'
+import type { Broker, BrokerListener, BrokerOptions, HistoryFrame, ReplayResult, Revocation } from './broker.js'
 import { History } from './history.js'
 
 export const DEFAULT_HISTORY = 1000
@@ -19,7 +19,11 @@ export const DEFAULT_HISTORY_MS = 300_000
  * keeps the messages after the id.
  *
  * @param options - see {@link BrokerOptions}
- * @returns a {@link Broker} with the history capability (`position`, `replay`)
+ * A revocation (`revoke(broker, filter)`) reaches the broker's `onRevoke`
+ * listeners synchronously: the handlers of this process that use it.
+ *
+ * @returns a {@link Broker} with the history capability (`position`,
+ * `replay`) and the revocation capability (`revoke`, `onRevoke`)
  * @throws TypeError for an unknown option or one of the wrong type;
  * RangeError for a number out of range
  * @example
@@ -48,6 +52,8 @@ export function createBroker(options: BrokerOptions = {}): Broker {
   // Listener arrays are replaced, never mutated, so a listener that
   // unsubscribes (or subscribes) during delivery cannot skip or repeat one.
   const topics = new Map<string, BrokerListener[]>()
+  // Replaced, never mutated, for the same reason.
+  let revokeListeners: readonly ((revocation: Revocation) => void)[] = []
 
   return {
     publish(topic, payload) {
@@ -92,6 +98,27 @@ export function createBroker(options: BrokerOptions = {}): Broker {
       if (entries === undefined) return EXCEEDED
       const frames: HistoryFrame[] = entries.map((entry) => ({ id: formatEventId(epoch, entry.seq), payload: entry.payload }))
       return { frames }
+    },
+    revoke(revocation) {
+      for (const listener of revokeListeners) {
+        try {
+          listener(revocation)
+        } catch (error) {
+          onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', 'a revocation listener threw; the others still got the revocation', { cause: error }))
+        }
+      }
+      return Promise.resolve()
+    },
+    onRevoke(listener) {
+      revokeListeners = [...revokeListeners, listener]
+      let listening = true
+      return () => {
+        if (!listening) return
+        listening = false
+        const rest = [...revokeListeners]
+        rest.splice(rest.indexOf(listener), 1)
+        revokeListeners = rest
+      }
     },
   }
 }

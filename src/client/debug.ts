@@ -35,6 +35,8 @@ function describe(event: StreamEvent, opened: boolean): string {
       return `reset${from} (${event.reason})`
     case 'ready':
       return `ready at ${event.id}${from}`
+    case 'revoked':
+      return `revoked${from}`
     case 'state': {
       const what = event.state === 'connecting' && opened ? 'reconnecting' : event.state
       return `state ${what}${event.message === undefined ? '' : `: ${event.message}`}`

@@ -6,9 +6,10 @@
 /**
  * Where a subscription stands: `connecting` (opening, or reconnecting after a
  * drop), `open` (the stream is live), `closed` (stopped, or refused by the
- * server for good).
+ * server for good), `revoked` (the server revoked the topic: the
+ * subscription has ended for good, see `onRevoked`).
  */
-export type SubscriptionState = 'connecting' | 'open' | 'closed'
+export type SubscriptionState = 'connecting' | 'open' | 'closed' | 'revoked'
 
 /** The part of an `EventSource` that `subscribe` uses. */
 export interface EventSourceLike {

@@ -48,6 +48,16 @@ export function parseReset(data: string): { reason: string; topic: string | unde
   return { reason: typeof reason === 'string' ? reason : data, topic: typeof topic === 'string' ? topic : undefined }
 }
 
+/**
+ * Reads a revoked frame's data, `{"topic": …}`.
+ * @returns the topic, or `undefined` when the data is not that JSON form
+ * @internal
+ */
+export function parseRevoked(data: string): string | undefined {
+  const topic = (parse(data) as { topic?: unknown } | null | undefined)?.topic
+  return typeof topic === 'string' ? topic : undefined
+}
+
 function parse(text: string): unknown {
   try {
     return JSON.parse(text)

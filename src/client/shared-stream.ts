@@ -1,6 +1,6 @@
 import type { PatchwireErrorCode } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
-import { parseOps, parseReset, splitFrame } from './frames.js'
+import { parseOps, parseReset, parseRevoked, splitFrame } from './frames.js'
 import { compareIds, later } from './positions.js'
 import { explainRefusal } from './refusal.js'
 import type { EventSourceConstructor, EventSourceLike, SubscriptionState } from './event-source.js'
@@ -16,6 +16,7 @@ export type StreamEvent =
   | { type: 'snapshot'; main: boolean; topic: string; data: string }
   | { type: 'reset'; main: boolean; reason: string; id: string }
   | { type: 'ready'; main: boolean; id: string }
+  | { type: 'revoked'; main: boolean; topic: string }
   | { type: 'state'; main: boolean; state: SubscriptionState; code?: PatchwireErrorCode; message?: string }
   | { type: 'error'; main: boolean; code: PatchwireErrorCode; message: string }
 
@@ -58,6 +59,8 @@ interface Leg {
   state: SubscriptionState
   ready: boolean
   closed: boolean
+  // The server revoked a topic of it: it ends, and is reopened without that topic.
+  revoked: boolean
 }
 
 /**
@@ -217,7 +220,7 @@ export class SharedStream {
         if (!leg.closed) this.#refused(leg, `the stream ${url} could not be opened: ${String(error)}`, false)
       })
     }
-    const leg: Leg = { source, url, topics, members: new Set(entries), main, state: 'connecting', ready: false, closed: false }
+    const leg: Leg = { source, url, topics, members: new Set(entries), main, state: 'connecting', ready: false, closed: false, revoked: false }
     for (const entry of entries) {
       entry.leg?.members.delete(entry)
       entry.leg = leg
@@ -241,6 +244,8 @@ export class SharedStream {
       // server's maxTopics, that stream is refused as a whole.
       const many = topics.length > 1 ? ` (a stream of ${topics.length} topics: more than the server's maxTopics?)` : ''
       if (source.readyState === 2) return this.#refused(leg, `the server refused the stream ${url}${why}${many}`, true)
+      // The end that follows a revocation: a reopen without the revoked topics, not a drop.
+      if (leg.revoked) return this.#reopen(leg)
       // Until the next ready, a snapshot's position is not known again.
       leg.ready = false
       this.#become(leg, 'connecting', 'ERR_PATCHWIRE_DISCONNECTED', `the stream ${url} dropped; reconnecting${why}`)
@@ -277,6 +282,22 @@ export class SharedStream {
       for (const entry of to) if (entry.snapshot) entry.need = true
       this.#send(ids(to), { type: 'reset', main, reason, id })
     })
+    // A revoked topic's subscriptions end for good (the server ends the
+    // stream after its revoked frames); the stream is reopened without it
+    // once it ends, so that a revoked frame of another topic that follows
+    // on the same stream still arrives.
+    on('revoked', (event) => {
+      const topic = parseRevoked(event.data)
+      if (topic === undefined || !topics.includes(topic)) return this.#fail(leg, undefined, `a revoked frame on ${url} names no topic of the stream: ${event.data.slice(0, 100)}`)
+      const to = this.#of(leg, topic)
+      leg.revoked = true
+      for (const entry of to) {
+        this.#entries.delete(entry.id)
+        leg.members.delete(entry)
+      }
+      if (leg.members.size === 0) this.#reopen(leg)
+      this.#send(ids(to), { type: 'revoked', main, topic })
+    })
     on('ready', (event) => {
       const id = event.lastEventId
       const members = [...leg.members]
@@ -300,6 +321,15 @@ export class SharedStream {
       this.#send(ids(members), { type: 'ready', main, id })
     })
     return leg
+  }
+
+  // Closes a leg that a revocation ends and plans the streams again: its
+  // other members rejoin the main stream from where they stand.
+  #reopen(leg: Leg): void {
+    this.#close(leg)
+    if (this.#main === leg) this.#main = undefined
+    for (const entry of leg.members) entry.leg = undefined
+    this.#schedule()
   }
 
   #of(leg: Leg, topic: string): Entry[] {

@@ -2,10 +2,12 @@ import { PatchwireError, reportToConsole } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
 import type { ResetReason } from '../protocol/reset-reason.js'
 import { debugReceiver } from './debug.js'
-import type { EventSourceConstructor, SubscriptionState } from './event-source.js'
+import type { SubscriptionState } from './event-source.js'
 import type { StreamEvent } from './shared-stream.js'
-import { checkSubscribeOptions, resolvePath } from './subscribe-options.js'
+import { checkSubscribeArguments, defaultPath, type SnapshotMeta, type SubscribeOptions } from './subscribe-options.js'
 import { Hub, type Local } from './tabs.js'
+
+export type { SnapshotMeta, SubscribeOptions }
 
 /**
  * What {@link subscribe} returns: call it to stop (idempotent), read `state`
@@ -14,7 +16,7 @@ import { Hub, type Local } from './tabs.js'
 export interface Subscription {
   /** Stops this subscription. The shared stream drops the topic when its last subscriber stops, and closes with the last topic. */
   (): void
-  /** The current state; `closed` once stopped. */
+  /** The current state; `closed` once stopped, `revoked` once the server revoked the topic. */
   readonly state: SubscriptionState
 }
 
@@ -24,101 +26,6 @@ export interface PatchMeta {
   readonly id: string
   /** The topic the ops belong to. */
   readonly topic: string
-}
-
-/** What comes with a snapshot besides the state. */
-export interface SnapshotMeta {
-  /** The topic the state belongs to. */
-  readonly topic: string
-}
-
-/**
- * Options of {@link subscribe}.
- * @typeParam T - the topic's state, as `onSnapshot` receives it
- */
-export interface SubscribeOptions<T = unknown> {
-  /**
-   * The URL path (or full URL) of the server's event handler; the topics are
-   * added as `topic` query parameters.
-   * @defaultValue the page's directory followed by `__events`
-   * (`/dashboard/` and `/dashboard` → `/dashboard/__events`; a page that
-   * is a file, `/reports/x.html` → `/reports/__events`); required outside a
-   * page (in a worker, say)
-   */
-  path?: string
-  /**
-   * Send cookies and HTTP authentication on a cross-origin stream.
-   * @defaultValue false
-   */
-  withCredentials?: boolean
-  /**
-   * Called with the topic's state: when the subscription starts (unless it
-   * has a `lastEventId`) and after every reset. It comes from the server's
-   * `snapshot` option, and every patch that follows applies to it. With
-   * `onSnapshot`, a reset never reloads the page. Each call gets its own copy.
-   * @param state - the topic's state, parsed from JSON; typed as `subscribe<T>` says
-   * @param meta - `{ topic }`
-   * @defaultValue none: the page loads its state itself
-   */
-  onSnapshot?: (state: T, meta: SnapshotMeta) => void
-  /**
-   * Start from this position instead of from now: an event id the server
-   * rendered the page's state at (`position(topic)` on the server). The
-   * subscription then gets every patch of its topic after it, or a reset
-   * when the server cannot replay them.
-   * @defaultValue none: from the shared stream's current position
-   */
-  lastEventId?: string
-  /**
-   * Called when the server could not resume the stream exactly for this
-   * topic (it restarted, or the gap was longer than its history): patches
-   * were missed. With `onSnapshot`, the snapshot that follows replaces the
-   * state; without it, the page's state must be loaded again, and the
-   * patches that follow apply to that new state.
-   * @param reason - why; see {@link ResetReason}
-   * @defaultValue with `onSnapshot`, nothing; without it, reloads the page
-   * (`location.reload()`, once per reset however many subscriptions), and
-   * outside a browser reports `ERR_PATCHWIRE_RESET` to `onError`
-   */
-  onReset?: (reason: ResetReason) => void
-  /**
-   * Called with every runtime failure, told apart by `error.code`:
-   * `ERR_PATCHWIRE_DISCONNECTED` (a drop or a failed reconnect attempt; the
-   * stream reconnects by itself, so this is not an incident: the default
-   * reporter ignores it),
-   * `ERR_PATCHWIRE_REFUSED` (the server refused the topic; state is `closed`),
-   * `ERR_PATCHWIRE_FRAME` (a frame was not what the protocol says; skipped),
-   * `ERR_PATCHWIRE_CALLBACK` (a callback threw; `error.cause` is what it threw),
-   * `ERR_PATCHWIRE_RESET`.
-   * @defaultValue logs every code but `ERR_PATCHWIRE_DISCONNECTED` to `console.error`
-   */
-  onError?: (error: PatchwireError) => void
-  /**
-   * Called when `state` changes: the stream opened, dropped or was refused.
-   * Not called by `stop()`.
-   * @defaultValue none
-   */
-  onStateChange?: (state: SubscriptionState) => void
-  /**
-   * The `EventSource` to use: a polyfill, or Node's (`eventsource` package).
-   * @defaultValue the global `EventSource` in a page or a worker; elsewhere
-   * (server-side rendering) subscribe does nothing
-   */
-  EventSource?: EventSourceConstructor
-  /**
-   * Share one stream per path with the other tabs of the origin: the leader
-   * tab holds it and passes the frames on. Needs Web Locks and
-   * BroadcastChannel; without them each tab has its own stream anyway.
-   * Subscriptions that share a path must agree on it: the first one decides.
-   * @defaultValue true
-   */
-  shareTabs?: boolean
-  /**
-   * Log each frame, state change and reconnect of this subscription to the
-   * console (`console.log`, lines starting `[patchwire] <topic>:`).
-   * @defaultValue false
-   */
-  debug?: boolean
 }
 
 /**
@@ -166,29 +73,19 @@ export function subscribe<T = unknown>(
   onPatch: (ops: PatchOp[], meta: PatchMeta) => void,
   options: SubscribeOptions<T> = {},
 ): Subscription {
-  if (typeof topic !== 'string' || topic === '') {
-    throw new TypeError('subscribe: topic must be a non-empty string')
-  }
-  if (typeof onPatch !== 'function') {
-    throw new TypeError('subscribe: onPatch must be a function, such as (ops) => applyPatch(state, ops)')
-  }
-  try {
-    encodeURIComponent(topic)
-  } catch {
-    throw new TypeError('subscribe: topic must be well-formed Unicode')
-  }
-  checkSubscribeOptions(options, OPTIONS)
-  const { lastEventId, onSnapshot, onReset, onStateChange } = options
-  if (lastEventId !== undefined && (typeof lastEventId !== 'string' || lastEventId === '')) {
-    throw new TypeError('subscribe: options.lastEventId must be a non-empty event id string, such as the one position(topic) gave the server')
-  }
+  checkSubscribeArguments(topic, onPatch, options)
+  const { lastEventId, onSnapshot, onReset, onStateChange, onRevoked } = options
   const win = typeof window === 'undefined' ? undefined : window
   // A page, or a worker (no `window`, but a browser all the same); anywhere
   // else, without options.EventSource, is server-side rendering.
   const isWorker = typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined'
   const Source = options.EventSource ?? (win ?? (isWorker ? globalThis : undefined))?.EventSource
   if (Source === undefined) return CLOSED
-  const path = resolvePath(options.path, win?.location.pathname)
+  let path = options.path
+  if (path === undefined) {
+    if (win === undefined) throw new TypeError('subscribe: options.path is required outside a page')
+    path = defaultPath(win.location.pathname)
+  }
   // The query goes before any #fragment, which is never sent.
   const hash = path.indexOf('#')
   const base = hash === -1 ? path : path.slice(0, hash)
@@ -248,13 +145,7 @@ export function subscribe<T = unknown>(
         }
         case 'reset':
           if (onReset !== undefined) return call(() => onReset(event.reason as ResetReason))
-          if (onSnapshot !== undefined) return
-          if (typeof location !== 'undefined' && typeof location.reload === 'function') {
-            // One reload per reset, however many subscriptions it concerns.
-            if (!reloaded.has(event)) location.reload()
-            reloaded.add(event)
-            return
-          }
+          if (onSnapshot !== undefined || reload(event)) return
           return report(new PatchwireError('ERR_PATCHWIRE_RESET', `the server reset ${topic} (${event.reason}) and no onReset or onSnapshot reloads the state`))
         case 'state':
           if (event.state === 'closed') stopped = true
@@ -266,6 +157,11 @@ export function subscribe<T = unknown>(
           return
         case 'error':
           return report(new PatchwireError(event.code, event.message))
+        case 'revoked':
+          stopped = true
+          state = 'revoked'
+          if (onStateChange !== undefined) call(() => onStateChange('revoked'))
+          return onRevoked === undefined ? undefined : call(() => onRevoked(event.topic))
       }
     },
   }
@@ -277,15 +173,8 @@ export function subscribe<T = unknown>(
     stopped = true
     joined.remove(local)
   }
-  return Object.defineProperty(stop, 'state', { get: () => (stopped ? 'closed' : state) }) as Subscription
+  return Object.defineProperty(stop, 'state', { get: () => (stopped && state !== 'revoked' ? 'closed' : state) }) as Subscription
 }
-
-// Every option, as the type names them: an option added to the type but
-// not here fails the typecheck instead of being refused at run time.
-const OPTIONS = Object.keys({
-  path: true, withCredentials: true, onSnapshot: true, lastEventId: true, onReset: true, onError: true,
-  onStateChange: true, EventSource: true, shareTabs: true, debug: true,
-} satisfies Record<keyof SubscribeOptions, true>)
 
 // One hub per (credentials, path) in the page: browsers allow only six
 // HTTP/1.1 connections per origin, so every subscribe must not open its own.
@@ -293,6 +182,15 @@ const hubs = new Map<string, Hub>()
 
 // Reset events that reloaded the page already.
 const reloaded = new WeakSet<StreamEvent>()
+
+// Reloads the page for a reset, once however many subscriptions it
+// concerns; false outside a page.
+function reload(event: StreamEvent): boolean {
+  if (typeof location === 'undefined' || typeof location.reload !== 'function') return false
+  if (!reloaded.has(event)) location.reload()
+  reloaded.add(event)
+  return true
+}
 
 const CLOSED = Object.defineProperty(() => {}, 'state', { value: 'closed' }) as Subscription
 

@@ -202,7 +202,7 @@ export class Hub {
         continue
       } else if (event.type === 'snapshot') local.pos = undefined
       else if (event.type === 'reset') local.snap ||= local.snapshot
-      else if (event.type === 'state' && event.state === 'closed') this.#locals.delete(id)
+      else if ((event.type === 'state' && event.state === 'closed') || event.type === 'revoked') this.#locals.delete(id)
       local.receive(event)
     }
     if (event.main && idOf(event) !== '') this.#position = later(position, idOf(event))

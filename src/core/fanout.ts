@@ -1,11 +1,17 @@
-import type { Broker } from '../broker/broker.js'
+import type { Broker, Revocation } from '../broker/broker.js'
+import { checkRevocation, listenForRevocations } from '../broker/revoke.js'
 import type { PatchwireError } from '../errors.js'
 import { Delivery } from './delivery.js'
+import { endStreams } from './ending.js'
+import { Expiry } from './expiry.js'
 import { Heartbeat } from './heartbeat.js'
+import { Identities } from './identities.js'
 import { numberingOf } from './numbering.js'
 import { Openings } from './openings.js'
 import { Resume } from './resume.js'
+import { Revocations } from './revocations.js'
 import { Shutdown } from './shutdown.js'
+import { spreadRetryFrame } from './spread.js'
 import { countRefusal, createCounters, statsOf, type HandlerStats } from './stats.js'
 import type { StreamOwner } from './stream.js'
 import { Subscriptions } from './subscriptions.js'
@@ -21,7 +27,9 @@ export interface CoreOptions<Req> {
   readonly lingerMs: number
   readonly maxPending: number
   readonly pendingTimeoutMs: number
-  readonly authorize: ((req: Req, topic: string) => boolean | PromiseLike<boolean>) | undefined
+  readonly authorize: ((req: Req, topic: string) => unknown) | undefined
+  readonly identify: ((req: Req) => unknown) | undefined
+  readonly maxStreamsPerIdentity: number
   readonly snapshot: ((req: Req, topic: string) => unknown) | undefined
   readonly onError: (error: PatchwireError) => void
 }
@@ -31,8 +39,10 @@ export interface CoreOptions<Req> {
  * topics' broker subscriptions ({@link Subscriptions}), the live path
  * ({@link Delivery}), how streams start and recover ({@link Resume}), the
  * requests on their way to becoming streams ({@link Openings}), the one
- * shared {@link Heartbeat}, and the {@link Shutdown}. It knows no
- * transport: it writes to sinks, and counts what it does.
+ * shared {@link Heartbeat}, the {@link Shutdown}, and the ends of access:
+ * whose streams are open ({@link Identities}), when each one's access
+ * expires ({@link Expiry}), and revocations ({@link Revocations}). It knows
+ * no transport: it writes to sinks, and counts what it does.
  * @internal
  */
 export class Fanout<Req> implements StreamOwner<Topic> {
@@ -43,6 +53,10 @@ export class Fanout<Req> implements StreamOwner<Topic> {
   readonly #openings: Openings<Req>
   readonly #heartbeat: Heartbeat
   readonly #shutdown = new Shutdown()
+  readonly #identities: Identities
+  readonly #expiry = new Expiry((streams) => this.#expire(streams))
+  readonly #revocations: Revocations
+  readonly #stopListening: () => void
   readonly #retryMs: number
   #connections = 0
   #closing: Promise<void> | undefined
@@ -70,10 +84,18 @@ export class Fanout<Req> implements StreamOwner<Topic> {
       snapshot: options.snapshot, retryMs: options.retryMs, pendingTimeoutMs, onError,
       retryOpening: (stream) => this.#openings.lostMessages(stream),
     })
+    const identities = (this.#identities = new Identities(options.maxStreamsPerIdentity))
     this.#openings = new Openings<Req>(this, {
-      authorize: options.authorize, maxPending: options.maxPending, pendingTimeoutMs, onError,
-      opened: () => this.#opened(),
-    }, this.#subscriptions, this.#resume, this.#delivery, counters)
+      authorize: options.authorize, identify: options.identify, maxPending: options.maxPending, pendingTimeoutMs, onError,
+      opened: (stream) => this.#opened(stream),
+      revoked: (stream, topics) => this.#count(this.#revocations.end(stream, topics)),
+    }, this.#subscriptions, this.#resume, this.#delivery, counters, identities)
+    this.#revocations = new Revocations({
+      identities,
+      topic: (name) => this.#subscriptions.get(name),
+      opening: (revocation) => this.#openings.revoke(revocation),
+    })
+    this.#stopListening = listenForRevocations(broker, (revocation) => this.#revoke(revocation))
   }
 
   stats(): HandlerStats {
@@ -90,9 +112,21 @@ export class Fanout<Req> implements StreamOwner<Topic> {
     this.#openings.open(o)
   }
 
+  /**
+   * Ends this handler's streams that `filter` matches, each with its
+   * `revoked` frames (see {@link Revocations}).
+   * @returns how many streams it ended
+   * @throws TypeError for a filter that is not `{ identity?, topic? }` with at least one
+   */
+  revoke(filter: unknown): number {
+    return this.#revoke(checkRevocation(filter, 'handler.revoke'))
+  }
+
   /** Ends every stream (giving each a spread `retry:`) and lets every topic go; later requests get 503. */
   close(reconnectSpreadMs: number): Promise<void> {
     if (this.#closing !== undefined) return this.#closing
+    this.#stopListening()
+    this.#expiry.stop()
     this.#openings.close()
     this.#delivery.flush()
     this.#heartbeat.stop()
@@ -104,15 +138,43 @@ export class Fanout<Req> implements StreamOwner<Topic> {
   /** Forgets a stream whose connection closed (or that is cut); safe to call twice. */
   detach(stream: TopicStream): void {
     if (!this.#subscriptions.leave(stream) || stream.sink === undefined) return
+    this.#identities.remove(stream)
+    this.#expiry.remove(stream)
     if (--this.#connections === 0) {
       this.#heartbeat.stop()
       this.#shutdown.drained()
     }
   }
 
-  #opened(): void {
+  #opened(stream: TopicStream): void {
     this.#connections++
     this.#heartbeat.start()
+    if (stream.identity !== undefined) this.#identities.add(stream)
+    this.#expiry.add(stream)
+  }
+
+  #revoke(revocation: Revocation): number {
+    if (this.#closing !== undefined) return 0
+    return this.#count(this.#revocations.revoke(revocation))
+  }
+
+  #count({ streams, bytes }: { streams: number; bytes: number }): number {
+    this.#counters.revoked += streams
+    this.#counters.bytes += bytes
+    return streams
+  }
+
+  /**
+   * Streams whose access expired end with a spread `retry:`: their clients
+   * come back soon, are authorized again with their own credentials and
+   * resume from their last id, but do not all come back together.
+   */
+  #expire(streams: readonly TopicStream[]): void {
+    // What this turn has queued goes out first: the clients resume after it.
+    this.#delivery.flush()
+    const ends = streams.map((stream) => [stream, spreadRetryFrame(this.#retryMs)] as const)
+    this.#counters.bytes += endStreams(ends)
+    this.#counters.expired += streams.length
   }
 }
 

@@ -1,5 +1,8 @@
+import type { Revocation } from '../broker/broker.js'
 import { PatchwireError, type PatchwireErrorCode } from '../errors.js'
+import { Admission, type AdmissionRequest } from './admission.js'
 import type { Delivery } from './delivery.js'
+import type { Identities } from './identities.js'
 import type { ResumeAnswer } from './numbering.js'
 import type { Resume, Resumed } from './resume.js'
 import { countRefusal, type Counters } from './stats.js'
@@ -12,12 +15,15 @@ import type { Refusal, StreamOpening } from './transport.js'
 
 /** What openings need of the handler's options. @internal */
 export interface OpeningOptions<Req> {
-  readonly authorize: ((req: Req, topic: string) => boolean | PromiseLike<boolean>) | undefined
+  readonly authorize: ((req: Req, topic: string) => unknown) | undefined
+  readonly identify: ((req: Req) => unknown) | undefined
   readonly maxPending: number
   readonly pendingTimeoutMs: number
   readonly onError: (error: PatchwireError) => void
   /** A stream's opening is written: it is open. */
   readonly opened: (stream: TopicStream) => void
+  /** A stream whose access was revoked while it opened is open: it is given its `revoked` frames and ended. */
+  readonly revoked: (stream: TopicStream, topics: readonly string[]) => void
 }
 
 /**
@@ -38,11 +44,20 @@ export class Openings<Req> {
   readonly #resume: Resume<Req>
   readonly #delivery: Delivery
   readonly #counters: Counters
+  readonly #identities: Identities
+  readonly #admission: Admission<Req, Waiting<Req>>
   readonly #waiting = new Set<Waiting<Req>>()
   #closed = false
 
-  constructor(owner: StreamOwner<Topic>, options: OpeningOptions<Req>, subscriptions: Subscriptions, resume: Resume<Req>, delivery: Delivery, counters: Counters) {
+  constructor(owner: StreamOwner<Topic>, options: OpeningOptions<Req>, subscriptions: Subscriptions, resume: Resume<Req>, delivery: Delivery, counters: Counters, identities: Identities) {
     this.#owner = owner
+    this.#identities = identities
+    this.#admission = new Admission(options, identities, {
+      until: (w, promise) => this.#until(w, promise),
+      gone: (w) => this.#gone(w),
+      fail: (w, message, error) => this.#fail(w, 'ERR_PATCHWIRE_AUTHORIZE', message, error),
+      refuse: (w, refusal) => this.#finish(w, refusal),
+    })
     this.#o = options
     this.#subscriptions = subscriptions
     this.#resume = resume
@@ -65,7 +80,7 @@ export class Openings<Req> {
       this.#refuse(o, BUSY)
       return
     }
-    const w: Waiting<Req> = { o, topics: [], stream: undefined, timer: undefined, cancel: undefined, done: false }
+    const w: Waiting<Req> = { o, topics: [], stream: undefined, timer: undefined, cancel: undefined, done: false, identity: undefined, until: Infinity, revoked: undefined }
     this.#waiting.add(w)
     this.#open(w).catch((error: unknown) => this.#fail(w, 'ERR_PATCHWIRE_BROKER', 'could not open a stream', error))
   }
@@ -80,6 +95,20 @@ export class Openings<Req> {
     this.#finishStream(stream, RETRY)
   }
 
+  /**
+   * Marks the waiting requests that `revocation` matches: one that opens
+   * all the same (its `authorize` may have answered before the revocation)
+   * gets its `revoked` frames right after its opening, and ends.
+   */
+  revoke(revocation: Revocation): void {
+    const { identity, topic } = revocation
+    for (const w of this.#waiting) {
+      if (identity !== undefined && w.identity !== identity) continue
+      const topics = topic === undefined ? w.o.topics : w.o.topics.filter((name) => name === topic)
+      if (topics.length > 0) w.revoked = [...new Set([...(w.revoked ?? []), ...topics])]
+    }
+  }
+
   /** Refuses every waiting request, and every later one, with 503. */
   close(): void {
     this.#closed = true
@@ -88,9 +117,9 @@ export class Openings<Req> {
 
   async #open(w: Waiting<Req>): Promise<void> {
     const { o } = w
-    let authorized = this.#authorize(w)
-    if (isThenable(authorized)) authorized = await authorized
-    if (!authorized) return
+    let admitted = this.#admission.admit(w)
+    if (isThenable(admitted)) admitted = await admitted
+    if (!admitted) return
     try {
       for (const name of o.topics) w.topics.push(this.#subscriptions.hold(name))
     } catch (error) {
@@ -157,39 +186,6 @@ export class Openings<Req> {
     this.#accept(w, stream, resumed)
   }
 
-  /**
-   * Whether every topic of the request is authorized; when not, the request
-   * is answered. Synchronous unless `authorize` returned a promise.
-   */
-  #authorize(w: Waiting<Req>): boolean | Promise<boolean> {
-    const { authorize } = this.#o
-    if (authorize === undefined) return true
-    const { o } = w
-    let verdicts: unknown[]
-    try {
-      verdicts = o.topics.map((topic) => authorize(o.req, topic))
-    } catch (error) {
-      return this.#authorizeFailed(w, error)
-    }
-    if (!verdicts.some(isThenable)) return !this.#gone(w) && this.#judge(w, verdicts)
-    // Promise.all adopts any thenable without letting a throwing `then` escape.
-    return this.#until(w, Promise.all(verdicts)).then(
-      (settled) => !this.#gone(w) && this.#judge(w, settled),
-      (error: unknown) => this.#authorizeFailed(w, error),
-    )
-  }
-
-  #judge(w: Waiting<Req>, verdicts: readonly unknown[]): boolean {
-    if (verdicts.every((verdict) => verdict === true)) return true
-    this.#finish(w, FORBIDDEN)
-    return false
-  }
-
-  #authorizeFailed(w: Waiting<Req>, error: unknown): false {
-    if (!w.done) this.#fail(w, 'ERR_PATCHWIRE_AUTHORIZE', `authorize threw for a topic of [${w.o.topics.join(', ')}]; the request was answered 500`, error)
-    return false
-  }
-
   /** Writes the opening of a stream that waits for nothing more, and starts it. */
   #accept(w: Waiting<Req>, stream: TopicStream, resumed: Resumed[]): void {
     // Messages of this turn not yet written are the stream's to hold first:
@@ -212,8 +208,14 @@ export class Openings<Req> {
     for (let at = OPENING_PIECE_BYTES; at < first.length; at += OPENING_PIECE_BYTES, pieces++) sink.write(first.subarray(at, at + OPENING_PIECE_BYTES))
     stream.start(sink, first.length, pieces, currentTick())
     this.#counters.bytes += first.length
+    // The request's place under the cap is the stream's from now on.
+    stream.identity = w.identity
+    stream.until = w.until
+    w.identity = undefined
     this.#o.opened(stream)
+    const revoked = w.revoked
     this.#finish(w, undefined)
+    if (revoked !== undefined) this.#o.revoked(stream, revoked)
   }
 
   /**
@@ -262,6 +264,7 @@ export class Openings<Req> {
     clearTimeout(w.timer)
     w.cancel?.(CANCELLED)
     this.#waiting.delete(w)
+    if (w.identity !== undefined) this.#identities.give(w.identity)
     const stream = w.stream
     if (stream !== undefined && stream.sink === undefined) stream.detach()
     for (const topic of w.topics) this.#subscriptions.unhold(topic)
@@ -275,7 +278,7 @@ export class Openings<Req> {
 }
 
 /** A request waiting for its stream to open. */
-interface Waiting<Req> {
+interface Waiting<Req> extends AdmissionRequest<Req> {
   readonly o: StreamOpening<Req>
   /** The topics it holds (they are not let go while it waits). */
   topics: Topic[]
@@ -283,9 +286,10 @@ interface Waiting<Req> {
   timer: NodeJS.Timeout | undefined
   cancel: ((reason: unknown) => void) | undefined
   done: boolean
+  /** Its topics that a revocation matched while it waited. */
+  revoked: string[] | undefined
 }
 
-const FORBIDDEN: Refusal = { status: 403, message: 'Forbidden: the handler\'s authorize option did not return true for every topic of this stream' }
 const FAILED: Refusal = { status: 500, message: 'Internal Server Error' }
 const CLOSED: Refusal = { status: 503, message: 'Service Unavailable: the event stream is shutting down' }
 const BUSY: Refusal = { status: 503, message: 'Service Unavailable: too many event streams are waiting to open (option maxPending); retry later' }

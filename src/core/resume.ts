@@ -1,10 +1,11 @@
 import type { HistoryFrame } from '../broker/broker.js'
 import { PatchwireError } from '../errors.js'
 import { parseEventId } from '../protocol/event-id.js'
-import { readyFrame, resetFrame, retryFrame, snapshotFrame } from '../protocol/frame.js'
+import { readyFrame, resetFrame, snapshotFrame } from '../protocol/frame.js'
 import type { ResetReason } from '../protocol/reset-reason.js'
 import { frameFor, type Delivery } from './delivery.js'
 import type { Numbering, ResumeAnswer } from './numbering.js'
+import { spreadRetryFrame } from './spread.js'
 import type { HeldMessage } from './stream.js'
 import type { Counters } from './stats.js'
 import { isThenable } from './thenable.js'
@@ -82,7 +83,7 @@ export class Resume<Req> {
    * `ready` position. The stream stops holding and is positioned after it.
    */
   opening(stream: TopicStream, lastEventId: string | undefined, resumed: readonly Resumed[]): string {
-    let text = retryFrame(spread(this.#o.retryMs))
+    let text = spreadRetryFrame(this.#o.retryMs)
     let last = -1
     let lastId = ''
     const covered = new Map<Topic, number>()
@@ -121,6 +122,9 @@ export class Resume<Req> {
     stream.cursor = ready.seq
     stream.held = undefined
     stream.heldBytes = 0
+    // Only a later snapshot (after a reset) needs the request: an idle
+    // stream without one should not keep its headers and the rest alive.
+    if (this.#o.snapshot === undefined) stream.req = undefined
     return text + readyFrame(ready.id)
   }
 
@@ -189,11 +193,6 @@ export class Resume<Req> {
     stream.detach()
     sink?.end()
   }
-}
-
-/** The `retry:` hint of one stream: spread over ±25 % so that reconnects do not all arrive at once. */
-function spread(retryMs: number): number {
-  return Math.round(retryMs * (0.75 + Math.random() * 0.5))
 }
 
 function serialiseState(state: unknown): string {

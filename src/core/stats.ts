@@ -22,8 +22,12 @@ export interface HandlerStats {
   resets: Record<ResetReason, number>
   /** `snapshot` frames sent. */
   snapshots: number
-  /** Requests answered with an error status, by status. */
+  /** Requests answered with an error status, by status (`429`: over `maxStreamsPerIdentity`). */
   refused: Record<string, number>
+  /** Streams ended because their access expired (the earliest `until` of their topics passed). */
+  expired: number
+  /** Streams ended by a revocation (`revoke`, `handler.revoke`). */
+  revoked: number
 }
 
 /**
@@ -36,7 +40,7 @@ export type Counters = Omit<HandlerStats, 'connections' | 'topics' | 'pending'>
 /** @internal */
 export function createCounters(): Counters {
   return {
-    dropped: 0, messages: 0, frames: 0, bytes: 0, replays: 0, snapshots: 0,
+    dropped: 0, messages: 0, frames: 0, bytes: 0, replays: 0, snapshots: 0, expired: 0, revoked: 0,
     resets: { 'malformed-id': 0, 'foreign-id': 0, 'history-exceeded': 0, 'broker-gap': 0 },
     refused: {},
   }

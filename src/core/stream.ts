@@ -25,8 +25,8 @@ export interface HeldMessage<T> {
  */
 export class Stream<T> implements StreamHandle {
   readonly owner: StreamOwner<T>
-  /** The transport's request, for `snapshot` after a reset. */
-  readonly req: unknown
+  /** The transport's request, for `snapshot` after a reset; let go of once open when there is no `snapshot`. */
+  req: unknown
   readonly topics: readonly T[]
   /** This stream's slot in each topic's stream list (swap-remove), by topic order. */
   readonly slots: number[]
@@ -43,6 +43,12 @@ export class Stream<T> implements StreamHandle {
   wroteInBeat = -1
   /** The heartbeat interval in which the stream was last looked at (a multi-topic stream is met once per topic). */
   seenInBeat = -1
+  /** Whose stream it is: what `identify` gave, if anything. */
+  identity: string | undefined = undefined
+  /** When its access ends, in epoch milliseconds: the earliest `until` of its topics (`Infinity`: never). */
+  until = Infinity
+  /** Its slot in the handler's expiry heap, -1 when not in it. */
+  expirySlot = -1
   #stalledBeats = 0
   #sentAtBeat = 0
   #written = 0

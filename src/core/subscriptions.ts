@@ -46,6 +46,11 @@ export class Subscriptions {
     return this.#topics.size
   }
 
+  /** The topic of that name, if it is held. */
+  get(name: string): Topic | undefined {
+    return this.#topics.get(name)
+  }
+
   /** Every topic held. */
   topics(): IterableIterator<Topic> {
     return this.#topics.values()

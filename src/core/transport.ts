@@ -68,7 +68,7 @@ export interface StreamHandle {
 
 /** A request the handler refuses, with its status and plain-text reason. */
 export interface Refusal {
-  readonly status: 400 | 403 | 404 | 405 | 414 | 500 | 503
+  readonly status: 400 | 403 | 404 | 405 | 414 | 429 | 500 | 503
   readonly message: string
 }
 

@@ -1,3 +1,4 @@
+import type { RevokeFilter } from '../broker/revoke.js'
 import { Fanout } from '../core/fanout.js'
 import type { HandlerStats } from '../core/stats.js'
 import { currentTick } from '../core/tick.js'
@@ -22,6 +23,8 @@ export interface FetchHandler {
   close(options?: CloseOptions): Promise<void>
   /** Current counters; see {@link HandlerStats}. */
   stats(): HandlerStats
+  /** As `Handler.revoke()` of {@link createHandler}: ends this handler's matching streams, and returns how many. */
+  revoke(filter: RevokeFilter): number
 }
 
 /**
@@ -63,6 +66,7 @@ export function createFetchHandler(options: FetchHandlerOptions = {}): FetchHand
 
   handler.close = (closeOptions = {}) => fanout.close(resolveCloseOptions(closeOptions))
   handler.stats = () => fanout.stats()
+  handler.revoke = (filter) => fanout.revoke(filter)
   return handler
 }
 

@@ -1,10 +1,12 @@
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { Socket } from 'node:net'
+import type { RevokeFilter } from '../broker/revoke.js'
 import { Fanout } from '../core/fanout.js'
 import type { HandlerStats } from '../core/stats.js'
 import type { Refusal, Sink, StreamHandle, StreamOpening } from '../core/transport.js'
 import { PatchwireError } from '../errors.js'
+import { detachLater } from './detach.js'
 import { answerClientScript, isClientScriptPath } from './client-script.js'
 import { KernelQueues } from './kernel-queue.js'
 import { resolveCloseOptions, resolveOptions, type CloseOptions, type StreamHandlerOptions } from './options.js'
@@ -41,6 +43,13 @@ export interface Handler {
   close(options?: CloseOptions): Promise<void>
   /** Current counters; see {@link HandlerStats}. */
   stats(): HandlerStats
+  /**
+   * Ends this handler's streams that `filter` matches, each with an
+   * `event: revoked` frame per matching topic (see `revoke` for every process).
+   * @returns how many streams it ended
+   * @throws TypeError for an empty filter, an unknown key, or a value that is not a non-empty string
+   */
+  revoke(filter: RevokeFilter): number
 }
 
 /**
@@ -100,6 +109,7 @@ export function createHandler(options: HandlerOptions = {}): Handler {
 
   handler.close = (closeOptions = {}) => fanout.close(resolveCloseOptions(closeOptions))
   handler.stats = () => fanout.stats()
+  handler.revoke = (filter) => fanout.revoke(filter)
   return handler
 }
 
@@ -142,6 +152,7 @@ class NodeOpening implements StreamOpening<NodeRequest> {
     res.on('close', onResponseClose)
     // A connection that went while the request waited has already emitted 'close'.
     if (this.isGone()) queueMicrotask(() => stream.detach())
+    else if (sink instanceof Socket) detachLater(this.req as IncomingMessage, res as ServerResponse, stream)
     return sink
   }
 }

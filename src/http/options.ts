@@ -5,6 +5,13 @@ import { reportToConsole, type PatchwireError } from '../errors.js'
 import type { QueryLimits } from './request.js'
 
 /**
+ * What `authorize` answers for one topic: `true` (authorized), `{ until }`
+ * (authorized until then: an epoch time in milliseconds, or a `Date`), or
+ * anything else (refused).
+ */
+export type AuthorizeResult = boolean | { until: number | Date }
+
+/**
  * Options of {@link createHandler} and {@link createFetchHandler}. Every
  * field is optional.
  * @typeParam Req - the request type `authorize` and `snapshot` receive
@@ -39,12 +46,34 @@ export interface StreamHandlerOptions<Req> {
   topicPrefix?: string
   /**
    * Decides whether `req` may subscribe to `topic`; called for each topic of
-   * a stream. Anything but `true` (or a Promise of `true`) for any topic
-   * refuses the whole stream with 403; a throw or rejection answers 500 and
-   * is reported to `onError`.
+   * a stream when it opens. `true` authorizes; `{ until }` authorizes until
+   * then (an epoch time in milliseconds, or a `Date`): when the earliest
+   * `until` of a stream's topics passes, the stream ends with a `retry:`
+   * spread around `retryMs`, and the client comes back, is authorized again
+   * with its own credentials and resumes exactly (an `until` already past
+   * refuses with 403). Anything else (or a Promise of it) for any topic
+   * refuses the whole stream with 403. A throw or rejection, or an object
+   * that is not `{ until }` with a valid time, answers 500 and is reported
+   * to `onError` (`ERR_PATCHWIRE_AUTHORIZE`). See docs/access.md.
    * @defaultValue none: every topic that passes `topicPrefix` is served
    */
-  authorize?: (req: Req, topic: string) => boolean | PromiseLike<boolean>
+  authorize?: (req: Req, topic: string) => AuthorizeResult | PromiseLike<AuthorizeResult>
+  /**
+   * Whose stream `req` is (a user or session id), asked once per stream when
+   * it opens: a non-empty string, `undefined` (nobody in particular: the
+   * stream is not capped), or a Promise of one. Used by
+   * `maxStreamsPerIdentity` and by `revoke({ identity })`. A throw,
+   * rejection or other value answers 500 and is reported to `onError`
+   * (`ERR_PATCHWIRE_AUTHORIZE`). The handler keeps the string, not `req`.
+   * @defaultValue none: streams have no identity
+   */
+  identify?: (req: Req) => string | undefined | PromiseLike<string | undefined>
+  /**
+   * Streams one identity (see `identify`) may have open at once on this
+   * handler, requests still opening included; more are refused with 429.
+   * @defaultValue 32
+   */
+  maxStreamsPerIdentity?: number
   /**
    * The state of `topic` for `req`, sent as an `event: snapshot` frame to a
    * stream that starts fresh (no id) and after any reset of the topic, before
@@ -159,6 +188,7 @@ const DEFAULT_MAX_TOPICS = 16
 const DEFAULT_MAX_PENDING = 1024
 const DEFAULT_PENDING_TIMEOUT_MS = 10_000
 const DEFAULT_RECONNECT_SPREAD_MS = 10_000
+const DEFAULT_MAX_STREAMS_PER_IDENTITY = 32
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -207,6 +237,8 @@ export function resolveOptions<Req>(options: StreamHandlerOptions<Req>, caller: 
     maxPending: integer(read, 'maxPending', DEFAULT_MAX_PENDING, 0, Number.MAX_SAFE_INTEGER),
     pendingTimeoutMs: integer(read, 'pendingTimeoutMs', DEFAULT_PENDING_TIMEOUT_MS, 1, MAX_TIMER_MS),
     authorize: fn(read, 'authorize'),
+    identify: fn(read, 'identify'),
+    maxStreamsPerIdentity: integer(read, 'maxStreamsPerIdentity', DEFAULT_MAX_STREAMS_PER_IDENTITY, 1, Number.MAX_SAFE_INTEGER),
     snapshot: fn(read, 'snapshot'),
     onError: fn(read, 'onError') ?? reportToConsole,
   }
@@ -214,10 +246,10 @@ export function resolveOptions<Req>(options: StreamHandlerOptions<Req>, caller: 
 
 const KNOWN = new Set<string>([
   'broker', 'heartbeatMs', 'retryMs', 'topicPrefix', 'authorize', 'snapshot', 'path', 'serveClient', 'maxTopics', 'maxBufferedBytes',
-  'lingerMs', 'maxTopicLength', 'maxPending', 'pendingTimeoutMs', 'onError',
+  'lingerMs', 'maxTopicLength', 'maxPending', 'pendingTimeoutMs', 'onError', 'identify', 'maxStreamsPerIdentity',
 ] satisfies (keyof StreamHandlerOptions<unknown>)[])
 
-type NumberOption = 'heartbeatMs' | 'retryMs' | 'maxTopics' | 'maxBufferedBytes' | 'lingerMs' | 'maxTopicLength' | 'maxPending' | 'pendingTimeoutMs'
+type NumberOption = 'heartbeatMs' | 'retryMs' | 'maxTopics' | 'maxBufferedBytes' | 'lingerMs' | 'maxTopicLength' | 'maxPending' | 'pendingTimeoutMs' | 'maxStreamsPerIdentity'
 
 interface Read<Req> {
   readonly options: StreamHandlerOptions<Req>
@@ -241,7 +273,7 @@ function string<Req>({ options, caller }: Read<Req>, name: 'topicPrefix' | 'path
   return value
 }
 
-function fn<Req, K extends 'authorize' | 'snapshot' | 'onError'>({ options, caller }: Read<Req>, name: K): StreamHandlerOptions<Req>[K] {
+function fn<Req, K extends 'authorize' | 'snapshot' | 'onError' | 'identify'>({ options, caller }: Read<Req>, name: K): StreamHandlerOptions<Req>[K] {
   const value: unknown = options[name]
   if (value !== undefined && typeof value !== 'function') {
     throw new TypeError(`${caller}: option "${name}" must be a function, got ${value === null ? 'null' : typeof value}`)

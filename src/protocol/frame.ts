@@ -92,6 +92,16 @@ export function readyFrame(id: string): string {
   return `id: ${id}\nevent: ready\ndata: ${id}\n\n`
 }
 
+/**
+ * The `revoked` frame: the stream's right to `topic` was revoked, and the
+ * stream ends after this frame (and those of its other revoked topics). No
+ * `id:`, so that the stream's position stays that of its last patch.
+ * @internal
+ */
+export function revokedFrame(topic: string): string {
+  return `event: revoked\ndata: ${JSON.stringify({ topic })}\n\n`
+}
+
 /** @internal */
 export function retryFrame(retryMs: number): string {
   return `retry: ${retryMs}\n\n`

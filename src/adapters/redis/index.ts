@@ -6,8 +6,10 @@ import { HistoryReads } from './history-reads.js'
 import { LocalHistory } from './local-history.js'
 import { resolveOptions } from './options.js'
 import type { RedisBrokerOptions } from './options.js'
+import { publishOnly } from './publish-only.js'
 import { Publisher } from './publisher.js'
 import { Reader } from './reader.js'
+import { Revocations } from './revocation.js'
 import type { TopicAnswer } from './reader.js'
 import { ScriptRunner } from './script-runner.js'
 import { READ_SCRIPT, historyArgs, keyLayout, lastKeyTtlMs, parseReadReply } from './scripts.js'
@@ -26,17 +28,24 @@ const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
  * that resume replays from lives in Redis too, so that event ids and resume
  * hold on every process and across restarts of those processes.
  *
- * Each publish is one Lua script (`EVALSHA`, falling back to `EVAL` after
+ * Publishing is one Lua script (`EVALSHA`, falling back to `EVAL` after
  * `NOSCRIPT`), one round trip: it takes the next position of the broker's
  * single counter (one order across all topics), appends the payload to the
  * topic's Redis Stream (about `history` entries, expiring `historyMs` after
  * the topic's last publish) and publishes it with its position on the
- * channel `prefix + topic`. `publish` resolves with the message's id,
+ * channel `prefix + topic`. A publish made while no script call is under
+ * way goes out at once; those made while calls are under way go out
+ * together at the end of the event-loop turn, up to 256 (or 1 MiB of payloads) in one call, in
+ * publish order. `publish` resolves with the message's id,
  * `<epoch>-<position>`. The process holds one `SUBSCRIBE` per topic however
  * many listeners it has, and `UNSUBSCRIBE`s after the last leaves; the
  * function `subscribe` returns carries a `ready` Promise that settles once
  * the `SUBSCRIBE` is live and the topic's start position is read (it
  * rejects with `ERR_PATCHWIRE_BROKER` if subscribing failed).
+ *
+ * `revoke` and `onRevoke` give the revocation capability: one `PUBLISH` on
+ * a control channel under the prefix reaches the handlers of every process
+ * on the same Redis and prefix (see `revoke` in `patchwire`).
  *
  * `position(topic)` and `replay(topic, after)` give the history capability.
  * Both settle only once every message up to their position (for a replay,
@@ -66,6 +75,9 @@ const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
  *   and old ids are refused as `foreign-id` (a reset, never a silent skip).
  *   Positions keep increasing across the change (they start from Redis's
  *   clock), so Redis's clock must not go back.
+ * - A script call that fails (Redis unreachable, no answer in time, a
+ *   refused script) rejects every publish it carried; a message whose keys
+ *   Redis refuses (another type) rejects alone and is not published.
  * - The publisher is down: `publish` rejects at once with
  *   `ERR_PATCHWIRE_BROKER` (before its first connection, it waits up to
  *   `publishTimeoutMs` instead). Every loss of a connection is reported
@@ -85,13 +97,17 @@ const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
  * shard's broker, and a stream carrying topics of one shard only (one
  * `Last-Event-ID` is one position in one order).
  *
+ * Without a `subscriber`, the broker only publishes (a worker needs one
+ * connection): `subscribe`, `position` and `replay` throw a TypeError
+ * naming the option.
+ *
  * @param options - see {@link RedisBrokerOptions}
- * @returns a {@link Broker} with `position` and `replay`; its `publish`
+ * @returns a {@link Broker} with `position` and `replay`, and `revoke` and `onRevoke`; its `publish`
  * rejects with a {@link PatchwireError} of code `ERR_PATCHWIRE_BROKER` (the
  * client's error as `cause`) when Redis is unreachable or does not confirm
  * within `publishTimeoutMs`
- * @throws TypeError when a client is missing or is neither a node-redis nor an
- * ioredis client, when both options are the same client, or when `prefix` is
+ * @throws TypeError when the publisher is missing, a client is neither a
+ * node-redis nor an ioredis client, when both options are the same client, or when `prefix` is
  * not a string or `onError` not a function
  * @throws RangeError when `history` is not a whole number from 0, `historyMs`
  * not a whole number of milliseconds from 1, or `publishTimeoutMs` not a
@@ -135,10 +151,13 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     topics,
     history: localHistory,
     read,
-    ping: () => subscriber.command(['PING']),
+    // Without a subscriber no topic is ever subscribed, so nothing waits for delivery.
+    ping: () => subscriber === undefined ? Promise.resolve() : subscriber.command(['PING']),
     timeoutMs: publishTimeoutMs,
     onError,
   })
+  const publishing = new Publisher({ layout, runner, feed, history, historyMs, lastTtlMs, onError })
+  if (subscriber === undefined) return publishOnly(publishing)
   const subscriptions = new Subscriptions({
     topics,
     channels: channelsOf(subscriber, (message, channel) => feed.receive(message, channel)),
@@ -148,11 +167,15 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     history: localHistory,
     onError,
   })
+  const revocations = new Revocations({ publisher, subscriber, prefix, timeoutMs: publishTimeoutMs, onError })
   // An outage of the subscriber holds the feed; its return subscribes every
   // topic again and refills what each missed; its end resets them all.
   new ConnectionWatch(subscriber, 'subscriber', onError, {
     onLost: () => feed.lost(),
-    onReady: (first) => subscriptions.resubscribe(first),
+    onReady: (first) => {
+      subscriptions.resubscribe(first)
+      revocations.resubscribe()
+    },
     onClose: (report) => {
       subscriptions.closed(report)
       feed.closed(report)
@@ -161,12 +184,13 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   // Connected already: nothing to hold back or refill.
   if (subscriber.isReady()) feed.resumed([], [])
 
-  const publishing = new Publisher({ layout, runner, feed, history, historyMs, lastTtlMs, onError })
   const reads = new HistoryReads({ topics, channelOf: layout.channel, feed, history: localHistory, read })
   return {
     publish: (topic, payload) => publishing.publish(topic, payload),
     subscribe: (topic, listener, onGap) => subscriptions.subscribe(topic, listener, onGap),
     position: (topic) => reads.position(topic),
     replay: (topic, after) => reads.replay(topic, after),
+    revoke: (revocation) => revocations.revoke(revocation),
+    onRevoke: (listener) => revocations.onRevoke(listener),
   }
 }

@@ -2,7 +2,8 @@ import type { HistoryFrame } from '../../broker/broker.js'
 
 /**
  * What one kept frame is counted as, on top of its strings: the frame
- * object, its slots in two arrays. An estimate on the high side.
+ * object with its two links, its slot in its topic's array. An estimate on
+ * the high side.
  */
 const FRAME_OVERHEAD_BYTES = 96
 
@@ -12,14 +13,16 @@ interface Frame {
   readonly payload: string
   readonly bytes: number
   readonly record: TopicRecord
-  gone: boolean
+  /** Its neighbours in the order of every kept frame, across topics. */
+  older: Frame | undefined
+  newer: Frame | undefined
 }
 
 interface TopicRecord {
   /** Every message of the topic after this position is kept (or was evicted, which moves it up). */
   from: number
-  frames: Frame[]
-  /** Index of the oldest frame still kept. */
+  /** The topic's kept frames from `head` on, oldest first; the slots before it are cleared. */
+  frames: (Frame | undefined)[]
   head: number
 }
 
@@ -38,15 +41,24 @@ interface TopicRecord {
  * strings are the ones the Redis client produced for each message (its own
  * allocation, not a view into a shared socket buffer), so nothing else is
  * retained through them.
+ *
+ * As in the in-process broker's history (src/broker/history.ts), every
+ * kept frame is linked into the order of all topics (doubly, so that the
+ * per-topic bound and a stopped topic can take frames out of the middle of
+ * it) and sits in its topic's array, which replay reads. A frame that goes
+ * is unlinked and its slot cleared at once, so nothing kept refers to it:
+ * the byte bound frees memory even over many topics of a few messages each,
+ * and a stopped topic holds nothing. A topic's array is compacted once its
+ * cleared slots are as many as its kept ones.
  * @internal
  */
 export class LocalHistory {
   readonly #maxFrames: number
   readonly #maxBytes: number
   readonly #records = new Map<string, TopicRecord>()
-  /** Every kept frame, oldest first, across topics; evicted ones are skipped lazily. */
-  #order: Frame[] = []
-  #orderHead = 0
+  /** The ends of the order of every kept frame, across topics. */
+  #oldest: Frame | undefined
+  #newest: Frame | undefined
   #bytes = 0
 
   /**
@@ -82,11 +94,7 @@ export class LocalHistory {
     const record = this.#records.get(key)
     if (record === undefined) return
     this.#records.delete(key)
-    for (let i = record.head; i < record.frames.length; i++) {
-      const frame = record.frames[i] as Frame
-      frame.gone = true
-      this.#bytes -= frame.bytes
-    }
+    for (let i = record.head; i < record.frames.length; i++) this.#unlink(record.frames[i] as Frame)
     record.frames = []
     record.head = 0
   }
@@ -94,8 +102,6 @@ export class LocalHistory {
   /** Forgets every record. */
   clear(): void {
     for (const key of [...this.#records.keys()]) this.stop(key)
-    this.#order = []
-    this.#orderHead = 0
   }
 
   /**
@@ -105,20 +111,14 @@ export class LocalHistory {
   append(key: string, seq: number, id: string, payload: string): void {
     const record = this.#records.get(key)
     if (record === undefined) return
-    const frame: Frame = { seq, id, payload, bytes: 2 * (id.length + payload.length) + FRAME_OVERHEAD_BYTES, record, gone: false }
+    const frame: Frame = { seq, id, payload, bytes: 2 * (id.length + payload.length) + FRAME_OVERHEAD_BYTES, record, older: this.#newest, newer: undefined }
+    if (this.#newest === undefined) this.#oldest = frame
+    else this.#newest.newer = frame
+    this.#newest = frame
     record.frames.push(frame)
-    this.#order.push(frame)
     this.#bytes += frame.bytes
     if (record.frames.length - record.head > this.#maxFrames) this.#evictOldest(record)
-    while (this.#bytes > this.#maxBytes && this.#orderHead < this.#order.length) {
-      const oldest = this.#order[this.#orderHead] as Frame
-      if (oldest.gone) this.#orderHead++
-      else this.#evictOldest(oldest.record)
-    }
-    if (this.#orderHead > 1024 && this.#orderHead * 2 > this.#order.length) {
-      this.#order = this.#order.slice(this.#orderHead)
-      this.#orderHead = 0
-    }
+    while (this.#bytes > this.#maxBytes && this.#oldest !== undefined) this.#evictOldest(this.#oldest.record)
   }
 
   /**
@@ -145,15 +145,33 @@ export class LocalHistory {
     return result
   }
 
+  /** Drops the oldest kept frame of `record`: its slot cleared, unlinked, the record complete from it. */
   #evictOldest(record: TopicRecord): void {
     const frame = record.frames[record.head] as Frame
-    record.head++
+    record.frames[record.head++] = undefined
     record.from = frame.seq
-    frame.gone = true
-    this.#bytes -= frame.bytes
-    if (record.head > 64 && record.head * 2 > record.frames.length) {
-      record.frames = record.frames.slice(record.head)
+    this.#unlink(frame)
+    const kept = record.frames.length - record.head
+    if (kept === 0) {
+      record.frames = []
+      record.head = 0
+    } else if (record.head >= kept) {
+      // As many cleared slots as kept ones: moving the kept ones down costs
+      // no more than the evictions that cleared them.
+      record.frames.copyWithin(0, record.head)
+      record.frames.length = kept
       record.head = 0
     }
+  }
+
+  /** Takes `frame` out of the order of all frames, and its bytes out of the count. */
+  #unlink(frame: Frame): void {
+    const { older, newer } = frame
+    if (older === undefined) this.#oldest = newer
+    else older.newer = newer
+    if (newer === undefined) this.#newest = older
+    else newer.older = older
+    frame.older = frame.newer = undefined
+    this.#bytes -= frame.bytes
   }
 }

@@ -15,15 +15,18 @@ export interface RedisBrokerOptions {
    */
   publisher: RedisClient
   /**
-   * Receives messages. A client of its own (a subscribed connection can do
+   * Receives messages; needed by `subscribe`, `position` and `replay`, so
+   * that a process that only publishes (a worker, a job) can leave it out
+   * and hold one connection. A client of its own (a subscribed connection can do
    * nothing else but `PING`, which the broker sends to confirm delivery):
    * `publisher.duplicate()` (node-redis, connected) or a second
    * `new Redis(url)`; its user must be allowed `SUBSCRIBE`, `UNSUBSCRIBE`
    * and `PING`. Keep the client's automatic reconnection on
    * (the default of both libraries): once it gives up, the broker reports
    * it, resets every topic's streams, and refuses new subscriptions.
+   * @defaultValue none: the broker only publishes
    */
-  subscriber: RedisClient
+  subscriber?: RedisClient | undefined
   /**
    * Prepended to every topic to form its Redis channel, and to the broker's
    * keys (`<prefix>epoch`, `<prefix>seq`, `<prefix>last:<topic>`,
@@ -77,7 +80,8 @@ export interface RedisBrokerOptions {
  */
 export interface RedisBrokerSettings {
   readonly publisher: Connection
-  readonly subscriber: Connection
+  /** Undefined for a broker that only publishes. */
+  readonly subscriber: Connection | undefined
   readonly prefix: string
   readonly history: number
   readonly historyMs: number
@@ -107,10 +111,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1
  */
 export function resolveOptions(options: RedisBrokerOptions): RedisBrokerSettings {
   if (options === null || typeof options !== 'object') {
-    throw new TypeError('createRedisBroker(options): options must be an object with publisher and subscriber clients')
+    throw new TypeError('createRedisBroker(options): options must be an object with a publisher client (and a subscriber client, unless the process only publishes)')
   }
   const publisher = connectionOf(options.publisher, 'publisher')
-  const subscriber = connectionOf(options.subscriber, 'subscriber')
+  const subscriber = options.subscriber === undefined ? undefined : connectionOf(options.subscriber, 'subscriber')
   if (options.publisher === options.subscriber) {
     throw new TypeError('createRedisBroker: publisher and subscriber must be two connections, since a subscribed one can run nothing else; pass subscriber: publisher.duplicate() (node-redis) or a second new Redis() (ioredis)')
   }
