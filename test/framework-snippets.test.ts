@@ -3,7 +3,10 @@
  * framework's own checker, as a user's project would check it: each
  * ```tsx block with tsc (`"jsx": "react-jsx"`, strict), each ```svelte block
  * with svelte-check (Svelte 5, `<script lang="ts">`). `patchwire/*` resolves
- * to this repository's sources.
+ * to this repository's sources. A block whose first line names its file
+ * (`// app/orders/page.tsx`) is written there, so that the blocks of one
+ * multi-file example import each other; what such an example leaves to the
+ * reader (its `Orders` type, `loadOrders`) is declared in {@link PLACEHOLDERS}.
  */
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -34,20 +37,27 @@ function snippets(): Snippet[] {
     const text = readFileSync(path.join(ROOT, page), 'utf8')
     for (const match of text.matchAll(/^```(tsx|svelte)\n([\s\S]*?)^```$/gm)) {
       const lang = match[1] as Snippet['lang']
-      const file = `${page.replace(/[/.]/g, '-')}-${found.length}.${lang}`
+      const named = lang === 'tsx' ? /^\/\/ ([\w./-]+\.tsx)\b/.exec(match[2] ?? '')?.[1] : undefined
+      const file = named ?? `${page.replace(/[/.]/g, '-')}-${found.length}.${lang}`
       found.push({ page, lang, code: match[2] ?? '', file })
     }
   }
   return found
 }
 
-/** A user's tsconfig: strict, the DOM, bundler resolution, and patchwire from the sources. */
+/** What the guides' multi-file examples leave to the reader, declared as the reader would have it. */
+const PLACEHOLDERS: Record<string, string> = {
+  'app/orders/orders.ts': 'export interface Orders {\n  count: number\n  latest: string\n}\n',
+  'placeholders.d.ts': 'declare function loadOrders(): Promise<import(\'./app/orders/orders.ts\').Orders>\n',
+}
+
+/** A user's tsconfig: strict, the DOM (and Node, for server components), bundler resolution, and patchwire from the sources. */
 function tsconfig(include: readonly string[]): string {
   const src = (file: string): string => path.join(ROOT, 'src', file)
   return JSON.stringify({
     compilerOptions: {
       target: 'es2022', lib: ['es2022', 'dom'], module: 'esnext', moduleResolution: 'bundler', jsx: 'react-jsx',
-      strict: true, noEmit: true, skipLibCheck: true, types: [], allowImportingTsExtensions: true, verbatimModuleSyntax: true,
+      strict: true, noEmit: true, skipLibCheck: true, types: ['node'], allowImportingTsExtensions: true, verbatimModuleSyntax: true,
       paths: {
         patchwire: [src('index.ts')],
         'patchwire/client': [src('client/index.ts')],
@@ -79,8 +89,13 @@ describe('framework snippets in the README and the guides', TIMEOUT, () => {
 
   it('compiles every tsx snippet with tsc (strict, react-jsx)', async () => {
     const tsx = all.filter((s) => s.lang === 'tsx')
-    await writeFile(path.join(work, 'tsconfig.tsx.json'), tsconfig(tsx.map((s) => `tsx-${s.file}`)))
-    for (const s of tsx) await writeFile(path.join(work, `tsx-${s.file}`), s.code)
+    const dir = path.join(work, 'tsx')
+    const files = { ...PLACEHOLDERS, ...Object.fromEntries(tsx.map((s) => [s.file, s.code])) }
+    for (const [file, code] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(dir, file)), { recursive: true })
+      await writeFile(path.join(dir, file), code)
+    }
+    await writeFile(path.join(work, 'tsconfig.tsx.json'), tsconfig(Object.keys(files).map((file) => `tsx/${file}`)))
     const result = await tsc(['-p', 'tsconfig.tsx.json'], work)
     assert.deepEqual(result.diagnostics.map((d) => `${d.file}:${d.line} ${d.code} ${d.message}`), [], result.output)
     assert.equal(result.exitCode, 0, result.output)
