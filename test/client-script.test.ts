@@ -10,6 +10,7 @@ import http from 'node:http'
 import { describe, it, type TestContext } from 'node:test'
 import { createBroker, createFetchHandler, createHandler } from '../src/index.ts'
 import { answerClientScript, isClientScriptPath } from '../src/http/client-script.ts'
+import { ROOT, run } from './helpers/package.ts'
 import { listen, startServer } from './helpers/server.ts'
 
 const BUNDLE = new URL('../dist/browser/client.js', import.meta.url)
@@ -117,11 +118,34 @@ describe('GET <path>/client.js', { timeout: 20_000 }, () => {
     assert.doesNotMatch(source, /\bimport\s*[("'{*]|node:/, 'no import of another file, and nothing of Node')
   })
 
+  describe('in Bun and Deno, which read the bundle through node:fs', () => {
+    const FIXTURE = 'test/fixtures/runtimes/client-script.ts'
+    const BIN = `${ROOT}node_modules/.bin`
+    const ask = async (command: string, args: string[]): Promise<{ status: number; type: string; length: number; body: string }> => {
+      const result = await run(`${BIN}/${command}`, [...args, FIXTURE], ROOT, 60_000)
+      assert.equal(result.exitCode, 0, result.stderr)
+      return JSON.parse(result.stdout) as { status: number; type: string; length: number; body: string }
+    }
+
+    it('Bun serves it', { timeout: 60_000 }, async () => {
+      const answer = await ask('bun', [])
+      assert.deepEqual([answer.status, answer.type, answer.length], [200, 'text/javascript; charset=utf-8', (await readFile(BUNDLE, 'utf8')).length], JSON.stringify(answer))
+    })
+
+    it('Deno serves it with --allow-read, and without it answers 404 saying so', { timeout: 60_000 }, async () => {
+      const allowed = await ask('deno', ['run', '--no-lock', '--allow-read'])
+      assert.deepEqual([allowed.status, allowed.type, allowed.length], [200, 'text/javascript; charset=utf-8', (await readFile(BUNDLE, 'utf8')).length], JSON.stringify(allowed))
+      const denied = await ask('deno', ['run', '--no-lock', '--no-prompt'])
+      assert.equal(denied.status, 404, JSON.stringify(denied))
+      assert.match(denied.body, /could not be read .*--allow-read/, 'the 404 names the permission')
+    })
+  })
+
   it('answers 404 naming the fix when the bundle was not built', async () => {
     const missing = new URL('./no-such-bundle/client.js', import.meta.url)
     const answer = await answerClientScript('GET', undefined, missing)
     assert.equal(answer.status, 404, 'a missing bundle is a 404')
-    assert.match(String(answer.body), /the browser client bundle is missing .*: run npm run build, or set serveClient: false/, 'the body names the fix')
+    assert.match(String(answer.body), /the browser client bundle .*no-such-bundle\/client\.js could not be read \(ENOENT: no such file or directory.*\): run npm run build .*or set serveClient: false/, 'the body names the file, why and the fix')
   })
 
   it('matches the path exactly: <path>/client.js with a path option, a last segment client.js without one', () => {

@@ -44,7 +44,8 @@ export function isClientScriptPath(pathname: string, handlerPath: string | undef
 /**
  * The answer to a GET or HEAD of the client script: 200 with the module, 304
  * when `If-None-Match` names its ETag, or 404 naming the fix when the
- * bundle is missing (a checkout that was not built). Never rejects.
+ * bundle cannot be read (a checkout that was not built, Deno without
+ * `--allow-read`, a runtime without a file system). Never rejects.
  * @param method - `GET` or `HEAD`
  * @param ifNoneMatch - the request's `If-None-Match` header, if any
  * @param bundle - the bundle's URL (tests give a missing one)
@@ -53,7 +54,8 @@ export function isClientScriptPath(pathname: string, handlerPath: string | undef
 export async function answerClientScript(method: string, ifNoneMatch: string | null | undefined, bundle: URL = BUNDLE): Promise<ClientScriptAnswer> {
   const script = await load(bundle)
   if (script instanceof Error) {
-    const message = `patchwire: the browser client bundle is missing (${bundle.pathname}): run npm run build, or set serveClient: false and serve the client yourself`
+    // ENOENT: a checkout that was not built; on Deno, a missing --allow-read.
+    const message = `patchwire: the browser client bundle ${bundle.pathname} could not be read (${script.message}): run npm run build (on Deno, allow reading it: --allow-read), or set serveClient: false and serve the client yourself`
     return { status: 404, headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }, body: message }
   }
   const headers = {
