@@ -83,7 +83,7 @@ describe('CommonJS', () => {
     // Node 20.19+ loads it silently; some 22.x releases print a one-time ExperimentalWarning.
     assert.equal(stderr.replace(/^.*ExperimentalWarning.*$\n?|^\(Use `node --trace-warnings.*$\n?/gm, ''), '')
     const seen = JSON.parse(stdout) as Record<string, unknown>
-    assert.deepEqual(seen['server'], ['PatchwireError', 'createBroker', 'createFetchHandler', 'createHandler', 'defaultBroker', 'diff', 'formatPatch', 'position', 'publish'])
+    assert.deepEqual(seen['server'], ['PatchError', 'PatchwireError', 'applyPatch', 'createBroker', 'createFetchHandler', 'createHandler', 'defaultBroker', 'diff', 'formatPatch', 'position', 'publish', 'revoke'])
     assert.ok((seen['client'] as string[]).includes('subscribe') && (seen['client'] as string[]).includes('applyPatch'), `require('patchwire/client') has subscribe and applyPatch: ${JSON.stringify(seen['client'])}`)
     assert.ok((seen['redis'] as string[]).includes('createRedisBroker'), `require('patchwire/redis') has createRedisBroker: ${JSON.stringify(seen['redis'])}`)
     assert.equal(seen['status'], 200)
