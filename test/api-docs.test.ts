@@ -20,10 +20,10 @@ const ENTRIES = [
   { module: 'patchwire', source: 'src/index.ts' },
   { module: 'patchwire/client', source: 'src/client/index.ts' },
   { module: 'patchwire/redis', source: 'src/adapters/redis/index.ts' },
+  { module: 'patchwire/postgres', source: 'src/adapters/postgres/index.ts' },
   { module: 'patchwire/react', source: 'src/bindings/react.ts' },
   { module: 'patchwire/svelte', source: 'src/bindings/svelte.ts' },
   { module: 'patchwire/vue', source: 'src/bindings/vue.ts' },
-  { module: 'patchwire/postgres', source: 'src/adapters/postgres/index.ts' },
 ] as const
 
 describe('docs/API.md', () => {
