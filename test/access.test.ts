@@ -15,6 +15,7 @@ import {
 import { startServer, until } from './helpers/server.ts'
 import { openRaw, openStream, type SseClient } from './helpers/sse-client.ts'
 import { SseBody } from './fixtures/runtimes/sse-body.ts'
+import { clientAddress } from '../examples/access/per-ip.ts'
 
 /** The user a request says it is: `?user=` (a stand-in for a session cookie). */
 function userOf(req: NodeRequest): string | undefined {
@@ -193,6 +194,21 @@ describe('identify and maxStreamsPerIdentity', () => {
     await until(() => server.handler.stats().connections === 5, 5000, 'the closed stream to be forgotten')
     const again = await openStream(t, server.port, 'room', [], '/?user=a')
     assert.equal(again.response?.status, 200, 'a place is free again')
+  })
+
+  it('caps per IP address behind a proxy with the recipe of examples/access/per-ip.ts: the entry the proxy appended counts, not the first', async (t) => {
+    const server = await startServer(t, { broker: createBroker(), identify: clientAddress, maxStreamsPerIdentity: 1 })
+    const first = await openStream(t, server.port, 'room', ['X-Forwarded-For: 198.51.100.7'])
+    assert.equal(first.response?.status, 200, 'the first stream of 198.51.100.7')
+    // The client sent a made-up address; the proxy appended the real one.
+    const spoofed = await openStream(t, server.port, 'room', ['X-Forwarded-For: 203.0.113.9, 198.51.100.7'])
+    assert.equal(spoofed.response?.status, 429, 'a second stream of 198.51.100.7 is refused, whatever the client put first')
+    const other = await openStream(t, server.port, 'room', ['X-Forwarded-For: 198.51.100.8'])
+    assert.equal(other.response?.status, 200, 'another address has its own cap')
+    const direct = await openStream(t, server.port, 'room')
+    assert.equal(direct.response?.status, 200, 'without the header, the socket peer (127.0.0.1) is the identity')
+    const directAgain = await openStream(t, server.port, 'room')
+    assert.equal(directAgain.response?.status, 429, 'and it is capped too')
   })
 
   it('defaults to 32 streams per identity', async (t) => {

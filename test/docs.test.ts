@@ -22,7 +22,7 @@ const TIMEOUT = { timeout: 120_000 }
 const PAGES = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)]
 
 /** The files the pages must show: the recipes that the tests run as they are. */
-const RECIPES = ['examples/metrics', 'examples/runtimes', 'examples/react', 'examples/svelte', 'examples/vue', 'examples/quickstart', 'examples/cors'].flatMap((dir) =>
+const RECIPES = ['examples/access', 'examples/metrics', 'examples/runtimes', 'examples/react', 'examples/svelte', 'examples/vue', 'examples/quickstart', 'examples/cors'].flatMap((dir) =>
   readdirSync(path.join(ROOT, dir)).filter((name) => /\.(ts|tsx|mjs|html|svelte|vue)$/.test(name)).map((name) => `${dir}/${name}`),
 )
 
