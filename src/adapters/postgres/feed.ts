@@ -1,15 +1,9 @@
 import type { BrokerListener, Unsubscribe } from '../../broker/broker.js'
+import { deliverToListeners, type Subscription } from '../listeners.js'
 import { PatchwireError } from '../../errors.js'
 import { formatEventId } from '../../protocol/event-id.js'
 import type { Database } from './database.js'
 import { NEW_EPOCH, READ_FEED, parseRead } from './schema.js'
-
-/** One `subscribe` call. */
-interface Subscription {
-  readonly listener: BrokerListener
-  readonly onGap: (() => void) | undefined
-  active: boolean
-}
 
 /**
  * A topic this process subscribes to. Its entry exists exactly while it has
@@ -256,7 +250,7 @@ export class Feed {
       if (message.seq <= this.#position || gapped.has(message.topic)) continue
       const topic = this.#topics.get(message.topic)
       if (topic === undefined || !live.has(topic)) continue
-      deliver(topic, message.payload as string, formatEventId(epoch, message.seq), this.#o.onError)
+      deliverToListeners(topic, message.payload as string, formatEventId(epoch, message.seq), this.#o.onError)
     }
     if (head > this.#position) this.#position = head
     this.#settle(included)
@@ -309,19 +303,6 @@ function newEpoch(): string {
   let epoch = ''
   while (epoch.length < 12) epoch += Math.random().toString(36).slice(2)
   return epoch.slice(0, 12)
-}
-
-function deliver(topic: Topic, payload: string, id: string, onError: (error: PatchwireError) => void): void {
-  // A copy: a subscription that a listener adds while it runs does not get
-  // this message (one it removes is skipped as no longer active).
-  for (const subscription of [...topic.subscriptions]) {
-    if (!subscription.active) continue
-    try {
-      subscription.listener(payload, id)
-    } catch (error) {
-      onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', `a listener of topic "${topic.name}" threw; the others still got the message`, { cause: error }))
-    }
-  }
 }
 
 function reportGap(topic: Topic, onError: (error: PatchwireError) => void): void {

@@ -1,4 +1,4 @@
-import { reportToConsole } from '../../errors.js'
+import { resolveHistorySettings } from '../broker-settings.js'
 import type { PatchwireError } from '../../errors.js'
 import type { PostgresPool } from './pool.js'
 
@@ -56,11 +56,6 @@ export interface PostgresBrokerSettings {
   readonly onError: (error: PatchwireError) => void
 }
 
-const DEFAULT_HISTORY = 1000
-const DEFAULT_HISTORY_MS = 300_000
-const DEFAULT_PUBLISH_TIMEOUT_MS = 5000
-// setTimeout fires at once (after 1 ms) for any delay above this.
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * Checks the options of `createPostgresBroker` before anything is
@@ -82,21 +77,6 @@ export function resolveOptions(options: PostgresBrokerOptions): PostgresBrokerSe
   if (pool === null || typeof pool !== 'object' || typeof pool.connect !== 'function') {
     throw new TypeError('createPostgresBroker: pool must be a node-postgres Pool (new pg.Pool({ connectionString })), with a connect method')
   }
-  const history = options.history ?? DEFAULT_HISTORY
-  if (!Number.isSafeInteger(history) || history < 0) {
-    throw new RangeError(`createPostgresBroker: history must be a whole number of messages per topic, 0 or more, got ${String(history)}`)
-  }
-  const historyMs = options.historyMs ?? DEFAULT_HISTORY_MS
-  if (!Number.isSafeInteger(historyMs) || historyMs < 1) {
-    throw new RangeError(`createPostgresBroker: historyMs must be a whole number of milliseconds, 1 or more, got ${String(historyMs)}`)
-  }
-  const publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS
-  if (typeof publishTimeoutMs !== 'number' || !(publishTimeoutMs > 0 && publishTimeoutMs <= MAX_TIMER_MS)) {
-    throw new RangeError(`createPostgresBroker: publishTimeoutMs must be a positive number of milliseconds, at most ${MAX_TIMER_MS} (the longest setTimeout delay), got ${String(publishTimeoutMs)}`)
-  }
-  const onError = options.onError ?? reportToConsole
-  if (typeof onError !== 'function') {
-    throw new TypeError(`createPostgresBroker: onError must be a function, got ${typeof onError}`)
-  }
-  return { pool, history, historyMs, publishTimeoutMs, onError }
+  const settings = resolveHistorySettings('createPostgresBroker', options)
+  return { pool, ...settings }
 }

@@ -5,7 +5,8 @@ import type { LocalHistory } from './local-history.js'
 import type { TopicAnswer } from './reader.js'
 import { isCompleteAfter, parseChannelMessage } from './scripts.js'
 import type { Known } from './scripts.js'
-import { deliverToListeners, reportGap } from './topic.js'
+import { deliverToListeners } from '../listeners.js'
+import { reportGap } from './topic.js'
 import type { Topic } from './topic.js'
 
 /** A message waiting its turn: received during a refill, or read from a stream. */

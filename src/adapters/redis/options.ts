@@ -1,4 +1,4 @@
-import { reportToConsole } from '../../errors.js'
+import { resolveHistorySettings } from '../broker-settings.js'
 import type { PatchwireError } from '../../errors.js'
 import { connectionOf } from './clients.js'
 import type { Connection, RedisClient } from './clients.js'
@@ -90,11 +90,6 @@ export interface RedisBrokerSettings {
 }
 
 const DEFAULT_PREFIX = 'patchwire:'
-const DEFAULT_HISTORY = 1000
-const DEFAULT_HISTORY_MS = 300_000
-const DEFAULT_PUBLISH_TIMEOUT_MS = 5000
-// setTimeout fires at once (after 1 ms) for any delay above this.
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * Checks the options of `createRedisBroker` before anything is connected to
@@ -122,21 +117,6 @@ export function resolveOptions(options: RedisBrokerOptions): RedisBrokerSettings
   if (typeof prefix !== 'string') {
     throw new TypeError(`createRedisBroker: prefix must be a string, got ${typeof prefix}`)
   }
-  const history = options.history ?? DEFAULT_HISTORY
-  if (!Number.isSafeInteger(history) || history < 0) {
-    throw new RangeError(`createRedisBroker: history must be a whole number of messages per topic, 0 or more, got ${String(history)}`)
-  }
-  const historyMs = options.historyMs ?? DEFAULT_HISTORY_MS
-  if (!Number.isSafeInteger(historyMs) || historyMs < 1) {
-    throw new RangeError(`createRedisBroker: historyMs must be a whole number of milliseconds, 1 or more, got ${String(historyMs)}`)
-  }
-  const publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS
-  if (typeof publishTimeoutMs !== 'number' || !(publishTimeoutMs > 0 && publishTimeoutMs <= MAX_TIMER_MS)) {
-    throw new RangeError(`createRedisBroker: publishTimeoutMs must be a positive number of milliseconds, at most ${MAX_TIMER_MS} (the longest setTimeout delay), got ${String(publishTimeoutMs)}`)
-  }
-  const onError = options.onError ?? reportToConsole
-  if (typeof onError !== 'function') {
-    throw new TypeError(`createRedisBroker: onError must be a function, got ${typeof onError}`)
-  }
-  return { publisher, subscriber, prefix, history, historyMs, publishTimeoutMs, onError }
+  const settings = resolveHistorySettings('createRedisBroker', options)
+  return { publisher, subscriber, prefix, ...settings }
 }

@@ -3,15 +3,10 @@
  * are told of a message or of a gap: shared by the subscriptions (which add
  * and remove them) and the feed (which delivers to them).
  */
-import type { BrokerListener } from '../../broker/broker.js'
+import type { Subscription } from '../listeners.js'
 import { PatchwireError } from '../../errors.js'
 
-/** One `subscribe` call. @internal */
-export interface Subscription {
-  readonly listener: BrokerListener
-  readonly onGap: (() => void) | undefined
-  active: boolean
-}
+export type { Subscription }
 
 /**
  * A subscribed topic. Its entry exists exactly while it has subscriptions;
@@ -36,24 +31,6 @@ export interface Topic {
    * start position could not be read, or a hole could not be refilled).
    */
   last: number | undefined
-}
-
-/**
- * Gives a message to every listener of `topic`. One that throws is
- * reported, and the others still get the message.
- * @internal
- */
-export function deliverToListeners(topic: Topic, payload: string, id: string, onError: (error: PatchwireError) => void): void {
-  // A copy: a subscription that a listener adds while it runs does not get
-  // this message (one it removes is skipped as no longer active).
-  for (const subscription of [...topic.subscriptions]) {
-    if (!subscription.active) continue
-    try {
-      subscription.listener(payload, id)
-    } catch (error) {
-      onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', `a listener of topic "${topic.name}" threw; the others still got the message`, { cause: error }))
-    }
-  }
 }
 
 /**
