@@ -34,8 +34,8 @@ describe('docs/API.md', () => {
     const entryPoints = Object.keys(pkg.exports)
       .filter((key) => key !== './package.json')
       .map((key) => key.replace(/^\./, 'patchwire'))
-    assert.deepEqual([...sections.keys()], entryPoints)
-    assert.deepEqual(ENTRIES.map((entry) => entry.module), entryPoints)
+    assert.deepEqual([...sections.keys()], entryPoints, 'docs/API.md has one section per package.json export, in order')
+    assert.deepEqual(ENTRIES.map((entry) => entry.module), entryPoints, 'the test\'s ENTRIES list every package.json export, in order')
   })
 
   for (const { module, source } of ENTRIES) {
@@ -86,8 +86,8 @@ describe('docs/API.md', () => {
     assert.ok(drifted?.has('makeHandler') && !drifted.has('createHandler'), 'the drifted page documents makeHandler, not createHandler')
     assert.ok(exported.has('createHandler') && !exported.has('makeHandler'), 'the source exports createHandler, not makeHandler')
     const source = 'export interface X {\n  /**\n   * doc\n   * @defaultValue 1\n   */\n  a?: number\n  /** doc */\n  readonly b: string\n  c(): void\n  /** no default */\n  d?: string\n  (): void\n}\n'
-    assert.deepEqual(interfaceFields(source, 'X'), ['a', 'b', 'c', 'd'])
-    assert.deepEqual(optionalFieldsWithoutDefault(source, 'X'), ['d'])
+    assert.deepEqual(interfaceFields(source, 'X'), ['a', 'b', 'c', 'd'], 'interfaceFields finds every field of the control interface')
+    assert.deepEqual(optionalFieldsWithoutDefault(source, 'X'), ['d'], 'optionalFieldsWithoutDefault finds the optional field without @defaultValue')
   })
 })
 

@@ -30,7 +30,7 @@ describe('createBroker', () => {
       broker.subscribe('a', (p) => got.push(`3:${p}`))
       broker.subscribe('b', (p) => got.push(`b:${p}`))
       await broker.publish('a', '[1]')
-      assert.deepEqual(got, ['1:[1]', '2:[1]', '3:[1]'])
+      assert.deepEqual(got, ['1:[1]', '2:[1]', '3:[1]'], 'each listener of the topic once, in subscription order, none of the other topic')
     })
 
     it('delivers synchronously, before the returned Promise settles', () => {
@@ -38,7 +38,7 @@ describe('createBroker', () => {
       let got = 0
       broker.subscribe('a', () => got++)
       const result = broker.publish('a', '[]')
-      assert.equal(got, 1)
+      assert.equal(got, 1, 'the listener ran before publish returned')
       assert.ok(result instanceof Promise, 'publish returns a Promise')
     })
 
@@ -52,7 +52,7 @@ describe('createBroker', () => {
       const got: string[] = []
       broker.subscribe('a', (p) => got.push(p))
       for (let i = 0; i < 50; i++) void broker.publish('a', String(i))
-      assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => String(i)))
+      assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => String(i)), 'every payload, in publish order')
     })
   })
 
@@ -64,7 +64,7 @@ describe('createBroker', () => {
       await broker.publish('a', '[]')
       unsubscribe()
       await broker.publish('a', '[]')
-      assert.equal(got, 1)
+      assert.equal(got, 1, 'no delivery after unsubscribe')
     })
 
     it('unsubscribe is idempotent: a second call removes nobody else', async () => {
@@ -79,7 +79,7 @@ describe('createBroker', () => {
       first()
       first()
       await broker.publish('a', '1')
-      assert.deepEqual(got, ['other:1', 'x:1'])
+      assert.deepEqual(got, ['other:1', 'x:1'], 'the second unsubscribe call removed nobody else')
     })
 
     it('unsubscribing one of two subscriptions of the same function keeps the other', async () => {
@@ -89,10 +89,10 @@ describe('createBroker', () => {
       const first = broker.subscribe('a', listener)
       broker.subscribe('a', listener)
       await broker.publish('a', '[]')
-      assert.equal(got, 2)
+      assert.equal(got, 2, 'the other subscription of the same function still receives')
       first()
       await broker.publish('a', '[]')
-      assert.equal(got, 3)
+      assert.equal(got, 3, 'the function receives again after subscribing anew')
     })
 
     it('a listener that unsubscribes itself during delivery does not make the others miss the message', async () => {
@@ -107,7 +107,7 @@ describe('createBroker', () => {
       }
       await broker.publish('t', '1')
       await broker.publish('t', '2')
-      assert.deepEqual(got, ['a:1', 'b:1', 'c:1', 'd:1', 'c:2', 'd:2'])
+      assert.deepEqual(got, ['a:1', 'b:1', 'c:1', 'd:1', 'c:2', 'd:2'], `every other listener got both messages: ${JSON.stringify(got)}`)
     })
 
     it('a listener that unsubscribes another during delivery does not make a third one miss it', async () => {
@@ -124,7 +124,7 @@ describe('createBroker', () => {
       assert.ok(got.includes('c'), `c got the message: ${got.join(',')}`)
       got.length = 0
       await broker.publish('t', '2')
-      assert.deepEqual(got, ['a', 'c'])
+      assert.deepEqual(got, ['a', 'c'], `the third listener still got the message: ${JSON.stringify(got)}`)
     })
   })
 
@@ -138,14 +138,14 @@ describe('createBroker', () => {
       broker.subscribe('a', () => { throw boom })
       broker.subscribe('a', (p) => got.push(`3:${p}`))
       const result = broker.publish('a', '[]')
-      assert.deepEqual(got, ['1:[]', '3:[]'])
-      assert.equal(errors.length, 1)
+      assert.deepEqual(got, ['1:[]', '3:[]'], 'the listeners after the throwing one still receive')
+      assert.equal(errors.length, 1, `one error reported: ${errors.map(String).join('; ')}`)
       const [error] = errors
       assert.ok(error instanceof PatchwireError, `the listener's error is reported as a PatchwireError, got ${String(error)}`)
-      assert.equal(error.code, 'ERR_PATCHWIRE_LISTENER')
-      assert.equal(error.cause, boom)
+      assert.equal(error.code, 'ERR_PATCHWIRE_LISTENER', 'reported with the listener code')
+      assert.equal(error.cause, boom, 'the thrown error is the cause')
       // The publisher is not blamed for a listener's failure.
-      await assert.doesNotReject(result)
+      await assert.doesNotReject(result, 'a throwing listener does not reject the publish')
     })
 
     it('logs to console.error when no onError is given', async (t) => {
@@ -153,16 +153,16 @@ describe('createBroker', () => {
       const broker = createBroker()
       broker.subscribe('a', () => { throw new Error('boom') })
       await broker.publish('a', '[]')
-      assert.equal(logged.mock.callCount(), 1)
-      assert.match(String(logged.mock.calls[0]?.arguments[0]), /ERR_PATCHWIRE_LISTENER/)
+      assert.equal(logged.mock.callCount(), 1, 'one console.error call')
+      assert.match(String(logged.mock.calls[0]?.arguments[0]), /ERR_PATCHWIRE_LISTENER/, 'the log names ERR_PATCHWIRE_LISTENER')
     })
   })
 })
 
 describe('defaultBroker', () => {
   it('is a Broker', () => {
-    assert.equal(typeof defaultBroker.publish, 'function')
-    assert.equal(typeof defaultBroker.subscribe, 'function')
+    assert.equal(typeof defaultBroker.publish, 'function', 'defaultBroker has publish')
+    assert.equal(typeof defaultBroker.subscribe, 'function', 'defaultBroker has subscribe')
   })
 })
 
@@ -172,7 +172,7 @@ describe('publish', () => {
     t.after(defaultBroker.subscribe('broker-test:default', (p) => got.push(p)))
     const ops: PatchOp[] = [['replace', '/counter', 7], ['add', '/list/-', 'a\nb']]
     await publish('broker-test:default', ops)
-    assert.deepEqual(got, [JSON.stringify(ops)])
+    assert.deepEqual(got, [JSON.stringify(ops)], 'the default broker got the ops as JSON')
   })
 
   it('publish(broker, topic, ops) goes to that broker only', async (t) => {
@@ -182,9 +182,9 @@ describe('publish', () => {
     broker.subscribe('t', (p) => got.push(p))
     t.after(defaultBroker.subscribe('t', (p) => fromDefault.push(p)))
     await publish(broker, 't', [['remove', '/a']])
-    assert.deepEqual(broker.published, [['t', '[["remove","/a"]]']])
-    assert.deepEqual(got, ['[["remove","/a"]]'])
-    assert.deepEqual(fromDefault, [])
+    assert.deepEqual(broker.published, [['t', '[["remove","/a"]]']], 'the given broker got the topic and the JSON')
+    assert.deepEqual(got, ['[["remove","/a"]]'], 'the given broker delivered to its listener')
+    assert.deepEqual(fromDefault, [], 'the default broker got nothing')
   })
 
   it('returns a Promise that resolves once the broker has taken the message', async () => {
@@ -198,7 +198,7 @@ describe('publish', () => {
   it('returns the broker\'s rejection when the broker cannot take the message', async () => {
     const failure = new Error('down')
     const broker: Broker = { publish: () => Promise.reject(failure), subscribe: () => () => {} }
-    await assert.rejects(publish(broker, 't', []), failure)
+    await assert.rejects(publish(broker, 't', []), failure, 'the broker\'s own rejection')
   })
 
   it('serialises once per publish, however many listeners', async () => {
@@ -212,7 +212,7 @@ describe('publish', () => {
     }
     for (let i = 0; i < 5; i++) broker.subscribe('t', () => {})
     await publish(broker, 't', [['replace', '/a', value]])
-    assert.equal(serialised, 1)
+    assert.equal(serialised, 1, 'one JSON.stringify for three listeners')
   })
 
   describe('invalid input throws TypeError synchronously, before anything is sent', () => {
@@ -239,13 +239,13 @@ describe('publish', () => {
       it(`${name} (default broker)`, (t) => {
         const seen: string[] = []
         t.after(defaultBroker.subscribe('t', (p) => seen.push(p)))
-        assert.throws(() => (publish as (...a: unknown[]) => unknown)(...args), TypeError)
-        assert.deepEqual(seen, [])
+        assert.throws(() => (publish as (...a: unknown[]) => unknown)(...args), TypeError, `${name}: publish throws a TypeError`)
+        assert.deepEqual(seen, [], 'nothing reaches the default broker')
       })
       it(`${name} (explicit broker)`, () => {
         const broker = recordingBroker()
-        assert.throws(() => (publish as (...a: unknown[]) => unknown)(broker, ...args), TypeError)
-        assert.deepEqual(broker.published, [])
+        assert.throws(() => (publish as (...a: unknown[]) => unknown)(broker, ...args), TypeError, `${name}: publish to an explicit broker throws a TypeError`)
+        assert.deepEqual(broker.published, [], 'nothing reaches the given broker')
       })
     }
 
@@ -258,7 +258,7 @@ describe('publish', () => {
     ]
     for (const { name, broker } of badBrokers) {
       it(`bad broker: ${name}`, () => {
-        assert.throws(() => (publish as (...a: unknown[]) => unknown)(broker, 't', []), TypeError)
+        assert.throws(() => (publish as (...a: unknown[]) => unknown)(broker, 't', []), TypeError, `a bad broker (${name}): publish throws a TypeError`)
       })
     }
 
@@ -271,9 +271,9 @@ describe('publish', () => {
         },
         subscribe: () => () => {},
       }
-      assert.throws(() => publish(broker, 't', [['add', '/a', 1n]] as unknown as PatchOp[]), TypeError)
-      assert.throws(() => publish(broker, '', []), TypeError)
-      assert.equal(calls, 0)
+      assert.throws(() => publish(broker, 't', [['add', '/a', 1n]] as unknown as PatchOp[]), TypeError, 'ops with a BigInt throw a TypeError')
+      assert.throws(() => publish(broker, '', []), TypeError, 'an empty topic throws a TypeError')
+      assert.equal(calls, 0, 'the broker is never called with bad input')
     })
   })
 })

@@ -81,23 +81,23 @@ describe('CommonJS', () => {
   it('require("patchwire") and its subpaths work, and the required handler streams a publish', TIMEOUT, async () => {
     const { stdout, stderr } = await run(['app.cjs'], dir)
     // Node 20.19+ loads it silently; some 22.x releases print a one-time ExperimentalWarning.
-    assert.equal(stderr.replace(/^.*ExperimentalWarning.*$\n?|^\(Use `node --trace-warnings.*$\n?/gm, ''), '')
+    assert.equal(stderr.replace(/^.*ExperimentalWarning.*$\n?|^\(Use `node --trace-warnings.*$\n?/gm, ''), '', `the CommonJS app printed nothing on stderr but a require(esm) warning: ${stderr}`)
     const seen = JSON.parse(stdout) as Record<string, unknown>
     assert.deepEqual(seen['server'], ['PatchError', 'PatchwireError', 'applyPatch', 'createBroker', 'createFetchHandler', 'createHandler', 'defaultBroker', 'diff', 'formatPatch', 'position', 'publish', 'revoke'], 'the server entry exports these names')
     assert.ok((seen['client'] as string[]).includes('subscribe') && (seen['client'] as string[]).includes('applyPatch'), `require('patchwire/client') has subscribe and applyPatch: ${JSON.stringify(seen['client'])}`)
     assert.ok((seen['redis'] as string[]).includes('createRedisBroker'), `require('patchwire/redis') has createRedisBroker: ${JSON.stringify(seen['redis'])}`)
-    assert.equal(seen['status'], 200)
-    assert.equal(seen['contentType'], 'text/event-stream')
-    assert.match(seen['body'] as string, /^retry: \d+\n\n/)
-    assert.match(seen['body'] as string, /event: patch\ndata: \[\["replace","\/n",1\]\]\n\n/)
-    assert.deepEqual(streamCounts(seen['open'] as HandlerStats), { connections: 1, topics: 1, dropped: 0 })
-    assert.deepEqual(streamCounts(seen['closed'] as HandlerStats), { connections: 0, topics: 0, dropped: 0 })
+    assert.equal(seen['status'], 200, 'the required handler answers 200')
+    assert.equal(seen['contentType'], 'text/event-stream', 'the required handler answers an event stream')
+    assert.match(seen['body'] as string, /^retry: \d+\n\n/, `the stream starts with a retry hint: ${JSON.stringify(seen['body'])}`)
+    assert.match(seen['body'] as string, /event: patch\ndata: \[\["replace","\/n",1\]\]\n\n/, `the stream carries the published patch: ${JSON.stringify(seen['body'])}`)
+    assert.deepEqual(streamCounts(seen['open'] as HandlerStats), { connections: 1, topics: 1, dropped: 0 }, 'one stream on one topic while open')
+    assert.deepEqual(streamCounts(seen['closed'] as HandlerStats), { connections: 0, topics: 0, dropped: 0 }, 'nothing left after the client closed')
   })
 
   it('is ESM underneath: without require(esm) the same require fails with ERR_REQUIRE_ESM', TIMEOUT, async () => {
     const script = path.join(dir, 'plain.cjs')
     await writeFile(script, `require('patchwire')\n`)
-    await assert.rejects(run(['--no-experimental-require-module', script], dir), /ERR_REQUIRE_ESM/)
+    await assert.rejects(run(['--no-experimental-require-module', script], dir), /ERR_REQUIRE_ESM/, 'require fails with ERR_REQUIRE_ESM without require(esm)')
   })
 })
 

@@ -28,13 +28,13 @@ describe('fan-out', () => {
       for (let batch = 0; batch < 10; batch++) {
         clients.push(...(await Promise.all(Array.from({ length: 100 }, (_, i) => openStream(t, port, `topic-${i % 7}`)))))
       }
-      assert.equal(handler.stats().connections, 1000)
+      assert.equal(handler.stats().connections, 1000, 'a thousand streams open')
       const intervalsByHandler = setIntervalSpy.mock.calls.length
       assert.equal(intervalsByHandler, 1, 'one interval for 1000 streams')
       assert.equal(setIntervalSpy.mock.calls[0]?.result?.hasRef(), false, 'unref\'d: an idle stream never keeps the process alive')
 
       await until(() => clients.every((c) => c.comments > 0), 5000, 'every stream to get a heartbeat')
-      assert.equal(setIntervalSpy.mock.calls.length, 1)
+      assert.equal(setIntervalSpy.mock.calls.length, 1, 'still one interval after the heartbeats went out')
       // The helpers poll with setTimeout (5 ms); the handler itself added none.
       const handlerTimeouts = setTimeoutSpy.mock.calls.filter((call) => call.arguments[1] !== 5)
       assert.equal(handlerTimeouts.length, 0, 'no per-stream timeouts')
@@ -68,8 +68,8 @@ describe('fan-out', () => {
       const { port } = await startServer(t, { heartbeatMs: 20 })
       const client = await openStream(t, port, 'beat')
       await until(() => client.comments > 0, 2000, 'a heartbeat')
-      assert.match(client.response?.body ?? '', /\n\n:\n\n/)
-      assert.equal(client.named('patch').length, 0)
+      assert.match(client.response?.body ?? '', /\n\n:\n\n/, `the heartbeat is a bare comment line: ${JSON.stringify(client.response?.body)}`)
+      assert.equal(client.named('patch').length, 0, 'a heartbeat is no patch')
     })
   })
 
@@ -98,7 +98,7 @@ describe('fan-out', () => {
         await new Promise((resolve) => setImmediate(resolve))
       }
       assert.equal(handler.stats().dropped, 1, 'the stalled reader was cut')
-      assert.equal(handler.stats().connections, 1)
+      assert.equal(handler.stats().connections, 1, 'the healthy stream stays')
       // It reads what the kernel holds, then finds the connection closed.
       stalled.resume()
       await until(() => stalledClosed, 5000, 'the stalled socket to be closed by the server')
@@ -110,6 +110,7 @@ describe('fan-out', () => {
       assert.deepEqual(
         patches.map((p) => (JSON.parse(p.data) as [[string, string, { n: number }]])[0][2].n),
         Array.from({ length: published }, (_, i) => i),
+        'the healthy reader got every frame once, in order',
       )
     })
 
@@ -124,9 +125,9 @@ describe('fan-out', () => {
       await new Promise((resolve) => setImmediate(resolve))
       await publish(broker, 'big', [['replace', '/n', 50]])
       await client.waitForEvents(1 + 52, 10_000)
-      assert.equal(handler.stats().dropped, 0)
-      assert.equal(client.closed, false)
-      assert.equal((JSON.parse(client.named('patch')[0]?.data ?? '[]') as [[string, string, string]])[0][2].length, big.length)
+      assert.equal(handler.stats().dropped, 0, 'no stream cut for one large frame')
+      assert.equal(client.closed, false, 'the reader of the large frame stays connected')
+      assert.equal((JSON.parse(client.named('patch')[0]?.data ?? '[]') as [[string, string, string]])[0][2].length, big.length, 'the large frame arrived whole')
     })
 
     it('does not cut a reader for a large frame that small frames follow before it has drained, but still cuts it when it stalls', async (t) => {
@@ -148,7 +149,7 @@ describe('fan-out', () => {
         await publish(broker, 'big-then-small', [['replace', '/chunk', 'c'.repeat(16 * 1024)]])
         published++
       }
-      assert.equal(handler.stats().dropped, 1)
+      assert.equal(handler.stats().dropped, 1, 'the stalled reader was cut once past the large frame')
       assert.ok(published >= 4, `cut after ${published} more frames of 16 KiB, past the 64 KiB limit`)
     })
   })
@@ -190,11 +191,11 @@ describe('fan-out', () => {
       }
       const { port, handler } = await startServer(t, { broker, lingerMs: 0, heartbeatMs: 60_000 })
       const client = await openStream(t, port, 'gone')
-      assert.deepEqual(subscriptions, ['+gone'])
+      assert.deepEqual(subscriptions, ['+gone'], 'subscribed once for the stream')
       client.destroy()
       await until(() => handler.stats().connections === 0, 2000, 'the close event')
-      assert.deepEqual(subscriptions, ['+gone', '-gone'])
-      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 })
+      assert.deepEqual(subscriptions, ['+gone', '-gone'], 'unsubscribed once the stream closed, without a write')
+      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'nothing left of the closed stream')
     })
   })
 })

@@ -46,9 +46,9 @@ function retryOf(text: string, retryMs: number): string {
 }
 
 async function assertRefused(response: Response, status: number, bodyIncludes?: string): Promise<void> {
-  assert.equal(response.status, status)
-  assert.equal(response.headers.get('content-type'), 'text/plain; charset=utf-8')
-  assert.equal(response.headers.get('cache-control'), 'no-store')
+  assert.equal(response.status, status, `the refusal's status: ${response.status} ${response.statusText}`)
+  assert.equal(response.headers.get('content-type'), 'text/plain; charset=utf-8', 'a refusal is plain UTF-8 text')
+  assert.equal(response.headers.get('cache-control'), 'no-store', 'a refusal is not cached')
   const text = await response.text()
   if (bodyIncludes !== undefined) assert.ok(text.includes(bodyIncludes), `${JSON.stringify(text)} names ${bodyIncludes}`)
 }
@@ -60,29 +60,29 @@ function nextTurn(): Promise<void> {
 
 describe('createFetchHandler', () => {
   it('validates its options like createHandler, naming itself', () => {
-    assert.throws(() => createFetchHandler({ bogus: 1 } as FetchHandlerOptions), (error: Error) => error instanceof TypeError && error.message.startsWith('createFetchHandler: unknown option "bogus"'))
-    assert.throws(() => createFetchHandler({ heartbeatMs: 0 }), RangeError)
+    assert.throws(() => createFetchHandler({ bogus: 1 } as FetchHandlerOptions), (error: Error) => error instanceof TypeError && error.message.startsWith('createFetchHandler: unknown option "bogus"'), 'an unknown option throws a TypeError naming createFetchHandler and the option')
+    assert.throws(() => createFetchHandler({ heartbeatMs: 0 }), RangeError, 'heartbeatMs 0 throws a RangeError')
   })
 
   describe('an accepted stream', () => {
     it('answers 200 with the stream headers, then retry:, ready, and each patch byte for byte as formatPatch', async (t) => {
       const { handler, broker } = start(t, { retryMs: 1000 })
       const response = await handler(new Request(`${ORIGIN}/events?topic=room`))
-      assert.equal(response.status, 200)
-      assert.equal(response.headers.get('content-type'), 'text/event-stream')
-      assert.equal(response.headers.get('cache-control'), 'no-cache, no-transform')
-      assert.equal(response.headers.get('x-accel-buffering'), 'no')
+      assert.equal(response.status, 200, 'status 200')
+      assert.equal(response.headers.get('content-type'), 'text/event-stream', 'content-type is text/event-stream')
+      assert.equal(response.headers.get('cache-control'), 'no-cache, no-transform', 'cache-control forbids caching and transforms')
+      assert.equal(response.headers.get('x-accel-buffering'), 'no', 'x-accel-buffering turns off proxy buffering')
       const body = new SseBody(response)
       await body.waitForReady()
       const readyId = body.named('ready')[0]?.id ?? ''
-      assert.equal(readyId, await position(broker, 'room'))
-      assert.deepEqual(streamCounts(handler.stats()), { connections: 1, topics: 1, dropped: 0 })
+      assert.equal(readyId, await position(broker, 'room'), 'the ready id is the broker\'s position for the topic')
+      assert.deepEqual(streamCounts(handler.stats()), { connections: 1, topics: 1, dropped: 0 }, 'one stream on one topic')
 
       const first = await publish(broker, 'room', OPS)
       const second = await publish(broker, 'room', [['add', '/items/-', { n: 'é\u2028' }]])
       await body.waitFor(() => body.named('patch').length === 2, 'both patches')
       const retry = retryOf(body.text, 1000)
-      assert.equal(body.text, retry + readyFrame(readyId) + formatPatch(OPS, first) + formatPatch([['add', '/items/-', { n: 'é\u2028' }]], second))
+      assert.equal(body.text, retry + readyFrame(readyId) + formatPatch(OPS, first) + formatPatch([['add', '/items/-', { n: 'é\u2028' }]], second), 'retry, ready, then both patches byte for byte as formatPatch')
     })
 
     it('carries several topics on one stream, each frame naming its topic', async (t) => {
@@ -106,9 +106,9 @@ describe('createFetchHandler', () => {
       const request = new Request(`${ORIGIN}/events?topic=room`, { headers: { 'x-user': 'ann' } })
       const body = new SseBody(await handler(request))
       await body.waitForReady()
-      assert.deepEqual(seen, [request])
+      assert.deepEqual(seen, [request], 'authorize got the Fetch Request itself')
       const readyId = body.named('ready')[0]?.id ?? ''
-      assert.equal(body.text, `${retryOf(body.text, 3000)}event: snapshot\ndata: {"user":"ann","topic":"room"}\n\n${readyFrame(readyId)}`)
+      assert.equal(body.text, `${retryOf(body.text, 3000)}event: snapshot\ndata: {"user":"ann","topic":"room"}\n\n${readyFrame(readyId)}`, 'retry, the snapshot built from the Request, then ready')
       await assertRefused(await handler(new Request(`${ORIGIN}/events?topic=room`, { headers: { 'x-user': 'bob' } })), 403)
     })
 
@@ -118,11 +118,11 @@ describe('createFetchHandler', () => {
       const second = await publish(broker, 'room', [['replace', '/n', 2]])
       const third = await publish(broker, 'room', [['replace', '/n', 3]])
       const body = await open(handler, 'topic=room&lastEventId=not-an-id', { headers: { 'Last-Event-ID': first } })
-      assert.equal(body.text, retryOf(body.text, 3000) + formatPatch([['replace', '/n', 2]], second) + formatPatch([['replace', '/n', 3]], third) + readyFrame(third))
-      assert.equal(handler.stats().replays, 1)
+      assert.equal(body.text, retryOf(body.text, 3000) + formatPatch([['replace', '/n', 2]], second) + formatPatch([['replace', '/n', 3]], third) + readyFrame(third), 'the header position wins: the two later patches, then ready at the last')
+      assert.equal(handler.stats().replays, 1, 'one exact replay counted')
 
       const byQuery = await open(handler, `topic=room&lastEventId=${encodeURIComponent(second)}`)
-      assert.equal(byQuery.text, retryOf(byQuery.text, 3000) + formatPatch([['replace', '/n', 3]], third) + readyFrame(third))
+      assert.equal(byQuery.text, retryOf(byQuery.text, 3000) + formatPatch([['replace', '/n', 3]], third) + readyFrame(third), 'the query position replays the patch after it')
     })
 
     it('sends the heartbeat comment to an idle stream', async (t) => {
@@ -152,9 +152,9 @@ describe('createFetchHandler', () => {
         const { handler } = start(t, { path: '/events', topicPrefix: 'app:', maxTopics: 2 })
         const response = await handler(new Request(`${ORIGIN}${target}`, init))
         await assertRefused(response, status, names)
-        if (status === 405) assert.equal(response.headers.get('allow'), 'GET')
-        assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 })
-        assert.deepEqual(handler.stats().refused, { [status]: 1 })
+        if (status === 405) assert.equal(response.headers.get('allow'), 'GET', 'the 405 answer says GET is allowed')
+        assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'a refusal opens no stream and holds no topic')
+        assert.deepEqual(handler.stats().refused, { [status]: 1 }, `the refusal counted under ${status}`)
       })
     }
 
@@ -162,16 +162,16 @@ describe('createFetchHandler', () => {
       const errors: PatchwireError[] = []
       const { handler } = start(t, { authorize: () => { throw new Error('db down') }, onError: (error) => errors.push(error) })
       await assertRefused(await handler(new Request(`${ORIGIN}/events?topic=room`)), 500)
-      assert.deepEqual(errors.map((error) => error.code), ['ERR_PATCHWIRE_AUTHORIZE'])
-      assert.equal(handler.stats().connections, 0)
+      assert.deepEqual(errors.map((error) => error.code), ['ERR_PATCHWIRE_AUTHORIZE'], 'the throwing authorize reported once')
+      assert.equal(handler.stats().connections, 0, 'no stream for the refused request')
     })
 
     it('answers 500 when snapshot rejects, and reports ERR_PATCHWIRE_SNAPSHOT', async (t) => {
       const errors: PatchwireError[] = []
       const { handler } = start(t, { snapshot: () => Promise.reject(new Error('db down')), onError: (error) => errors.push(error) })
       await assertRefused(await handler(new Request(`${ORIGIN}/events?topic=room`)), 500)
-      assert.deepEqual(errors.map((error) => error.code), ['ERR_PATCHWIRE_SNAPSHOT'])
-      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 1, dropped: 0 })
+      assert.deepEqual(errors.map((error) => error.code), ['ERR_PATCHWIRE_SNAPSHOT'], 'the rejected snapshot reported once')
+      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 1, dropped: 0 }, 'no stream for the refused request; the topic lingers on its subscription')
     })
 
     it('answers 503 once closed', async (t) => {
@@ -186,11 +186,11 @@ describe('createFetchHandler', () => {
       const { handler } = start(t, { lingerMs: 0 })
       const one = await open(handler, 'topic=a&topic=b')
       const two = await open(handler, 'topic=a')
-      assert.deepEqual(streamCounts(handler.stats()), { connections: 2, topics: 2, dropped: 0 })
+      assert.deepEqual(streamCounts(handler.stats()), { connections: 2, topics: 2, dropped: 0 }, 'two streams on topics a and b')
       await one.cancel()
-      assert.deepEqual(streamCounts(handler.stats()), { connections: 1, topics: 1, dropped: 0 })
+      assert.deepEqual(streamCounts(handler.stats()), { connections: 1, topics: 1, dropped: 0 }, 'the cancelled stream and its lone topic b forgotten')
       await two.cancel()
-      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 })
+      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'nothing left once both are cancelled')
     })
 
     it('while its stream waits to open is answered at once and never opened', async (t) => {
@@ -198,15 +198,15 @@ describe('createFetchHandler', () => {
       const { handler } = start(t, { lingerMs: 0, authorize: () => new Promise<boolean>((resolve) => (verdict = resolve)) })
       const abort = new AbortController()
       const answer = handler(new Request(`${ORIGIN}/events?topic=room`, { signal: abort.signal }))
-      assert.equal(handler.stats().pending, 1)
+      assert.equal(handler.stats().pending, 1, 'the request waits on authorize')
       // A server sees a client leave in a later turn than its request.
       await nextTurn()
       abort.abort()
       verdict(true)
       const response = await answer
       assert.equal(response.status, 499, 'the server gets a Response, which nobody will read')
-      assert.equal(response.body, null)
-      assert.deepEqual({ ...streamCounts(handler.stats()), pending: handler.stats().pending }, { connections: 0, topics: 0, dropped: 0, pending: 0 })
+      assert.equal(response.body, null, 'the answer to a client that left has no body')
+      assert.deepEqual({ ...streamCounts(handler.stats()), pending: handler.stats().pending }, { connections: 0, topics: 0, dropped: 0, pending: 0 }, 'nothing opened or pending for the client that left')
     })
 
     it('does not look at the request signal of an opening that did not wait', async (t) => {
@@ -243,10 +243,10 @@ describe('createFetchHandler', () => {
       // limit, and not much after (the two batches left out of the count).
       assert.ok(sentToStalled > maxBufferedBytes && sentToStalled <= maxBufferedBytes + 3 * frame, `cut with ${sentToStalled} bytes queued`)
       t.diagnostic(`in process: cut with ${sentToStalled} bytes queued (maxBufferedBytes ${maxBufferedBytes}, frames of ${frame} bytes)`)
-      await assert.rejects(stalledResponse.body?.getReader().read() ?? Promise.resolve(), (reason) => typeof reason === 'string' && reason.includes('maxBufferedBytes'))
+      await assert.rejects(stalledResponse.body?.getReader().read() ?? Promise.resolve(), (reason) => typeof reason === 'string' && reason.includes('maxBufferedBytes'), 'the stalled body is errored, naming maxBufferedBytes')
       await healthy.waitFor(() => healthy.named('patch').length === ids.length, 'every frame at the healthy reader')
-      assert.deepEqual(healthy.named('patch').map((event) => event.id), ids)
-      assert.deepEqual(streamCounts(handler.stats()), { connections: 1, topics: 1, dropped: 1 })
+      assert.deepEqual(healthy.named('patch').map((event) => event.id), ids, 'the healthy reader got every frame, in order')
+      assert.deepEqual(streamCounts(handler.stats()), { connections: 1, topics: 1, dropped: 1 }, 'the stalled stream counted as dropped; the healthy one stays')
     })
 
     it('never cuts a stream for one large frame alone', async (t) => {
@@ -254,10 +254,10 @@ describe('createFetchHandler', () => {
       const response = await handler(new Request(`${ORIGIN}/events?topic=feed`))
       const id = await publish(broker, 'feed', [['replace', '/blob', 'x'.repeat(50_000)]])
       await nextTurn()
-      assert.equal(handler.stats().dropped, 0)
+      assert.equal(handler.stats().dropped, 0, 'one large frame does not cut the stream')
       const body = new SseBody(response)
       await body.waitFor(() => body.named('patch').length === 1, 'the large frame')
-      assert.equal(body.named('patch')[0]?.id, id)
+      assert.equal(body.named('patch')[0]?.id, id, 'the large frame arrives')
     })
 
     it('cuts a reader that took nothing for two heartbeats and at least 10 s, even on a quiet topic', async (t) => {
@@ -272,8 +272,8 @@ describe('createFetchHandler', () => {
       assert.equal(handler.stats().dropped, 0, 'not before 10 s')
       for (let beat = 0; beat < 3; beat++) mock.timers.tick(1000)
       assert.equal(handler.stats().dropped, 1, 'cut once 10 s passed without progress')
-      assert.equal(handler.stats().connections, 0)
-      await assert.rejects(response.body?.getReader().read() ?? Promise.resolve())
+      assert.equal(handler.stats().connections, 0, 'no stream left after the cut')
+      await assert.rejects(response.body?.getReader().read() ?? Promise.resolve(), (reason) => typeof reason === 'string' && reason.includes('cut by the server'), 'the stalled body is errored as cut by the server')
     })
   })
 
@@ -286,20 +286,20 @@ describe('createFetchHandler', () => {
       await publish(broker, 'b', OPS)
       await nextTurn()
       await handler.close({ reconnectSpreadMs: 0 })
-      assert.equal(handler.stats().connections, 0)
+      assert.equal(handler.stats().connections, 0, 'no stream left after close()')
       await Promise.all([single.waitForEnd(), multi.waitForEnd()])
       for (const body of [single, multi]) {
-        assert.equal(body.ended, true)
+        assert.equal(body.ended, true, 'each stream ended by close()')
         assert.ok(body.text.endsWith('retry: 1000\n\n'), JSON.stringify(body.text.slice(-40)))
       }
-      await assert.rejects(stalledResponse.body?.getReader().read() ?? Promise.resolve())
+      await assert.rejects(stalledResponse.body?.getReader().read() ?? Promise.resolve(), (reason) => typeof reason === 'string' && reason.includes('cut by the server'), 'the stream with a backlog is errored as cut by the server')
       await assertRefused(await handler(new Request(`${ORIGIN}/events?topic=a`)), 503)
     })
 
     it('throws a RangeError for a bad reconnectSpreadMs', (t) => {
       const { handler } = start(t)
-      assert.throws(() => handler.close({ reconnectSpreadMs: -1 }), RangeError)
-      assert.throws(() => handler.close({ reconnectSpreadMs: Number.NaN }), /reconnectSpreadMs/)
+      assert.throws(() => handler.close({ reconnectSpreadMs: -1 }), RangeError, 'a negative reconnectSpreadMs throws a RangeError')
+      assert.throws(() => handler.close({ reconnectSpreadMs: Number.NaN }), /reconnectSpreadMs/, 'a NaN reconnectSpreadMs throws, naming the option')
     })
   })
 })

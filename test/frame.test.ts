@@ -39,12 +39,12 @@ describe('formatPatch', () => {
     ]
     for (const { name, ops, id, expected } of cases) {
       it(name, () => {
-        assert.equal(id === undefined ? formatPatch(ops) : formatPatch(ops, id), expected)
+        assert.equal(id === undefined ? formatPatch(ops) : formatPatch(ops, id), expected, `the frame for ${name}`)
       })
     }
 
     it('treats an explicit undefined id as no id', () => {
-      assert.equal(formatPatch([], undefined), 'event: patch\ndata: []\n\n')
+      assert.equal(formatPatch([], undefined), 'event: patch\ndata: []\n\n', 'an explicit undefined id frames like no id')
     })
   })
 
@@ -55,14 +55,14 @@ describe('formatPatch', () => {
         const ops: PatchOp[] = [['replace', '/v', value], ['add', `/k/${value}`, { [value]: [value] }]]
         const frame = formatPatch(ops, '7')
         // Exactly three lines and the blank line ending the frame.
-        assert.deepEqual(frame.split(/\r\n|\r|\n/), ['id: 7', 'event: patch', frame.split('\n')[2], '', ''])
-        assert.equal(frame.match(/^data:/gm)?.length, 1)
+        assert.deepEqual(frame.split(/\r\n|\r|\n/), ['id: 7', 'event: patch', frame.split('\n')[2], '', ''], `one id line, one event line, one data line, then the blank line: ${JSON.stringify(frame)}`)
+        assert.equal(frame.match(/^data:/gm)?.length, 1, `one data line: ${JSON.stringify(frame)}`)
         const events = parse(frame)
-        assert.equal(events.length, 1)
+        assert.equal(events.length, 1, 'a spec parser reads one event')
         const [event] = events
-        assert.equal(event?.event, 'patch')
-        assert.equal(event?.id, '7')
-        assert.deepEqual(JSON.parse(event?.data ?? ''), ops)
+        assert.equal(event?.event, 'patch', 'the event is a patch')
+        assert.equal(event?.id, '7', 'the event keeps its id')
+        assert.deepEqual(JSON.parse(event?.data ?? ''), ops, 'the data parses back to the ops')
       })
     }
 
@@ -70,14 +70,14 @@ describe('formatPatch', () => {
       const a: PatchOp[] = [['replace', '/a', 'x\n\ny']]
       const b: PatchOp[] = [['replace', '/b', 'z\r\n']]
       const events = parse(formatPatch(a, '1') + formatPatch(b, '2') + formatPatch([]))
-      assert.deepEqual(events.map((e) => [e.id, e.event, JSON.parse(e.data)]), [['1', 'patch', a], ['2', 'patch', b], [undefined, 'patch', []]])
+      assert.deepEqual(events.map((e) => [e.id, e.event, JSON.parse(e.data)]), [['1', 'patch', a], ['2', 'patch', b], [undefined, 'patch', []]], 'three frames parse apart, each with its id and ops')
     })
   })
 
   describe('invalid id', () => {
     for (const id of ['a\nb', 'a\rb', 'a\r\nb', 'a\0b', '\n', '1\n\ndata: forged']) {
       it(`throws TypeError for ${JSON.stringify(id)}`, () => {
-        assert.throws(() => formatPatch([], id), TypeError)
+        assert.throws(() => formatPatch([], id), TypeError, `an id with a line break or NUL (${JSON.stringify(id)}) throws a TypeError`)
       })
     }
   })
@@ -117,8 +117,8 @@ describe('formatPatch', () => {
     ]
     for (const { name, ops } of cases) {
       it(`throws TypeError for ${name}`, () => {
-        assert.throws(() => formatPatch(ops as PatchOp[]), TypeError)
-        assert.throws(() => formatPatch(ops as PatchOp[], '1'), TypeError)
+        assert.throws(() => formatPatch(ops as PatchOp[]), TypeError, `${name}: formatPatch throws a TypeError`)
+        assert.throws(() => formatPatch(ops as PatchOp[], '1'), TypeError, `${name}: formatPatch with an id throws a TypeError`)
       })
     }
 
@@ -158,7 +158,7 @@ describe('formatPatch', () => {
         assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
         assert.ok(error.cause instanceof TypeError, 'cause is the JSON.stringify error')
         return true
-      })
+      }, 'a BigInt value throws')
     })
   })
 })

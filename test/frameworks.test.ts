@@ -45,15 +45,15 @@ interface OpenStream {
  * The handlers use `lingerMs: 0` so that the topic goes with its last stream.
  */
 async function assertRoundTrip(handler: Handler, broker: Broker, stream: OpenStream, topic: string): Promise<void> {
-  assert.equal(stream.status, 200)
-  assert.equal(stream.headers['content-type'], 'text/event-stream')
-  assert.equal(stream.headers['cache-control'], 'no-cache, no-transform')
-  assert.equal(stream.named('ready').length, 1)
-  assert.deepEqual(streamCounts(handler.stats()), { connections: 1, topics: 1, dropped: 0 })
+  assert.equal(stream.status, 200, 'the stream answers 200')
+  assert.equal(stream.headers['content-type'], 'text/event-stream', 'content-type is text/event-stream')
+  assert.equal(stream.headers['cache-control'], 'no-cache, no-transform', 'cache-control forbids caching and transforms')
+  assert.equal(stream.named('ready').length, 1, 'one ready event on open')
+  assert.deepEqual(streamCounts(handler.stats()), { connections: 1, topics: 1, dropped: 0 }, 'one stream on one topic')
 
   await publish(broker, topic, OPS)
   await until(() => stream.named('patch').length === 1, 5000, 'the published patch')
-  assert.deepEqual(JSON.parse(stream.named('patch')[0]?.data ?? ''), OPS)
+  assert.deepEqual(JSON.parse(stream.named('patch')[0]?.data ?? ''), OPS, 'the published patch arrives intact')
 
   stream.destroy()
   await until(() => handler.stats().connections === 0 && handler.stats().topics === 0, 5000, 'the handler to forget the stream and its topic')
@@ -90,7 +90,7 @@ describe('recipes', () => {
       const server = http.createServer((req, res) => events(req, res, () => app(req, res)))
       const { port, origin } = await listen(t, server, events)
 
-      assert.equal((await get(`${origin}/page`)).body, 'app')
+      assert.equal((await get(`${origin}/page`)).body, 'app', 'another path goes to the app')
       const client = await openStream(t, port, 'room', [], '/events')
       await assertRoundTrip(events, broker, raw(client), 'room')
     })
@@ -117,8 +117,8 @@ describe('recipes', () => {
       const port = await serve(t, server, events)
 
       const client = await openTls(t, port, '/events?topic=room')
-      assert.equal(client.socket instanceof tls.TLSSocket && client.socket.encrypted, true)
-      assert.match(client.raw, /^HTTP\/1\.1 200 /)
+      assert.equal(client.socket instanceof tls.TLSSocket && client.socket.encrypted, true, 'the stream runs over an encrypted TLS socket')
+      assert.match(client.raw, /^HTTP\/1\.1 200 /, `the stream is answered 200 over HTTP/1.1: ${JSON.stringify(client.raw.slice(0, 100))}`)
       await assertRoundTrip(events, broker, raw(client), 'room')
     })
   })
@@ -147,11 +147,11 @@ describe('recipes', () => {
       const streams = Array.from({ length: 10 }, () => new H2Stream(session, '/events?topic=room'))
       await until(() => streams.every((s) => s.named('ready').length === 1), 5000, 'all 10 streams to open')
       assert.equal(sessions.length, 1, 'one connection carries every stream')
-      assert.equal(session.alpnProtocol, 'h2')
-      assert.deepEqual(streamCounts(events.stats()), { connections: 10, topics: 1, dropped: 0 })
+      assert.equal(session.alpnProtocol, 'h2', 'the session negotiated h2')
+      assert.deepEqual(streamCounts(events.stats()), { connections: 10, topics: 1, dropped: 0 }, 'ten streams on one topic')
       for (const stream of streams) {
-        assert.equal(stream.status, 200)
-        assert.equal(stream.headers['content-type'], 'text/event-stream')
+        assert.equal(stream.status, 200, 'each HTTP/2 stream answers 200')
+        assert.equal(stream.headers['content-type'], 'text/event-stream', 'each HTTP/2 stream is text/event-stream')
         assert.equal(stream.headers['connection'], undefined, 'no connection-specific header on HTTP/2')
       }
 
@@ -185,9 +185,9 @@ describe('recipes', () => {
       const port = await serve(t, server, events)
 
       const client = await openTls(t, port, '/events?topic=room', ['http/1.1'])
-      assert.equal((client.socket as tls.TLSSocket).alpnProtocol, 'http/1.1')
-      assert.match(client.raw, /^HTTP\/1\.1 200 /)
-      assert.equal(client.response?.headers['connection'], 'close')
+      assert.equal((client.socket as tls.TLSSocket).alpnProtocol, 'http/1.1', 'the HTTP/1.1 client negotiated http/1.1')
+      assert.match(client.raw, /^HTTP\/1\.1 200 /, `the stream is answered 200 over HTTP/1.1: ${JSON.stringify(client.raw.slice(0, 100))}`)
+      assert.equal(client.response?.headers['connection'], 'close', 'the HTTP/1.1 stream is close-delimited')
       await assertRoundTrip(events, broker, raw(client), 'room')
     })
   })
@@ -204,13 +204,13 @@ describe('recipes', () => {
       })
       const { port, origin } = await listen(t, http.createServer(app), events)
 
-      assert.equal((await get(origin)).body, 'home')
+      assert.equal((await get(origin)).body, 'home', 'the app\'s own route answers')
       const refused = await get(`${origin}/events`)
-      assert.equal(refused.status, 400)
-      assert.match(refused.body, /Missing "topic"/)
+      assert.equal(refused.status, 400, 'a stream request without topic is refused with 400')
+      assert.match(refused.body, /Missing "topic"/, 'the 400 says the topic is missing')
 
       const client = await openStream(t, port, 'room', [], '/events')
-      assert.equal(client.response?.headers['x-powered-by'], 'Express')
+      assert.equal(client.response?.headers['x-powered-by'], 'Express', 'the header Express set is kept on the stream')
       await assertRoundTrip(events, broker, raw(client), 'room')
     })
 
@@ -225,9 +225,9 @@ describe('recipes', () => {
       })
       const { port, origin } = await listen(t, http.createServer(app), events)
 
-      assert.equal((await get(origin)).body, 'home')
+      assert.equal((await get(origin)).body, 'home', 'the app\'s own route answers')
       const missing = await get(`${origin}/nowhere`)
-      assert.equal(missing.status, 404)
+      assert.equal(missing.status, 404, 'an unknown path falls through to Express\'s 404')
       assert.match(missing.body, /Cannot GET \/nowhere/, 'Express\'s own 404: the handler called next()')
 
       const client = await openStream(t, port, 'room', [], '/events')
@@ -261,10 +261,10 @@ describe('recipes', () => {
       const { port, origin } = await listen(t, http.createServer(app), events)
 
       const unmarked = await get(`${origin}/unmarked`, { 'accept-encoding': 'gzip' })
-      assert.equal(unmarked.headers['content-encoding'], 'gzip')
+      assert.equal(unmarked.headers['content-encoding'], 'gzip', 'the control: compression() gzips an event stream without no-transform')
 
       const client = await openStream(t, port, 'room', ['Accept-Encoding: gzip, deflate, br'], '/events')
-      assert.equal(client.response?.headers['content-encoding'], undefined)
+      assert.equal(client.response?.headers['content-encoding'], undefined, 'the stream is not compressed')
       // Each small frame must arrive on its own: a compressor would hold
       // these few hundred bytes until about 16 KiB had gathered.
       for (let n = 1; n <= 3; n++) {
@@ -272,7 +272,7 @@ describe('recipes', () => {
         await until(() => client.named('patch').length === n, 2000, `patch ${n} to arrive uncompressed`)
       }
       assert.ok(Buffer.byteLength(client.raw) < 1024, 'every frame was well below compression\'s 1 KiB threshold')
-      assert.match(client.response?.body ?? '', /data: \[\["replace","\/counter",3\]\]\n\n$/)
+      assert.match(client.response?.body ?? '', /data: \[\["replace","\/counter",3\]\]\n\n$/, `the last frame arrived whole: ${JSON.stringify(client.response?.body)}`)
 
       client.destroy()
       await until(() => events.stats().connections === 0 && events.stats().topics === 0, 5000, 'the handler to forget the stream')
@@ -302,18 +302,18 @@ describe('recipes', () => {
       const broker = createBroker()
       const { events, logs, port, origin } = await fastifyApp(t, broker)
 
-      assert.equal((await get(origin)).body, 'home')
+      assert.equal((await get(origin)).body, 'home', 'the app\'s own route answers')
       const missing = await get(`${origin}/events`)
-      assert.equal(missing.status, 400)
-      assert.match(missing.body, /^Missing "topic"/)
+      assert.equal(missing.status, 400, 'a stream request without topic is refused with 400')
+      assert.match(missing.body, /^Missing "topic"/, 'the 400 says the topic is missing')
       const forbidden = await get(`${origin}/events?topic=secret`)
-      assert.equal(forbidden.status, 403)
-      assert.equal(forbidden.body, 'Forbidden: the handler\'s authorize option did not return true for every topic of this stream')
+      assert.equal(forbidden.status, 403, 'a topic authorize refuses gets 403')
+      assert.equal(forbidden.body, 'Forbidden: the handler\'s authorize option did not return true for every topic of this stream', 'the 403 body is the handler\'s own')
 
       const client = await openStream(t, port, 'room', [], '/events')
       await assertRoundTrip(events, broker, raw(client), 'room')
       // A second reply, or a route promise that settled without one, would be logged at warn or error.
-      assert.deepEqual(logs, [])
+      assert.deepEqual(logs, [], `Fastify logged nothing at warn or above: ${logs.join('')}`)
     })
 
     it('closes: the preClose hook ends the streams, so app.close() finishes', TIMEOUT, async (t) => {
@@ -321,7 +321,7 @@ describe('recipes', () => {
       const client = await openStream(t, port, 'room', [], '/events')
       await app.close()
       await client.waitForClose()
-      assert.deepEqual(logs, [])
+      assert.deepEqual(logs, [], `Fastify logged nothing at warn or above: ${logs.join('')}`)
     })
   })
 
@@ -349,14 +349,14 @@ describe('recipes', () => {
       app.on('error', (error) => errors.push(error))
       const { port, origin } = await listen(t, http.createServer(app.callback()), events)
 
-      assert.equal((await get(origin)).body, 'home')
+      assert.equal((await get(origin)).body, 'home', 'the app\'s own route answers')
       const refused = await get(`${origin}/events`)
-      assert.equal(refused.status, 400)
-      assert.match(refused.body, /^Missing "topic"/)
+      assert.equal(refused.status, 400, 'a stream request without topic is refused with 400')
+      assert.match(refused.body, /^Missing "topic"/, 'the 400 says the topic is missing')
 
       const client = await openStream(t, port, 'room', [], '/events')
       await assertRoundTrip(events, broker, raw(client), 'room')
-      assert.deepEqual(errors, [])
+      assert.deepEqual(errors, [], `Koa reported no error: ${errors.map(String).join('; ')}`)
     })
 
     it('waits for an async authorize: Koa answers nothing in the meantime', TIMEOUT, async (t) => {
@@ -365,8 +365,8 @@ describe('recipes', () => {
       const { port, origin } = await listen(t, http.createServer(app.callback()), events)
 
       const refused = await get(`${origin}/events?topic=secret`)
-      assert.equal(refused.status, 403)
-      assert.equal(refused.body, 'Forbidden: the handler\'s authorize option did not return true for every topic of this stream')
+      assert.equal(refused.status, 403, 'a topic authorize refuses gets 403')
+      assert.equal(refused.body, 'Forbidden: the handler\'s authorize option did not return true for every topic of this stream', 'the 403 body is the handler\'s own')
 
       const client = await openStream(t, port, 'room', [], '/events')
       await assertRoundTrip(events, broker, raw(client), 'room')

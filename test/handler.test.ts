@@ -59,10 +59,10 @@ function assertSpread(retry: number | undefined, retryMs: number): void {
 
 function assertRefused(response: RawResponse, status: number, server: TestServer, counts?: { subscribe: number }): void {
   assert.equal(response.status, status, `status of ${JSON.stringify(response.body)}`)
-  assert.match(response.headers['content-type'] ?? '', /^text\/plain/)
-  assert.notEqual(response.headers['content-type'], 'text/event-stream')
-  assert.equal(server.handler.stats().connections, 0)
-  assert.equal(server.handler.stats().topics, 0)
+  assert.match(response.headers['content-type'] ?? '', /^text\/plain/, 'a refusal is plain text')
+  assert.notEqual(response.headers['content-type'], 'text/event-stream', 'a refusal is not an event stream')
+  assert.equal(server.handler.stats().connections, 0, 'no stream is counted for a refused request')
+  assert.equal(server.handler.stats().topics, 0, 'no topic is held for a refused request')
   if (counts !== undefined) assert.equal(counts.subscribe, 0, 'no broker subscription for a refused request')
 }
 
@@ -114,9 +114,9 @@ describe('createHandler', () => {
       it(`${name}: ${JSON.stringify(value) ?? typeof value} → TypeError naming the option`, () => {
         assert.throws(() => createHandler({ [name]: value } as HandlerOptions), (error: unknown) => {
           assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
-          assert.match(error.message, new RegExp(`\\b${name}\\b`))
+          assert.match(error.message, new RegExp(`\\b${name}\\b`), `the message names ${name}: ${error.message}`)
           return true
-        })
+        }, `createHandler({ ${name}: ${JSON.stringify(value) ?? typeof value} }) throws`)
       })
     }
 
@@ -124,14 +124,14 @@ describe('createHandler', () => {
       it(`${name} → TypeError saying it moved to the broker`, () => {
         assert.throws(() => createHandler({ [name]: 10 } as HandlerOptions), (error: unknown) => {
           assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
-          assert.match(error.message, new RegExp(`option "${name}" moved to the broker: createBroker\\(\\{ ${name} \\}\\)`))
+          assert.match(error.message, new RegExp(`option "${name}" moved to the broker: createBroker\\(\\{ ${name} \\}\\)`), `the message points to createBroker({ ${name} }): ${error.message}`)
           return true
-        })
+        }, `createHandler({ ${name} }) throws`)
       })
     }
 
     it('broker: null → TypeError naming the option', () => {
-      assert.throws(() => createHandler({ broker: null } as unknown as HandlerOptions), /broker/)
+      assert.throws(() => createHandler({ broker: null } as unknown as HandlerOptions), /broker/, 'createHandler({ broker: null }) throws, naming broker')
     })
 
     const outOfRange: [keyof HandlerOptions, number][] = [
@@ -154,9 +154,9 @@ describe('createHandler', () => {
       it(`${name}: ${value} → RangeError naming the option`, () => {
         assert.throws(() => createHandler({ [name]: value }), (error: unknown) => {
           assert.ok(error instanceof RangeError, `a RangeError, got ${String(error)}`)
-          assert.match(error.message, new RegExp(`\\b${name}\\b`))
+          assert.match(error.message, new RegExp(`\\b${name}\\b`), `the message names ${name}: ${error.message}`)
           return true
-        })
+        }, `createHandler({ ${name}: ${value} }) throws`)
       })
     }
 
@@ -164,46 +164,46 @@ describe('createHandler', () => {
       it(`heartbeatMs: ${value} → TypeError or RangeError naming the option`, () => {
         assert.throws(() => createHandler({ heartbeatMs: value }), (error: unknown) => {
           assert.ok(error instanceof TypeError || error instanceof RangeError, String(error))
-          assert.match(error.message, /heartbeatMs/)
+          assert.match(error.message, /heartbeatMs/, `the message names heartbeatMs: ${error.message}`)
           return true
-        })
+        }, `createHandler({ heartbeatMs: ${value} }) throws`)
       })
     }
 
     it('accepts the boundaries of every range', (t) => {
       const handler = createHandler({ heartbeatMs: 1, retryMs: 0, maxTopics: 1, maxPending: 0, pendingTimeoutMs: 1, maxBufferedBytes: 0, lingerMs: 2 ** 31 - 1, maxTopicLength: 1, topicPrefix: '', path: '/' })
       t.after(() => handler.close())
-      assert.equal(typeof handler, 'function')
+      assert.equal(typeof handler, 'function', 'createHandler returns the handler function')
     })
 
     it('unknown option → TypeError naming it', () => {
       assert.throws(() => createHandler({ heartbeat: 1000 } as unknown as HandlerOptions), (error: unknown) => {
         assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
-        assert.match(error.message, /heartbeat\b/)
+        assert.match(error.message, /heartbeat\b/, `the message names the unknown option heartbeat: ${error.message}`)
         return true
-      })
+      }, 'an unknown option throws')
     })
 
     for (const path of ['events', '', 'http://x/events', '/events?topic=a']) {
       it(`path ${JSON.stringify(path)} → TypeError naming the option`, () => {
         assert.throws(() => createHandler({ path }), (error: unknown) => {
           assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`)
-          assert.match(error.message, /path/)
+          assert.match(error.message, /path/, `the message names path: ${error.message}`)
           return true
-        })
+        }, `createHandler({ path: ${JSON.stringify(path)} }) throws`)
       })
     }
 
     for (const options of [null, 'x', 1]) {
       it(`options ${JSON.stringify(options)} → TypeError`, () => {
-        assert.throws(() => createHandler(options as unknown as HandlerOptions), TypeError)
+        assert.throws(() => createHandler(options as unknown as HandlerOptions), TypeError, `createHandler(${JSON.stringify(options)}) throws a TypeError`)
       })
     }
 
     it('no options at all is fine', (t) => {
       const handler = createHandler()
       t.after(() => handler.close())
-      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 })
+      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'a fresh handler has no streams, topics or drops')
     })
   })
 
@@ -245,7 +245,7 @@ describe('createHandler', () => {
         const server = await startServer(t, { broker, lingerMs: 0 })
         assertRefused(await ask(t, server.port, request('GET', `/?topic=${'a'.repeat(257)}`)), 414, server, counts)
         const ok = await openStream(t, server.port, 'a'.repeat(256))
-        assert.equal(ok.response?.status, 200)
+        assert.equal(ok.response?.status, 200, 'a topic at maxTopicLength is accepted')
       })
 
       it('for a raw-long topic (percent-encoded beyond 3 × maxTopicLength)', async (t) => {
@@ -265,10 +265,10 @@ describe('createHandler', () => {
       it('not for a topic at maxTopicLength written fully percent-encoded', async (t) => {
         const server = await startServer(t, { maxTopicLength: 10 })
         const client = await openStream(t, server.port, 'a'.repeat(10), [], '/')
-        assert.equal(client.response?.status, 200)
+        assert.equal(client.response?.status, 200, 'a topic of maxTopicLength characters is accepted')
         const encoded = await openRaw(t, server.port, `/?topic=${'%61'.repeat(10)}`)
         await until(() => encoded.named('ready').length === 1 || encoded.closed, 3000, 'the encoded stream')
-        assert.equal(encoded.response?.status, 200)
+        assert.equal(encoded.response?.status, 200, 'the same topic fully percent-encoded is accepted')
       })
 
       it('not for a non-ASCII topic within maxTopicLength UTF-16 code units', async (t) => {
@@ -290,7 +290,7 @@ describe('createHandler', () => {
         }
         assert.equal(authorized, 0, 'authorize is not asked about a topic outside the prefix')
         const ok = await openStream(t, server.port, 'dashboard:1')
-        assert.equal(ok.response?.status, 200)
+        assert.equal(ok.response?.status, 200, 'a topic starting with topicPrefix is accepted')
       })
 
       const verdicts: [string, () => unknown][] = [
@@ -320,8 +320,8 @@ describe('createHandler', () => {
         })
         assertRefused(await ask(t, server.port, request('GET', '/?topic=room%201%2F%C3%A8', ['X-User: bob'])), 403, server)
         const ok = await openStream(t, server.port, 'room 1/é', ['X-User: alice'])
-        assert.equal(ok.response?.status, 200)
-        assert.deepEqual(seen, [['bob', 'room 1/è'], ['alice', 'room 1/é']])
+        assert.equal(ok.response?.status, 200, 'the topic authorize accepts opens a stream')
+        assert.deepEqual(seen, [['bob', 'room 1/è'], ['alice', 'room 1/é']], `authorize saw each request's header and the decoded topic: ${JSON.stringify(seen)}`)
       })
     })
 
@@ -332,10 +332,10 @@ describe('createHandler', () => {
         const { broker, counts } = countingBroker()
         const server = await startServer(t, { broker, onError: (e) => errors.push(e), authorize: () => { throw boom } })
         assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server, counts)
-        assert.equal(errors.length, 1)
+        assert.equal(errors.length, 1, `one error reported: ${JSON.stringify(errors.map(String))}`)
         assert.ok(errors[0] instanceof PatchwireError, `reported as a PatchwireError, got ${String(errors[0])}`)
-        assert.equal(errors[0].code, 'ERR_PATCHWIRE_AUTHORIZE')
-        assert.equal(errors[0].cause, boom)
+        assert.equal(errors[0].code, 'ERR_PATCHWIRE_AUTHORIZE', 'reported with the authorize code')
+        assert.equal(errors[0].cause, boom, 'the thrown error is the cause')
       })
 
       it('when authorize rejects, reported as ERR_PATCHWIRE_AUTHORIZE with the cause', async (t) => {
@@ -344,18 +344,18 @@ describe('createHandler', () => {
         const { broker, counts } = countingBroker()
         const server = await startServer(t, { broker, onError: (e) => errors.push(e), authorize: () => Promise.reject(boom) })
         assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server, counts)
-        assert.equal(errors.length, 1)
+        assert.equal(errors.length, 1, `one error reported: ${JSON.stringify(errors.map(String))}`)
         assert.ok(errors[0] instanceof PatchwireError, `reported as a PatchwireError, got ${String(errors[0])}`)
-        assert.equal(errors[0].code, 'ERR_PATCHWIRE_AUTHORIZE')
-        assert.equal(errors[0].cause, boom)
+        assert.equal(errors[0].code, 'ERR_PATCHWIRE_AUTHORIZE', 'reported with the authorize code')
+        assert.equal(errors[0].cause, boom, 'the rejection reason is the cause')
       })
 
       it('when authorize throws a non-Error', async (t) => {
         const errors: PatchwireError[] = []
         const server = await startServer(t, { onError: (e) => errors.push(e), authorize: () => { throw 'nope' as unknown as Error } })
         assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server)
-        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_AUTHORIZE')
-        assert.equal(errors[0]?.cause, 'nope')
+        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_AUTHORIZE', `reported with the authorize code: ${String(errors[0])}`)
+        assert.equal(errors[0]?.cause, 'nope', 'the thrown value is the cause')
       })
 
       it('when authorize returns a thenable whose then throws, instead of crashing', async (t) => {
@@ -365,8 +365,8 @@ describe('createHandler', () => {
         const { broker, counts } = countingBroker()
         const server = await startServer(t, { broker, onError: (e) => errors.push(e), authorize: () => thenable })
         assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server, counts)
-        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_AUTHORIZE')
-        assert.equal(errors[0]?.cause, boom)
+        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_AUTHORIZE', `reported with the authorize code: ${String(errors[0])}`)
+        assert.equal(errors[0]?.cause, boom, 'the error thrown by then is the cause')
       })
 
       it('when the broker cannot subscribe, reported as ERR_PATCHWIRE_BROKER; the topic works once it can', async (t) => {
@@ -383,13 +383,13 @@ describe('createHandler', () => {
         }
         const server = await startServer(t, { broker, onError: (e) => errors.push(e) })
         assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 500, server)
-        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_BROKER')
-        assert.equal(errors[0]?.cause, boom)
+        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_BROKER', `reported with the broker code: ${String(errors[0])}`)
+        assert.equal(errors[0]?.cause, boom, 'the subscribe error is the cause')
         failing = false
         const client = await openStream(t, server.port, 'a')
         await publish(broker, 'a', [['add', '/x', 1]])
         await client.waitForEvents(2)
-        assert.deepEqual(JSON.parse(client.named('patch')[0]?.data ?? ''), [['add', '/x', 1]])
+        assert.deepEqual(JSON.parse(client.named('patch')[0]?.data ?? ''), [['add', '/x', 1]], 'the stream opened after the broker recovered gets the publish')
       })
     })
 
@@ -402,7 +402,7 @@ describe('createHandler', () => {
           const headers = body === '' ? [] : [`Content-Length: ${body.length}`]
           const response = await ask(t, server.port, request(method, '/?topic=a', headers) + body, method === 'HEAD')
           assertRefused(response, 405, server, counts)
-          assert.equal(response.headers['allow'], 'GET')
+          assert.equal(response.headers['allow'], 'GET', 'the 405 answer says GET is allowed')
         })
       }
     })
@@ -435,10 +435,10 @@ describe('createHandler', () => {
         it(`other path ${target} → next()`, async (t) => {
           const server = await pathServer(t, true)
           const response = await ask(t, server.port, request('GET', target))
-          assert.equal(response.status, 200)
-          assert.equal(response.body, 'app')
-          assert.deepEqual(server.nextCalls, [target])
-          assert.equal(server.handler.stats().connections, 0)
+          assert.equal(response.status, 200, `the request for ${target} goes to the app`)
+          assert.equal(response.body, 'app', `the app's body answers ${target}`)
+          assert.deepEqual(server.nextCalls, [target], `next() called once, with no arguments, for ${target}`)
+          assert.equal(server.handler.stats().connections, 0, 'no stream opened for another path')
         })
 
         it(`other path ${target} without next → 404 text/plain`, async (t) => {
@@ -449,11 +449,11 @@ describe('createHandler', () => {
 
       it('other paths go to next() whatever the method, even after close()', async (t) => {
         const server = await pathServer(t, true)
-        assert.equal((await ask(t, server.port, request('POST', '/api', ['Content-Length: 0']))).body, 'app')
+        assert.equal((await ask(t, server.port, request('POST', '/api', ['Content-Length: 0']))).body, 'app', 'a POST to another path goes to the app')
         await server.handler.close()
-        assert.equal((await ask(t, server.port, request('GET', '/other?topic=a'))).body, 'app')
+        assert.equal((await ask(t, server.port, request('GET', '/other?topic=a'))).body, 'app', 'another path still goes to the app after close()')
         assertRefused(await ask(t, server.port, request('GET', '/events?topic=a')), 503, server)
-        assert.deepEqual(server.nextCalls, ['/api', '/other?topic=a'])
+        assert.deepEqual(server.nextCalls, ['/api', '/other?topic=a'], `next() called for each other path and not for the closed handler's path: ${JSON.stringify(server.nextCalls)}`)
       })
 
       it('the query does not affect the path match', async (t) => {
@@ -463,25 +463,25 @@ describe('createHandler', () => {
           await until(() => client.named('ready').length === 1 || client.closed, 3000, `a stream for ${target}`)
           assert.equal(client.response?.status, 200, target)
         }
-        assert.deepEqual(server.nextCalls, [])
-        assert.equal(server.handler.stats().connections, 3)
+        assert.deepEqual(server.nextCalls, [], `next() never called for the handler's path: ${JSON.stringify(server.nextCalls)}`)
+        assert.equal(server.handler.stats().connections, 3, 'a stream open for each query')
       })
 
       it('matches a request-target in absolute form (RFC 9112 section 3.2.2)', async (t) => {
         const server = await pathServer(t, true)
         const client = await openRaw(t, server.port, `http://127.0.0.1:${server.port}/events?topic=a`)
         await until(() => client.named('ready').length === 1 || client.closed, 3000, 'the stream')
-        assert.equal(client.response?.status, 200)
-        assert.equal((await ask(t, server.port, request('GET', 'http://127.0.0.1/other?topic=a'))).body, 'app')
-        assert.equal((await ask(t, server.port, request('GET', 'http://127.0.0.1'))).body, 'app')
-        assert.deepEqual(server.nextCalls, ['http://127.0.0.1/other?topic=a', 'http://127.0.0.1'])
+        assert.equal(client.response?.status, 200, 'an absolute-form target with the handler path opens a stream')
+        assert.equal((await ask(t, server.port, request('GET', 'http://127.0.0.1/other?topic=a'))).body, 'app', 'an absolute-form target with another path goes to the app')
+        assert.equal((await ask(t, server.port, request('GET', 'http://127.0.0.1'))).body, 'app', 'an absolute-form target with no path goes to the app')
+        assert.deepEqual(server.nextCalls, ['http://127.0.0.1/other?topic=a', 'http://127.0.0.1'], `next() called for the two other targets: ${JSON.stringify(server.nextCalls)}`)
       })
 
       it('the path itself still gets the refusals', async (t) => {
         const server = await pathServer(t, true)
         assertRefused(await ask(t, server.port, request('GET', '/events')), 400, server)
         assertRefused(await ask(t, server.port, request('DELETE', '/events?topic=a')), 405, server)
-        assert.deepEqual(server.nextCalls, [])
+        assert.deepEqual(server.nextCalls, [], `next() never called for refusals on the handler's path: ${JSON.stringify(server.nextCalls)}`)
       })
     })
 
@@ -491,22 +491,22 @@ describe('createHandler', () => {
       const { port } = await listen(t, server, handler)
       const client = await sendRaw(t, port, request('GET', '/page') + request('GET', '/events?topic=a'))
       await until(() => client.raw.includes('open it on its own connection'), 3000, `the refusal after the page: ${JSON.stringify(client.raw)}`)
-      assert.match(client.raw, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nokHTTP\/1\.1 400 Bad Request\r\nContent-Type: text\/plain/)
-      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 })
+      assert.match(client.raw, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nokHTTP\/1\.1 400 Bad Request\r\nContent-Type: text\/plain/, 'the page answered, then the pipelined stream request refused with 400 text/plain')
+      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'no stream opened for the pipelined request')
     })
 
     it('a refusal does not hang a keep-alive connection: the next request on it is answered', async (t) => {
       const server = await startServer(t, {})
       const client = await sendRaw(t, server.port, request('GET', '/?topic='))
       await until(() => answered(client, false), 3000, 'the first answer')
-      assert.equal(client.response?.status, 400)
+      assert.equal(client.response?.status, 400, `the first request refused with 400: ${JSON.stringify(client.raw)}`)
       const first = client.raw.length
       client.socket.write(request('POST', '/?topic=a', ['Content-Length: 0']))
       await until(() => client.raw.length > first && client.raw.slice(first).includes('\r\n\r\n'), 3000, 'the second answer')
-      assert.match(client.raw.slice(first), /^HTTP\/1\.1 405 /)
+      assert.match(client.raw.slice(first), /^HTTP\/1\.1 405 /, 'the next request on the connection is answered with 405')
       client.socket.write(request('GET', '/?topic=%zz', ['Connection: close']))
       await client.waitForClose(3000)
-      assert.equal(server.handler.stats().connections, 0)
+      assert.equal(server.handler.stats().connections, 0, 'no stream left behind on the keep-alive connection')
     })
 
     it('a refusal keeps headers set by earlier middleware', async (t) => {
@@ -516,8 +516,8 @@ describe('createHandler', () => {
         handler(req, res)
       }), handler)
       const response = await ask(t, server.port, request('GET', '/?topic='))
-      assert.equal(response.status, 400)
-      assert.equal(response.headers['access-control-allow-origin'], '*')
+      assert.equal(response.status, 400, 'the empty topic is refused with 400')
+      assert.equal(response.headers['access-control-allow-origin'], '*', 'the refusal keeps the CORS header set before the handler')
     })
   })
 
@@ -535,11 +535,11 @@ describe('createHandler', () => {
       await until(() => asked, 3000, 'authorize to be asked')
       await new Promise((resolve) => setTimeout(resolve, 20))
       assert.equal(client.raw, '', 'nothing is answered before authorize settles')
-      assert.equal(server.handler.stats().connections, 0)
+      assert.equal(server.handler.stats().connections, 0, 'no stream before authorize settles')
       gate.resolve(true)
       await until(() => client.named('ready').length === 1, 3000, 'the stream to open')
-      assert.equal(client.response?.status, 200)
-      assert.equal(server.handler.stats().connections, 1)
+      assert.equal(client.response?.status, 200, 'the stream opens with 200 once authorize resolves true')
+      assert.equal(server.handler.stats().connections, 1, 'one stream counted once authorize resolves true')
     })
 
     it('a client that disconnects while authorize is pending gets no stream and no subscription', async (t) => {
@@ -562,8 +562,8 @@ describe('createHandler', () => {
       gate.resolve(true)
       // The handler's continuation runs in the microtasks before this.
       await new Promise((resolve) => setImmediate(resolve))
-      assert.deepEqual(streamCounts(server.handler.stats()), { connections: 0, topics: 0, dropped: 0 })
-      assert.equal(counts.subscribe, 0)
+      assert.deepEqual(streamCounts(server.handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'no stream, topic or drop for the client that left')
+      assert.equal(counts.subscribe, 0, 'no broker subscription for the client that left')
     })
 
     it('a client that disconnects before authorize rejects: reported, nothing opened, nothing crashes', async (t) => {
@@ -585,8 +585,8 @@ describe('createHandler', () => {
       await until(() => socketClosed, 3000, 'the server to see the disconnect')
       gate.reject(new Error('late'))
       await until(() => errors.length === 1, 3000, 'the error report')
-      assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_AUTHORIZE')
-      assert.equal(server.handler.stats().connections, 0)
+      assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_AUTHORIZE', `the late rejection reported with the authorize code: ${String(errors[0])}`)
+      assert.equal(server.handler.stats().connections, 0, 'no stream for the client that left')
     })
 
     it('a handler closed while authorize is pending answers 503', async (t) => {
@@ -616,19 +616,19 @@ describe('createHandler', () => {
       const client = await openStream(t, server.port, 'a')
       const response = client.response
       assert.ok(response, `a response to the request: ${JSON.stringify(client.raw)}`)
-      assert.equal(response.status, 200)
-      assert.equal(response.headers['content-type'], 'text/event-stream')
-      assert.equal(response.headers['cache-control'], 'no-cache, no-transform')
-      assert.equal(response.headers['x-accel-buffering'], 'no')
-      assert.equal(response.headers['connection'], 'close')
-      assert.equal(response.headers['transfer-encoding'], undefined)
-      assert.equal(response.headers['content-length'], undefined)
-      assert.deepEqual(Object.keys(response.headers).sort(), ['cache-control', 'connection', 'content-type', 'date', 'x-accel-buffering'])
+      assert.equal(response.status, 200, 'status 200')
+      assert.equal(response.headers['content-type'], 'text/event-stream', 'content-type is text/event-stream')
+      assert.equal(response.headers['cache-control'], 'no-cache, no-transform', 'cache-control forbids caching and transforms')
+      assert.equal(response.headers['x-accel-buffering'], 'no', 'x-accel-buffering turns off proxy buffering')
+      assert.equal(response.headers['connection'], 'close', 'the stream is close-delimited: connection close')
+      assert.equal(response.headers['transfer-encoding'], undefined, 'no transfer-encoding on a close-delimited stream')
+      assert.equal(response.headers['content-length'], undefined, 'no content-length on a stream')
+      assert.deepEqual(Object.keys(response.headers).sort(), ['cache-control', 'connection', 'content-type', 'date', 'x-accel-buffering'], `exactly the SSE headers plus date: ${JSON.stringify(response.headers)}`)
       const head = client.raw.slice(0, client.raw.indexOf('\r\n\r\n'))
-      assert.match(head, /^HTTP\/1\.1 200 OK\r\n/)
-      assert.equal(head.match(/^content-type:/gim)?.length, 1)
-      assert.match(response.body, /^retry: \d+\n\n/)
-      assert.equal(client.retries.length, 1)
+      assert.match(head, /^HTTP\/1\.1 200 OK\r\n/, 'the status line is HTTP/1.1 200 OK')
+      assert.equal(head.match(/^content-type:/gim)?.length, 1, `one content-type header: ${JSON.stringify(head)}`)
+      assert.match(response.body, /^retry: \d+\n\n/, `the body starts with a retry hint: ${JSON.stringify(response.body)}`)
+      assert.equal(client.retries.length, 1, `one retry hint: ${JSON.stringify(client.retries)}`)
       assertSpread(client.retries[0], 3000)
     })
 
@@ -636,8 +636,8 @@ describe('createHandler', () => {
       it(`sends a custom retryMs (${retryMs}) first`, async (t) => {
         const server = await startServer(t, { retryMs })
         const client = await openStream(t, server.port, 'a')
-        assert.match(client.response?.body ?? '', /^retry: \d+\n\n/)
-        assert.equal(client.retries.length, 1)
+        assert.match(client.response?.body ?? '', /^retry: \d+\n\n/, `the body starts with a retry hint: ${JSON.stringify(client.response?.body)}`)
+        assert.equal(client.retries.length, 1, `one retry hint: ${JSON.stringify(client.retries)}`)
         assertSpread(client.retries[0], retryMs)
       })
     }
@@ -646,8 +646,8 @@ describe('createHandler', () => {
       const server = await startServer(t, {})
       const client = await openRaw(t, server.port, '/?topic=quiet')
       await until(() => client.response !== undefined, 3000, 'the headers')
-      assert.equal(client.response?.status, 200)
-      assert.equal(client.named('patch').length, 0)
+      assert.equal(client.response?.status, 200, 'the headers arrive with 200 before any publish')
+      assert.equal(client.named('patch').length, 0, 'no patch before any publish')
     })
 
     it('keeps headers set by earlier middleware (CORS), and overrides a conflicting Content-Type', async (t) => {
@@ -660,9 +660,9 @@ describe('createHandler', () => {
       }), handler)
       const client = await openStream(t, server.port, 'a')
       const headers = client.response?.headers ?? {}
-      assert.equal(headers['access-control-allow-origin'], 'https://app.example')
-      assert.equal(headers['access-control-allow-credentials'], 'true')
-      assert.equal(headers['content-type'], 'text/event-stream')
+      assert.equal(headers['access-control-allow-origin'], 'https://app.example', 'the CORS origin header set before the handler is kept')
+      assert.equal(headers['access-control-allow-credentials'], 'true', 'the CORS credentials header set before the handler is kept')
+      assert.equal(headers['content-type'], 'text/event-stream', 'content-type text/event-stream overrides the one set before')
     })
 
     it('cannot be re-encoded by a middleware that ignores no-transform', async (t) => {
@@ -687,8 +687,8 @@ describe('createHandler', () => {
       assert.deepEqual(seen, [], 'the stream does not go through res.write')
       const head = client.raw.slice(0, client.raw.indexOf('\r\n\r\n'))
       assert.doesNotMatch(head, /content-encoding|content-length/i, 'headers that would break the framing are left out')
-      assert.match(head, /set-cookie: a=1\r\nset-cookie: b=2/)
-      assert.deepEqual(JSON.parse(client.named('patch')[0]?.data ?? ''), [['replace', '/n', 1]])
+      assert.match(head, /set-cookie: a=1\r\nset-cookie: b=2/, `both cookies kept: ${JSON.stringify(head)}`)
+      assert.deepEqual(JSON.parse(client.named('patch')[0]?.data ?? ''), [['replace', '/n', 1]], 'the patch arrives intact')
     })
 
     it('is not opened on a response whose head a middleware already sent: reported, ended, one head on the wire', async (t) => {
@@ -701,9 +701,9 @@ describe('createHandler', () => {
       const { port } = await listen(t, server, handler)
       const client = await openRaw(t, port, '/?topic=a')
       await until(() => client.raw.endsWith('0\r\n\r\n'), 3000, `the response to end: ${JSON.stringify(client.raw)}`)
-      assert.equal(client.raw.match(/HTTP\/1\.1 /g)?.length, 1)
-      assert.deepEqual(errors.map((e) => e.code), ['ERR_PATCHWIRE_RESPONSE'])
-      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 })
+      assert.equal(client.raw.match(/HTTP\/1\.1 /g)?.length, 1, `one response head on the wire: ${JSON.stringify(client.raw)}`)
+      assert.deepEqual(errors.map((e) => e.code), ['ERR_PATCHWIRE_RESPONSE'], 'the sent head reported as ERR_PATCHWIRE_RESPONSE, once')
+      assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'no stream opened on the sent response')
     })
 
     it('writes exactly the formatPatch bytes for a publish', async (t) => {
@@ -715,8 +715,8 @@ describe('createHandler', () => {
       await client.waitForEvents(2)
       const patch = client.named('patch')[0]
       assert.ok(patch?.id, `the patch has an id: ${JSON.stringify(patch)}`)
-      assert.equal(afterReady(client), formatPatch(ops, patch.id))
-      assert.deepEqual(JSON.parse(patch.data), ops)
+      assert.equal(afterReady(client), formatPatch(ops, patch.id), 'the stream carries exactly formatPatch(ops, id) after ready')
+      assert.deepEqual(JSON.parse(patch.data), ops, 'the patch data parses back to the ops')
     })
   })
 
@@ -726,10 +726,10 @@ describe('createHandler', () => {
       const server = await startServer(t, { broker })
       const a = await Promise.all(Array.from({ length: 6 }, () => openStream(t, server.port, 'a')))
       const b = await Promise.all(Array.from({ length: 3 }, () => openStream(t, server.port, 'b')))
-      assert.equal(a.length + b.length, 9)
-      assert.equal(counts.subscribe, 2)
-      assert.deepEqual(counts.topics.sort(), ['a', 'b'])
-      assert.deepEqual(streamCounts(server.handler.stats()), { connections: 9, topics: 2, dropped: 0 })
+      assert.equal(a.length + b.length, 9, 'nine streams opened')
+      assert.equal(counts.subscribe, 2, 'one broker subscription per topic')
+      assert.deepEqual(counts.topics.sort(), ['a', 'b'], 'subscribed to topics a and b')
+      assert.deepEqual(streamCounts(server.handler.stats()), { connections: 9, topics: 2, dropped: 0 }, 'nine streams on two topics counted')
     })
 
     it('two handlers on one broker each hold their own subscription', async (t) => {
@@ -738,7 +738,7 @@ describe('createHandler', () => {
       const two = await startServer(t, { broker })
       const c1 = await openStream(t, one.port, 'a')
       const c2 = await openStream(t, two.port, 'a')
-      assert.equal(counts.subscribe, 2)
+      assert.equal(counts.subscribe, 2, 'each handler subscribes to the topic itself')
       await publish(broker, 'a', [['add', '/n', 1]])
       await c1.waitForEvents(2)
       await c2.waitForEvents(2)
@@ -759,12 +759,12 @@ describe('createHandler', () => {
       await publish(broker, 'a', [])
       await Promise.all(a.map((c) => c.waitForEvents(3)))
       const bytes = a.map(afterReady)
-      for (const other of bytes) assert.equal(other, bytes[0])
+      for (const other of bytes) assert.equal(other, bytes[0], 'every stream of topic a got the same bytes')
       const [first, second] = a[0]?.named('patch') ?? []
       assert.ok(first?.id && second?.id, `both patches have ids: ${JSON.stringify([first, second])}`)
-      assert.equal(bytes[0], formatPatch(opsA, first.id) + formatPatch([], second.id))
+      assert.equal(bytes[0], formatPatch(opsA, first.id) + formatPatch([], second.id), 'topic a got exactly the two formatted patches')
       for (const client of b) {
-        assert.deepEqual(client.named('patch').map((e) => JSON.parse(e.data)), [opsB])
+        assert.deepEqual(client.named('patch').map((e) => JSON.parse(e.data)), [opsB], 'a stream of topic b got its one patch only')
       }
       for (const client of a) assert.ok(!client.raw.includes('/z') && !client.raw.includes('/list/0'), `a stream of topic a got nothing of topic b: ${JSON.stringify(client.raw)}`)
     })
@@ -779,10 +779,10 @@ describe('createHandler', () => {
       assert.equal(counts.unsubscribe, 0, 'still subscribed while a stream is open')
       two.destroy()
       await until(() => server.handler.stats().connections === 0, 3000, 'the last stream to leave')
-      assert.equal(counts.unsubscribe, 1)
-      assert.equal(server.handler.stats().topics, 0)
+      assert.equal(counts.unsubscribe, 1, 'unsubscribed once the last stream left')
+      assert.equal(server.handler.stats().topics, 0, 'no topic held after the last stream left')
       await openStream(t, server.port, 'a')
-      assert.equal(counts.subscribe, 2)
+      assert.equal(counts.subscribe, 2, 'subscribed again for the new stream')
     })
 
     it('with a small lingerMs, unsubscribes after it, and a reconnect within it keeps the subscription', async (t) => {
@@ -792,14 +792,14 @@ describe('createHandler', () => {
       first.destroy()
       await until(() => server.handler.stats().connections === 0, 3000, 'the stream to leave')
       assert.equal(server.handler.stats().topics, 1, 'the topic lingers')
-      assert.equal(counts.unsubscribe, 0)
+      assert.equal(counts.unsubscribe, 0, 'still subscribed while the topic lingers')
       const second = await openStream(t, server.port, 'a')
       assert.equal(counts.subscribe, 1, 'a reconnect within lingerMs reuses the subscription')
       second.destroy()
       const left = Date.now()
       await until(() => counts.unsubscribe === 1, 3000, 'the unsubscribe after lingerMs')
       assert.ok(Date.now() - left >= 100, `lingered ${Date.now() - left} ms`)
-      assert.equal(server.handler.stats().topics, 0)
+      assert.equal(server.handler.stats().topics, 0, 'no topic held after lingerMs')
     })
   })
 
@@ -808,14 +808,14 @@ describe('createHandler', () => {
       const { broker, counts } = countingBroker()
       const server = await startServer(t, { broker, lingerMs: 0 })
       const clients = await Promise.all(Array.from({ length: 3 }, () => openStream(t, server.port, 'a')))
-      assert.equal(server.handler.stats().connections, 3)
+      assert.equal(server.handler.stats().connections, 3, 'three streams open')
       clients[1]?.destroy()
       await until(() => server.handler.stats().connections === 2, 2000, 'the close event')
       clients[0]?.socket.end()
       await until(() => server.handler.stats().connections === 1, 2000, 'the half-close')
       clients[2]?.destroy()
       await until(() => server.handler.stats().connections === 0, 2000, 'the last close')
-      assert.equal(counts.unsubscribe, 1)
+      assert.equal(counts.unsubscribe, 1, 'unsubscribed once after the last close')
     })
 
     it('still delivers to the remaining streams after others left', async (t) => {
@@ -836,7 +836,7 @@ describe('createHandler', () => {
       // The second request would wait behind a response that never ends, and
       // every further one would pile up on the connection: it is cut.
       await client.waitForClose()
-      assert.match(client.raw, /^HTTP\/1\.1 200 OK/)
+      assert.match(client.raw, /^HTTP\/1\.1 200 OK/, `the stream was answered before the cut: ${JSON.stringify(client.raw.slice(0, 200))}`)
       await until(() => server.handler.stats().connections === 0 && server.handler.stats().topics === 0, 2000, 'both to be forgotten')
     })
   })
@@ -850,16 +850,16 @@ describe('createHandler', () => {
         await openStream(t, server.port, 'a'),
         await openStream(t, server.port, 'b'),
       ]
-      assert.deepEqual(streamCounts(server.handler.stats()), { connections: 3, topics: 2, dropped: 0 })
+      assert.deepEqual(streamCounts(server.handler.stats()), { connections: 3, topics: 2, dropped: 0 }, 'three streams on two topics before close()')
       const result = server.handler.close()
       assert.ok(result instanceof Promise, 'close() returns a Promise')
-      assert.equal(await result, undefined)
+      assert.equal(await result, undefined, 'close() resolves to undefined')
       await Promise.all(clients.map((c) => c.waitForClose(3000)))
-      assert.deepEqual(streamCounts(server.handler.stats()), { connections: 0, topics: 0, dropped: 0 })
-      assert.equal(counts.unsubscribe, 2)
-      assert.doesNotThrow(() => void publish(broker, 'a', [['add', '/late', 1]]))
+      assert.deepEqual(streamCounts(server.handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'no stream or topic left after close()')
+      assert.equal(counts.unsubscribe, 2, 'each topic unsubscribed once')
+      assert.doesNotThrow(() => void publish(broker, 'a', [['add', '/late', 1]]), 'publishing after close() does not throw')
       await publish(broker, 'a', [['add', '/late', 1]])
-      for (const client of clients) assert.equal(client.named('patch').length, 0)
+      for (const client of clients) assert.equal(client.named('patch').length, 0, 'no patch reaches a closed stream')
       assertRefused(await ask(t, server.port, request('GET', '/?topic=a')), 503, server)
       await server.handler.close()
     })
@@ -880,13 +880,13 @@ describe('createHandler', () => {
       let serverClosed = false
       server.close(() => (serverClosed = true))
       await until(() => serverClosed, 3000, 'server.close() to complete')
-      assert.equal(handler.stats().connections, 0)
+      assert.equal(handler.stats().connections, 0, 'the stalled stream is gone after close()')
     })
 
     it('resolves with nothing open', async (t) => {
       const server = await startServer(t, {})
       await server.handler.close()
-      assert.deepEqual(streamCounts(server.handler.stats()), { connections: 0, topics: 0, dropped: 0 })
+      assert.deepEqual(streamCounts(server.handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'nothing open after close()')
     })
 
     it('lets go of lingering topics too', async (t) => {
@@ -895,10 +895,10 @@ describe('createHandler', () => {
       const client = await openStream(t, server.port, 'a')
       client.destroy()
       await until(() => server.handler.stats().connections === 0, 2000, 'the stream to leave')
-      assert.equal(server.handler.stats().topics, 1)
+      assert.equal(server.handler.stats().topics, 1, 'the topic lingers after its stream left')
       await server.handler.close()
-      assert.equal(server.handler.stats().topics, 0)
-      assert.equal(counts.unsubscribe, 1)
+      assert.equal(server.handler.stats().topics, 0, 'close() lets go of the lingering topic')
+      assert.equal(counts.unsubscribe, 1, 'the lingering topic unsubscribed once')
     })
   })
 
@@ -909,7 +909,7 @@ describe('createHandler', () => {
         connections: 0, topics: 0, dropped: 0, pending: 0, messages: 0, frames: 0, bytes: 0, replays: 0, snapshots: 0,
         resets: { 'malformed-id': 0, 'foreign-id': 0, 'history-exceeded': 0, 'broker-gap': 0 },
         refused: {}, expired: 0, revoked: 0,
-      })
+      }, 'every counter starts at zero')
     })
 
     it('counts streams, messages, frames and bytes written, replays, resets, snapshots and refusals', async (t) => {
@@ -927,19 +927,19 @@ describe('createHandler', () => {
       for (let n = 2; n < 5; n++) await publish(broker, 'b', [['replace', '/n', n]])
       await openStream(t, server.port, 'b', [`Last-Event-ID: ${id}`])
       await openStream(t, server.port, 'a', ['Last-Event-ID: nonsense'])
-      assert.equal((await ask(t, server.port, request('GET', '/?topic=secret'))).status, 403)
-      assert.equal((await ask(t, server.port, request('GET', '/'))).status, 400)
+      assert.equal((await ask(t, server.port, request('GET', '/?topic=secret'))).status, 403, 'the topic authorize refuses answers 403')
+      assert.equal((await ask(t, server.port, request('GET', '/'))).status, 400, 'a request without topic answers 400')
       const stats = server.handler.stats()
-      assert.equal(stats.connections, 6)
-      assert.equal(stats.topics, 2)
-      assert.equal(stats.messages, 5)
+      assert.equal(stats.connections, 6, `six streams: ${JSON.stringify(stats)}`)
+      assert.equal(stats.topics, 2, `topics a and b: ${JSON.stringify(stats)}`)
+      assert.equal(stats.messages, 5, `five messages published: ${JSON.stringify(stats)}`)
       assert.ok(stats.frames >= 3 + 3, `frames ${stats.frames}: one per stream per message`)
       assert.ok(stats.bytes > 0, `bytes counts what was written, got ${stats.bytes}`)
-      assert.equal(stats.replays, 1)
-      assert.equal(stats.resets['history-exceeded'], 1)
-      assert.equal(stats.resets['malformed-id'], 1)
+      assert.equal(stats.replays, 1, `one exact replay: ${JSON.stringify(stats)}`)
+      assert.equal(stats.resets['history-exceeded'], 1, `one history-exceeded reset: ${JSON.stringify(stats.resets)}`)
+      assert.equal(stats.resets['malformed-id'], 1, `one malformed-id reset: ${JSON.stringify(stats.resets)}`)
       assert.equal(stats.snapshots, 5, 'three fresh streams and two resets')
-      assert.deepEqual(stats.refused, { 400: 1, 403: 1 })
+      assert.deepEqual(stats.refused, { 400: 1, 403: 1 }, 'one 400 and one 403 refusal counted')
     })
   })
 })

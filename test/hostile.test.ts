@@ -33,7 +33,7 @@ describe('hostile clients', () => {
         // Node refuses some forms itself (400) before any handler runs; never a stream.
         const got = client.response?.status ?? 400
         assert.equal(got === status || (status === 404 && got === 400), true, `status ${got}`)
-        if (status !== 200) assert.doesNotMatch(client.raw, /text\/event-stream/)
+        if (status !== 200) assert.doesNotMatch(client.raw, /text\/event-stream/, `no event stream for ${target}: ${JSON.stringify(client.raw.slice(0, 200))}`)
       })
     }
   })
@@ -44,7 +44,7 @@ describe('hostile clients', () => {
       const decode = mock.method(globalThis, 'decodeURIComponent')
       t.after(() => decode.mock.restore())
       const client = await openStream(t, port, 'a', [], `/?${'%&'.repeat(7_000)}`)
-      assert.equal(client.response?.status, 200)
+      assert.equal(client.response?.status, 200, 'thousands of malformed names do not stop the stream')
       assert.equal(decode.mock.callCount(), 0, 'names are matched as written, never decoded')
     })
 
@@ -54,7 +54,7 @@ describe('hostile clients', () => {
       t.after(() => decode.mock.restore())
       const client = await openRaw(t, port, `/?${'topic=%FF&'.repeat(1_000)}`)
       await until(() => client.response !== undefined, 3000, 'an answer')
-      assert.equal(client.response?.status, 400)
+      assert.equal(client.response?.status, 400, 'a topic that does not decode is refused with 400')
       assert.ok(decode.mock.callCount() <= 1, `${decode.mock.callCount()} decodes`)
     })
 
@@ -62,7 +62,7 @@ describe('hostile clients', () => {
       const { port } = await startServer(t, { maxTopics: 1, maxTopicLength: 8 })
       const client = await openRaw(t, port, `/?x=${'y'.repeat(5_000)}&topic=a`)
       await until(() => client.response !== undefined, 3000, 'an answer')
-      assert.equal(client.response?.status, 414)
+      assert.equal(client.response?.status, 414, 'a target longer than the topics allow is refused with 414')
     })
   })
 
@@ -79,7 +79,7 @@ describe('hostile clients', () => {
         client.socket.write(bytes)
         await client.waitForClose()
         const body = client.response?.body ?? ''
-        assert.doesNotMatch(body, /HTTP\/1\.1 4\d\d/)
+        assert.doesNotMatch(body, /HTTP\/1\.1 4\d\d/, `no HTTP error text inside the stream: ${JSON.stringify(body.slice(-200))}`)
       })
     }
 
@@ -89,7 +89,7 @@ describe('hostile clients', () => {
       client.socket.write('GET /?topic=b HTTP/1.1\r\nHost: x\r\n\r\n')
       await client.waitForClose()
       await until(() => handler.stats().connections === 0, 3000, 'the stream to be forgotten')
-      assert.doesNotMatch(client.response?.body ?? '', /HTTP\/1\.1/)
+      assert.doesNotMatch(client.response?.body ?? '', /HTTP\/1\.1/, 'no response to the pipelined request inside the stream')
     })
   })
 
@@ -107,7 +107,7 @@ describe('hostile clients', () => {
       stalled.socket.pause()
       await until(() => handler.stats().connections === 1, 3000, 'the reconnect to open')
       await until(() => handler.stats().dropped === 1, 25_000, 'the stall to be cut')
-      assert.equal(handler.stats().connections, 0)
+      assert.equal(handler.stats().connections, 0, 'no stream left after the cut')
     })
 
     it('cuts an HTTP/1 slow reader with one shared error, which a clientError listener sees once, and nothing crashes', async (t) => {
@@ -126,9 +126,9 @@ describe('hostile clients', () => {
         await publish(broker, 'flood', [['replace', '/n', n], ['replace', '/pad', 'p'.repeat(4096)]])
         if (n % 20 === 0) await new Promise((resolve) => setImmediate(resolve))
       }
-      assert.equal(handler.stats().dropped, 1)
+      assert.equal(handler.stats().dropped, 1, 'the slow reader was cut once')
       await until(() => seen.length === 1, 3000, 'the clientError of the cut socket')
-      assert.match(seen[0]?.message ?? '', /slow reader/)
+      assert.match(seen[0]?.message ?? '', /slow reader/, `the clientError names the slow reader: ${seen[0]?.message}`)
     })
 
     it('keeps a reader that drains slowly but steadily', { timeout: 90_000 }, async (t) => {
@@ -148,8 +148,8 @@ describe('hostile clients', () => {
       t.after(() => clearInterval(timer))
       await until(() => reader.named('ready').length === 1 || handler.stats().dropped > 0 || reader.closed, 60_000, 'the whole replay, or a cut')
       assert.equal(handler.stats().dropped, 0, 'a reader that makes progress is never cut')
-      assert.equal(reader.named('ready').length, 1)
-      assert.equal(handler.stats().dropped, 0)
+      assert.equal(reader.named('ready').length, 1, 'the whole replay was read, up to ready')
+      assert.equal(handler.stats().dropped, 0, 'no stream was cut')
     })
   })
 
@@ -162,8 +162,8 @@ describe('hostile clients', () => {
       await until(() => handler.stats().pending === 2, 3000, 'two waiting')
       const third = await openRaw(t, port, '/?topic=a')
       await until(() => third.response !== undefined, 3000, 'the refusal')
-      assert.equal(third.response?.status, 503)
-      assert.match(third.response?.body ?? '', /maxPending/)
+      assert.equal(third.response?.status, 503, 'the request over maxPending is answered 503')
+      assert.match(third.response?.body ?? '', /maxPending/, 'the 503 names maxPending')
       release()
       for (const client of waiting) await until(() => client.named('ready').length === 1, 3000, 'the waiting streams')
     })
@@ -172,9 +172,9 @@ describe('hostile clients', () => {
       const { port, handler } = await startServer(t, { pendingTimeoutMs: 50, authorize: () => new Promise<boolean>(() => {}) })
       const client = await openRaw(t, port, '/?topic=a')
       await until(() => client.response !== undefined, 3000, 'the refusal')
-      assert.equal(client.response?.status, 503)
-      assert.match(client.response?.body ?? '', /pendingTimeoutMs/)
-      assert.equal(handler.stats().pending, 0)
+      assert.equal(client.response?.status, 503, 'an authorize slower than pendingTimeoutMs gets 503')
+      assert.match(client.response?.body ?? '', /pendingTimeoutMs/, 'the 503 names pendingTimeoutMs')
+      assert.equal(handler.stats().pending, 0, 'nothing left waiting after the timeout')
     })
 
     it('close() answers a request inside a long authorize at once, and server.close() completes', async (t) => {
@@ -185,7 +185,7 @@ describe('hostile clients', () => {
       await until(() => handler.stats().pending === 1, 3000, 'the request to wait')
       await handler.close()
       await until(() => client.response !== undefined, 1000, 'the 503')
-      assert.equal(client.response?.status, 503)
+      assert.equal(client.response?.status, 503, 'the waiting request is answered 503 by close()')
       await new Promise((resolve) => server.close(resolve))
     })
   })

@@ -77,19 +77,19 @@ describe('createHandler on node:http2 (h2c)', () => {
   it('opens a stream with the SSE headers, no connection header, then retry and ready', async (t) => {
     const { handler, session } = await startH2(t, { retryMs: 2500 })
     const res = await request(session, '/?topic=a')
-    assert.equal(res.headers[':status'], 200)
-    assert.equal(res.headers['content-type'], 'text/event-stream')
-    assert.equal(res.headers['cache-control'], 'no-cache, no-transform')
-    assert.equal(res.headers['x-accel-buffering'], 'no')
-    assert.equal(res.headers['connection'], undefined)
-    assert.equal(res.headers['transfer-encoding'], undefined)
-    assert.equal(res.headers['content-length'], undefined)
+    assert.equal(res.headers[':status'], 200, 'status 200')
+    assert.equal(res.headers['content-type'], 'text/event-stream', 'content-type is text/event-stream')
+    assert.equal(res.headers['cache-control'], 'no-cache, no-transform', 'cache-control forbids caching and transforms')
+    assert.equal(res.headers['x-accel-buffering'], 'no', 'x-accel-buffering turns off proxy buffering')
+    assert.equal(res.headers['connection'], undefined, 'no connection header on HTTP/2')
+    assert.equal(res.headers['transfer-encoding'], undefined, 'no transfer-encoding on HTTP/2')
+    assert.equal(res.headers['content-length'], undefined, 'no content-length on a stream')
     await until(() => res.events.some((e) => e.event === 'ready'), 3000, 'the ready frame')
-    assert.match(res.body(), /^retry: \d+\n\n/)
-    assert.equal(res.retries.length, 1)
+    assert.match(res.body(), /^retry: \d+\n\n/, `the body starts with a retry hint: ${JSON.stringify(res.body())}`)
+    assert.equal(res.retries.length, 1, `one retry hint: ${JSON.stringify(res.retries)}`)
     const [retry = 0] = res.retries
     assert.ok(retry >= 1875 && retry <= 3125, `retry ${retry} spread within ±25 % of 2500`)
-    assert.equal(handler.stats().connections, 1)
+    assert.equal(handler.stats().connections, 1, 'one stream counted')
   })
 
   it('delivers a publish as the exact formatPatch bytes, to every h2 stream of the topic only', async (t) => {
@@ -102,8 +102,8 @@ describe('createHandler on node:http2 (h2c)', () => {
     await publish(broker, 'a', ops)
     for (const s of [a1, a2]) await until(() => s.events.length === 2, 3000, 'the patch')
     const patch = a1.events[1]
-    assert.equal(patch?.event, 'patch')
-    assert.deepEqual(JSON.parse(patch?.data ?? ''), ops)
+    assert.equal(patch?.event, 'patch', 'the frame after ready is the patch')
+    assert.deepEqual(JSON.parse(patch?.data ?? ''), ops, 'the patch data parses back to the ops')
     assert.ok(patch?.id, `the patch has an id: ${JSON.stringify(patch)}`)
     assert.ok(a1.body().endsWith(formatPatch(ops, patch.id)), `the first stream ends with the patch frame: ${JSON.stringify(a1.body().slice(-200))}`)
     assert.ok(a2.body().endsWith(formatPatch(ops, patch.id)), `the second stream ends with the same patch frame: ${JSON.stringify(a2.body().slice(-200))}`)
@@ -120,11 +120,11 @@ describe('createHandler on node:http2 (h2c)', () => {
     await until(() => handler.stats().connections === 2, 3000, 'two streams')
     one.stream.close(http2.constants.NGHTTP2_CANCEL)
     await until(() => handler.stats().connections === 1, 3000, 'the closed stream to be forgotten')
-    assert.equal(handler.stats().topics, 1)
+    assert.equal(handler.stats().topics, 1, 'the topic stays while one stream of it is open')
     two.stream.close(http2.constants.NGHTTP2_CANCEL)
     await until(() => handler.stats().connections === 0, 3000, 'the last stream to be forgotten')
-    assert.equal(handler.stats().topics, 0)
-    assert.equal(session.closed, false)
+    assert.equal(handler.stats().topics, 0, 'the topic is let go with its last stream')
+    assert.equal(session.closed, false, 'the session stays open when its streams close')
   })
 
   it('forgets every stream when the whole session goes away', async (t) => {
@@ -143,10 +143,10 @@ describe('createHandler on node:http2 (h2c)', () => {
     await until(() => handler.stats().connections === 2, 3000, 'two streams')
     await handler.close()
     await until(() => one.ended() && two.ended(), 3000, 'the streams to end')
-    assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 })
+    assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'no stream or topic left after close()')
     const late = await request(session, '/?topic=a')
-    assert.equal(late.headers[':status'], 503)
-    assert.match(String(late.headers['content-type']), /^text\/plain/)
+    assert.equal(late.headers[':status'], 503, 'a request after close() is answered 503')
+    assert.match(String(late.headers['content-type']), /^text\/plain/, 'the 503 is plain text')
   })
 
   it('leaves out headers set earlier that would break the stream, and keeps the others', async (t) => {
@@ -156,14 +156,14 @@ describe('createHandler on node:http2 (h2c)', () => {
       res.setHeader('Access-Control-Allow-Origin', '*')
     })
     const res = await request(session, '/?topic=a')
-    assert.equal(res.headers[':status'], 200)
-    assert.equal(res.headers['content-length'], undefined)
-    assert.equal(res.headers['content-encoding'], undefined)
-    assert.equal(res.headers['access-control-allow-origin'], '*')
+    assert.equal(res.headers[':status'], 200, 'the stream opens with 200')
+    assert.equal(res.headers['content-length'], undefined, 'a content-length set earlier is left out')
+    assert.equal(res.headers['content-encoding'], undefined, 'a content-encoding set earlier is left out')
+    assert.equal(res.headers['access-control-allow-origin'], '*', 'a CORS header set earlier is kept')
     await until(() => res.events.length === 1, 3000, 'the ready frame')
     await publish(broker, 'a', [['add', '/x', 1]])
     await until(() => res.events.length === 2, 3000, 'the patch')
-    assert.equal(res.ended(), false)
+    assert.equal(res.ended(), false, 'the stream stays open after the patch')
   })
 
   it('forgets a stream whose client left while authorize was pending', async (t) => {
@@ -183,7 +183,7 @@ describe('createHandler on node:http2 (h2c)', () => {
     allow(true)
     // The handler's continuation runs in the microtasks before this.
     await new Promise((resolve) => setImmediate(resolve))
-    assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 })
+    assert.deepEqual(streamCounts(handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'nothing open for the client that left')
   })
 
   it('forgets a stream whose client left while the broker subscription was not live yet', async (t) => {
@@ -212,7 +212,7 @@ describe('createHandler on node:http2 (h2c)', () => {
     await until(() => requestStream?.destroyed === true, 3000, 'the server to see the cancel')
     live()
     await until(() => handler.stats().topics === 0, 3000, 'the topic to be let go')
-    assert.equal(handler.stats().connections, 0)
+    assert.equal(handler.stats().connections, 0, 'no stream for the client that left')
   })
 
   it('close() ends a stream whose reader stalled', async (t) => {
@@ -225,7 +225,7 @@ describe('createHandler on node:http2 (h2c)', () => {
     await handler.close()
     // The client has not read what it holds, so it emits no 'close' yet; the stream is closed all the same.
     await until(() => res.stream.closed, 3000, 'the stalled stream to be closed')
-    assert.equal(handler.stats().connections, 0)
+    assert.equal(handler.stats().connections, 0, 'the stalled stream is gone after close()')
   })
 
   it('refuses over h2 like over HTTP/1', async (t) => {
@@ -240,10 +240,10 @@ describe('createHandler on node:http2 (h2c)', () => {
     for (const [method, path, status] of cases) {
       const res = await request(session, path, method)
       assert.equal(res.headers[':status'], status, `${method} ${path}`)
-      assert.match(String(res.headers['content-type']), /^text\/plain/)
-      if (status === 405) assert.equal(res.headers['allow'], 'GET')
+      assert.match(String(res.headers['content-type']), /^text\/plain/, `the ${status} to ${method} ${path} is plain text`)
+      if (status === 405) assert.equal(res.headers['allow'], 'GET', 'the 405 answer says GET is allowed')
       await until(res.ended, 3000, `the ${status} body to end`)
     }
-    assert.equal(handler.stats().connections, 0)
+    assert.equal(handler.stats().connections, 0, 'no stream opened by a refusal')
   })
 })

@@ -156,12 +156,12 @@ describe('npm pack', () => {
 
     it('says where it comes from: repository, homepage and bugs, and its MIT license text in LICENSE', async () => {
       const manifest = JSON.parse(await readFile(path.join(project, 'node_modules', 'patchwire', 'package.json'), 'utf8')) as Record<string, unknown>
-      assert.deepEqual(manifest['repository'], { type: 'git', url: 'git+https://github.com/patchwire/patchwire.git' })
-      assert.equal(manifest['homepage'], 'https://github.com/patchwire/patchwire#readme')
-      assert.deepEqual(manifest['bugs'], { url: 'https://github.com/patchwire/patchwire/issues' })
-      assert.equal(manifest['license'], 'MIT')
+      assert.deepEqual(manifest['repository'], { type: 'git', url: 'git+https://github.com/patchwire/patchwire.git' }, 'the manifest names the GitHub repository')
+      assert.equal(manifest['homepage'], 'https://github.com/patchwire/patchwire#readme', 'the manifest names the homepage')
+      assert.deepEqual(manifest['bugs'], { url: 'https://github.com/patchwire/patchwire/issues' }, 'the manifest names the issue tracker')
+      assert.equal(manifest['license'], 'MIT', 'the manifest says MIT')
       const license = await readFile(path.join(project, 'node_modules', 'patchwire', 'LICENSE'), 'utf8')
-      assert.match(license, /^MIT License\n\nCopyright \(c\) 2026 patchwire contributors\n/)
+      assert.match(license, /^MIT License\n\nCopyright \(c\) 2026 patchwire contributors\n/, `LICENSE is the MIT text for patchwire contributors: ${JSON.stringify(license.slice(0, 80))}`)
       assert.equal(manifest['dependencies'], undefined, 'the package has no dependencies')
     })
 
@@ -270,15 +270,15 @@ describe('npm pack', () => {
       const bundled = await run(ESBUILD, ['browser-entry.mjs', '--bundle', '--platform=browser', '--format=esm', '--outfile=bundle.mjs', '--log-level=error'], project, RUN_TIMEOUT_MS)
       assert.equal(bundled.exitCode, 0, bundled.stderr)
       const bundle = await readFile(path.join(project, 'bundle.mjs'), 'utf8')
-      assert.doesNotMatch(bundle, /node:|require\(/)
+      assert.doesNotMatch(bundle, /node:|require\(/, 'the browser bundle has no Node import or require')
       const seen = await consume('bundle.mjs')
-      assert.deepEqual(seen, { subscribe: 'function', applied: { n: 1 } })
+      assert.deepEqual(seen, { subscribe: 'function', applied: { n: 1 } }, 'the bundle subscribes and applies a patch')
     })
 
     it('fails on browser code that imports Node (the control)', TIMEOUT, async () => {
       const bundled = await run(ESBUILD, ['node-in-the-browser.mjs', '--bundle', '--platform=browser', '--format=esm', '--outfile=node.mjs', '--log-level=error'], project, RUN_TIMEOUT_MS)
-      assert.notEqual(bundled.exitCode, 0)
-      assert.match(bundled.stderr, /Could not resolve "node:http"/)
+      assert.notEqual(bundled.exitCode, 0, 'esbuild fails on browser code that imports node:http')
+      assert.match(bundled.stderr, /Could not resolve "node:http"/, `esbuild says node:http cannot be resolved: ${bundled.stderr}`)
     })
   })
 
@@ -287,25 +287,25 @@ describe('npm pack', () => {
     const result = await run(process.execPath, [file], project, RUN_TIMEOUT_MS)
     assert.equal(result.exitCode, 0, result.stderr)
     // Some Node 22 releases print a one-time ExperimentalWarning for require(esm).
-    assert.equal(result.stderr.replace(/^.*ExperimentalWarning.*$\n?|^\(Use `node --trace-warnings.*$\n?/gm, ''), '')
+    assert.equal(result.stderr.replace(/^.*ExperimentalWarning.*$\n?|^\(Use `node --trace-warnings.*$\n?/gm, ''), '', `the consumer printed nothing on stderr but a require(esm) warning: ${result.stderr}`)
     return JSON.parse(result.stdout) as Record<string, unknown>
   }
 
   /** The exports work, and they come from the installed copy, not from this repository. */
   async function assertEntries(seen: Record<string, unknown>): Promise<void> {
-    assert.equal(seen['formatPatch'], 'function')
-    assert.equal(seen['publish'], 'function')
-    assert.equal(seen['createHandler'], 'function')
-    assert.equal(seen['frame'], 'event: patch\ndata: [["replace","/n",1]]\n\n')
-    assert.equal(seen['subscribe'], 'function')
-    assert.deepEqual(seen['applied'], { n: 1 })
+    assert.equal(seen['formatPatch'], 'function', 'patchwire exports formatPatch')
+    assert.equal(seen['publish'], 'function', 'patchwire exports publish')
+    assert.equal(seen['createHandler'], 'function', 'patchwire exports createHandler')
+    assert.equal(seen['frame'], 'event: patch\ndata: [["replace","/n",1]]\n\n', 'formatPatch from the installed package frames a patch')
+    assert.equal(seen['subscribe'], 'function', 'patchwire/client exports subscribe')
+    assert.deepEqual(seen['applied'], { n: 1 }, 'applyPatch from patchwire/client applies a patch')
     assert.deepEqual(seen['serverApplied'], { n: 2 }, 'applyPatch is exported from patchwire too')
-    assert.equal(seen['createRedisBroker'], 'function')
+    assert.equal(seen['createRedisBroker'], 'function', 'patchwire/redis exports createRedisBroker')
     assert.equal(seen['createPostgresBroker'], 'function', 'patchwire/postgres exports createPostgresBroker')
     assert.equal(seen['postgresSchema'], 'string', 'patchwire/postgres exports its SQL')
     const installed = await realpath(path.join(project, 'node_modules', 'patchwire'))
     assert.ok(installed.startsWith(await realpath(project)), `node_modules/patchwire links out of the project, to ${installed}`)
     const resolved = await Promise.all((seen['resolved'] as string[]).map((file) => realpath(file)))
-    assert.deepEqual(resolved, ENTRY_FILES.map((file) => path.join(installed, file)))
+    assert.deepEqual(resolved, ENTRY_FILES.map((file) => path.join(installed, file)), `every entry resolves in the installed copy: ${JSON.stringify(resolved)}`)
   }
 })

@@ -23,7 +23,7 @@ describe('pathOf', () => {
     ['*', '*'],
   ]
   for (const [target, path] of cases) {
-    it(`${target} → ${path}`, () => assert.equal(pathOf(target), path))
+    it(`${target} → ${path}`, () => assert.equal(pathOf(target), path, `the path of the request target ${target}`))
   }
 })
 
@@ -41,7 +41,7 @@ describe('readStreamQuery', () => {
     ['http://host/events?topic=a', ['a'], undefined],
   ]
   for (const [target, topics, lastEventId] of accepted) {
-    it(`reads ${target}`, () => assert.deepEqual(readStreamQuery(target, limits), { topics, lastEventId }))
+    it(`reads ${target}`, () => assert.deepEqual(readStreamQuery(target, limits), { topics, lastEventId }, `the topics and lastEventId read from ${target}`))
   }
 
   const refused: [string, number, RegExp][] = [
@@ -61,12 +61,12 @@ describe('readStreamQuery', () => {
     it(`refuses ${target.slice(0, 60)} with ${status}`, () => {
       const answer = readStreamQuery(target, limits)
       assert.ok('status' in answer, JSON.stringify(answer))
-      assert.equal(answer.status, status)
-      assert.match(answer.message, message)
+      assert.equal(answer.status, status, `the refusal's status: ${JSON.stringify(answer)}`)
+      assert.match(answer.message, message, `the refusal's message names the fault: ${answer.message}`)
     })
   }
 
   it('refuses with 403 a topic outside the prefix', () => {
-    assert.deepEqual(readStreamQuery('/?topic=app:a&topic=other', { ...limits, topicPrefix: 'app:' }), { status: 403, message: 'Forbidden: the topic "other" does not start with the handler\'s topicPrefix "app:"' })
+    assert.deepEqual(readStreamQuery('/?topic=app:a&topic=other', { ...limits, topicPrefix: 'app:' }), { status: 403, message: 'Forbidden: the topic "other" does not start with the handler\'s topicPrefix "app:"' }, 'a topic outside topicPrefix is refused with 403, naming the topic and the prefix')
   })
 })

@@ -88,7 +88,7 @@ class Running {
   }
 
   async close(): Promise<void> {
-    assert.equal(await (await fetch(`${this.control}/close`, { method: 'POST' })).text(), 'closed')
+    assert.equal(await (await fetch(`${this.control}/close`, { method: 'POST' })).text(), 'closed', 'the runtime\'s control server closed the handler')
   }
 
   async waitForConnections(count: number, what: string): Promise<void> {
@@ -176,17 +176,17 @@ for (const runtime of RUNTIMES) {
       // is: a compressor would hold frames back.
       const body = await open('topic=board:open', { 'Accept-Encoding': 'gzip, br' })
       const { headers } = body.response
-      assert.equal(body.response.status, 200)
-      assert.equal(headers.get('content-type'), 'text/event-stream')
-      assert.equal(headers.get('cache-control'), 'no-cache, no-transform')
-      assert.equal(headers.get('x-accel-buffering'), 'no')
-      assert.equal(headers.get('content-encoding'), null)
+      assert.equal(body.response.status, 200, `${runtime.name}: the stream answers 200`)
+      assert.equal(headers.get('content-type'), 'text/event-stream', `${runtime.name}: content-type is text/event-stream`)
+      assert.equal(headers.get('cache-control'), 'no-cache, no-transform', `${runtime.name}: cache-control forbids caching and transforms`)
+      assert.equal(headers.get('x-accel-buffering'), 'no', `${runtime.name}: x-accel-buffering turns off proxy buffering`)
+      assert.equal(headers.get('content-encoding'), null, `${runtime.name}: the stream is not compressed for a client that accepts gzip`)
       const ops: PatchOp[] = [['replace', '/title', 'Größe \u2028 ✓']]
       const first = await rt.publish('board:open', ops)
       const second = await rt.publish('board:open', [['remove', '/title']])
       await body.waitFor(() => body.named('patch').length === 2, 'both patches')
       const { retry, readyId } = opening(body.text)
-      assert.equal(body.text, retry + `id: ${readyId}\nevent: ready\ndata: ${readyId}\n\n` + formatPatch(ops, first) + formatPatch([['remove', '/title']], second))
+      assert.equal(body.text, retry + `id: ${readyId}\nevent: ready\ndata: ${readyId}\n\n` + formatPatch(ops, first) + formatPatch([['remove', '/title']], second), `${runtime.name}: retry, ready, then both patches byte for byte as formatPatch`)
       await body.cancel()
       await rt.waitForConnections(0, 'the stream to close')
     })
@@ -197,7 +197,7 @@ for (const runtime of RUNTIMES) {
       const b = await rt.publish('board:b', [['replace', '/n', 2]])
       await body.waitFor(() => body.named('patch').length === 2, 'a patch of each topic')
       const { retry, readyId } = opening(body.text)
-      assert.equal(body.text, `${retry}id: ${readyId}\nevent: ready\ndata: ${readyId}\n\nid: ${a}\nevent: patch\ndata: "board:a"\ndata: [["replace","/n",1]]\n\nid: ${b}\nevent: patch\ndata: "board:b"\ndata: [["replace","/n",2]]\n\n`)
+      assert.equal(body.text, `${retry}id: ${readyId}\nevent: ready\ndata: ${readyId}\n\nid: ${a}\nevent: patch\ndata: "board:a"\ndata: [["replace","/n",1]]\n\nid: ${b}\nevent: patch\ndata: "board:b"\ndata: [["replace","/n",2]]\n\n`, `${runtime.name}: retry, ready, then one patch per topic, each naming its topic`)
       await body.cancel()
       await rt.waitForConnections(0, 'the stream to close')
     })
@@ -212,24 +212,24 @@ for (const runtime of RUNTIMES) {
       for (const [target, init, status] of cases) {
         const response = await fetch(`${rt.origin}${target}`, init)
         assert.equal(response.status, status, `${init.method ?? 'GET'} ${target}`)
-        assert.equal(response.headers.get('content-type'), 'text/plain; charset=utf-8')
-        if (status === 405) assert.equal(response.headers.get('allow'), 'GET')
+        assert.equal(response.headers.get('content-type'), 'text/plain; charset=utf-8', `${runtime.name}: the ${status} to ${target} is plain UTF-8 text`)
+        if (status === 405) assert.equal(response.headers.get('allow'), 'GET', `${runtime.name}: the 405 answer says GET is allowed`)
         await response.text()
       }
       if (runtime.notFound !== undefined) {
         const response = await fetch(`${rt.origin}${runtime.notFound}?topic=board:x`)
-        assert.equal(response.status, 404)
+        assert.equal(response.status, 404, `${runtime.name}: a path the app does not serve is answered 404`)
         await response.text()
       }
       const stats = await rt.stats()
-      assert.equal(stats.connections, 0)
+      assert.equal(stats.connections, 0, `${runtime.name}: no stream opened by a refusal`)
       for (const [, , status] of cases) assert.equal(stats.refused[status], 1, `one ${status} counted`)
     })
 
     it('forgets a client that leaves, without any publish', TIMEOUT, async () => {
       const one = await open('topic=board:leave')
       const two = await open('topic=board:leave&topic=board:other')
-      assert.equal((await rt.stats()).connections, 2)
+      assert.equal((await rt.stats()).connections, 2, `${runtime.name}: two streams open`)
       await one.cancel()
       await rt.waitForConnections(1, 'the first stream to be forgotten')
       await two.cancel()
@@ -259,7 +259,7 @@ for (const runtime of RUNTIMES) {
         stats = await rt.stats()
         if (stats.dropped === 0) for (const id of batch) sentToStalled += formatPatch([['replace', '/blob', 'x'.repeat(blob)]], id).length
       }
-      assert.equal(stats.dropped, 1)
+      assert.equal(stats.dropped, 1, `${runtime.name}: the stalled stream was cut once: ${JSON.stringify(stats)}`)
       assert.equal(stats.connections, 1, 'the healthy stream stays')
       assert.deepEqual(healthy.named('patch').map((event) => event.id), ids, 'every frame, in order')
 
@@ -289,8 +289,8 @@ for (const runtime of RUNTIMES) {
       const third = await rt.publish('board:resume', [['add', '/log/-', 'three']])
       const resumed = await open('topic=board:resume', { 'Last-Event-ID': seen })
       const retry = /^retry: \d+\n\n/.exec(resumed.text)?.[0] ?? assert.fail(`no retry: ${resumed.text}`)
-      assert.equal(resumed.text, retry + formatPatch([['replace', '/n', 2]], second) + formatPatch([['add', '/log/-', 'three']], third) + `id: ${third}\nevent: ready\ndata: ${third}\n\n`)
-      assert.equal((await rt.stats()).replays, 1)
+      assert.equal(resumed.text, retry + formatPatch([['replace', '/n', 2]], second) + formatPatch([['add', '/log/-', 'three']], third) + `id: ${third}\nevent: ready\ndata: ${third}\n\n`, `${runtime.name}: the header position replays the two later patches, then ready`)
+      assert.equal((await rt.stats()).replays, 1, `${runtime.name}: one exact replay counted`)
       await resumed.cancel()
       await rt.waitForConnections(0, 'the resumed stream to close')
     })
@@ -307,7 +307,7 @@ for (const runtime of RUNTIMES) {
         assert.equal(body.ended, undefined, 'the stream is still open')
         const id = await rt.publish('board:quiet', [['replace', '/awake', true]])
         await body.waitFor(() => body.named('patch').length === 1, 'a patch after the idle period')
-        assert.equal(body.named('patch')[0]?.id, id)
+        assert.equal(body.named('patch')[0]?.id, id, `${runtime.name}: the patch after the idle period arrives`)
         await body.cancel()
         await rt.waitForConnections(0, 'the quiet stream to close')
       })
@@ -322,9 +322,9 @@ for (const runtime of RUNTIMES) {
         assert.equal(body.ended, true, 'a clean end')
         assert.ok(body.text.endsWith('retry: 3000\n\n'), JSON.stringify(body.text.slice(-40)))
       }
-      assert.equal((await rt.stats()).connections, 0)
+      assert.equal((await rt.stats()).connections, 0, `${runtime.name}: no stream left after close()`)
       const refused = await fetch(`${rt.origin}/events?topic=board:close`)
-      assert.equal(refused.status, 503)
+      assert.equal(refused.status, 503, `${runtime.name}: a request after close() is answered 503`)
       await refused.text()
       assert.doesNotMatch(rt.stderr, /legacy behavior/, 'no Deno warning about request.signal')
     })

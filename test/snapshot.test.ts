@@ -37,20 +37,20 @@ describe('snapshot', () => {
       },
     })
     const client = await openStream(t, port, 'count')
-    assert.deepEqual(client.events.map((event) => event.event), ['snapshot', 'ready'])
-    assert.equal(client.named('snapshot')[0]?.data, '{"n":0}')
+    assert.deepEqual(client.events.map((event) => event.event), ['snapshot', 'ready'], 'a fresh stream gets the snapshot, then ready')
+    assert.equal(client.named('snapshot')[0]?.data, '{"n":0}', 'the snapshot carries the state as JSON')
     assert.equal(client.named('snapshot')[0]?.id, undefined, 'a snapshot carries no id of its own')
     for (let n = 1; n <= 3; n++) {
       state.n = n
       await publish(broker, 'count', [['replace', '/n', n]])
     }
     await client.waitForEvents(5)
-    assert.deepEqual(replay(client), { n: 3 })
+    assert.deepEqual(replay(client), { n: 3 }, 'the snapshot plus the later patches make the current state')
     assert.deepEqual(seen, ['count /?topic=count'], 'snapshot gets the request and the topic')
 
     const back = await openStream(t, port, 'count', [`Last-Event-ID: ${client.events.at(-1)?.id}`])
     assert.deepEqual(back.events.map((event) => event.event), ['ready'], 'an exact resume needs no state')
-    assert.equal(handler.stats().snapshots, 1)
+    assert.equal(handler.stats().snapshots, 1, 'one snapshot: none on the exact resume')
   })
 
   it('sends reset then snapshot to a reconnect whose id is beyond the history, and the state ends right', async (t) => {
@@ -65,9 +65,9 @@ describe('snapshot', () => {
       await publish(broker, 'count', [['replace', '/n', n]])
     }
     const back = await openStream(t, port, 'count', [`Last-Event-ID: ${from}`])
-    assert.deepEqual(back.events.map((event) => event.event), ['reset', 'snapshot', 'ready'])
-    assert.equal(JSON.parse(back.named('reset')[0]?.data ?? '{}').reason, 'history-exceeded')
-    assert.deepEqual(replay(back), { n: 5 })
+    assert.deepEqual(back.events.map((event) => event.event), ['reset', 'snapshot', 'ready'], 'a reconnect beyond the history gets reset, snapshot, ready')
+    assert.equal(JSON.parse(back.named('reset')[0]?.data ?? '{}').reason, 'history-exceeded', 'the reset names history-exceeded')
+    assert.deepEqual(replay(back), { n: 5 }, 'the fresh snapshot makes the current state')
   })
 
   it('loses nothing to an async snapshot that publishes race, and applies the racing patches after it', async (t) => {
@@ -93,14 +93,14 @@ describe('snapshot', () => {
     release?.()
     await client.waitForEvents(1 + 1 + 3)
     // What arrived while the snapshot ran was held, and follows it, before ready.
-    assert.deepEqual(client.events.map((event) => event.event), ['snapshot', 'patch', 'patch', 'patch', 'ready'])
+    assert.deepEqual(client.events.map((event) => event.event), ['snapshot', 'patch', 'patch', 'patch', 'ready'], `the racing patches come between the snapshot and ready: ${JSON.stringify(client.events.map((event) => event.event))}`)
     let state = JSON.parse(client.named('snapshot')[0]?.data ?? 'null') as { rows: number[] }
     for (const event of client.named('patch')) state = applyPatch(state, JSON.parse(event.data) as PatchOp[])
-    assert.deepEqual(state, { rows: [0, 1, 2] })
+    assert.deepEqual(state, { rows: [0, 1, 2] }, 'the snapshot and the racing patches make the whole state')
     // And live patches follow.
     await publish(broker, 'rows', [['add', '/rows/-', 3]])
     await client.waitForEvents(6)
-    assert.equal(client.named('patch').length, 4)
+    assert.equal(client.named('patch').length, 4, 'the later patch arrives too')
   })
 
   it('answers 500 and reports ERR_PATCHWIRE_SNAPSHOT when snapshot throws or rejects, and opens nothing', async (t) => {
@@ -119,11 +119,11 @@ describe('snapshot', () => {
       const client = await openRaw(t, port, '/?topic=broken')
       await until(() => client.response !== undefined, 3000, 'an answer')
       assert.equal(client.response?.status, 500, mode)
-      assert.doesNotMatch(client.raw, /event-stream/)
+      assert.doesNotMatch(client.raw, /event-stream/, `a snapshot that ends in ${mode} opens no stream: ${JSON.stringify(client.raw.slice(0, 200))}`)
     }
-    assert.deepEqual(errors.map((error) => error.code), ['ERR_PATCHWIRE_SNAPSHOT', 'ERR_PATCHWIRE_SNAPSHOT', 'ERR_PATCHWIRE_SNAPSHOT'])
-    assert.match(String((errors[2]?.cause as Error).message), /JSON value/)
-    assert.equal(handler.stats().connections, 0)
+    assert.deepEqual(errors.map((error) => error.code), ['ERR_PATCHWIRE_SNAPSHOT', 'ERR_PATCHWIRE_SNAPSHOT', 'ERR_PATCHWIRE_SNAPSHOT'], 'each failed snapshot (throw, reject, undefined) reported with the snapshot code')
+    assert.match(String((errors[2]?.cause as Error).message), /JSON value/, 'the cause for a snapshot of undefined says it is no JSON value')
+    assert.equal(handler.stats().connections, 0, 'no stream for a failed snapshot')
     await until(() => handler.stats().topics <= 1, 3000, 'nothing held')
   })
 
@@ -151,11 +151,11 @@ describe('snapshot', () => {
     state.n = 7
     gap?.()
     await client.waitForEvents(4)
-    assert.deepEqual(client.events.map((event) => event.event), ['snapshot', 'ready', 'reset', 'snapshot'])
-    assert.deepEqual(replay(client), { n: 7 })
+    assert.deepEqual(client.events.map((event) => event.event), ['snapshot', 'ready', 'reset', 'snapshot'], 'after the gap, reset then a fresh snapshot on the open stream')
+    assert.deepEqual(replay(client), { n: 7 }, 'the fresh snapshot makes the current state')
     failing = true
     gap?.()
     await client.waitForClose()
-    assert.deepEqual(errors.map((error) => error.code), ['ERR_PATCHWIRE_SNAPSHOT'])
+    assert.deepEqual(errors.map((error) => error.code), ['ERR_PATCHWIRE_SNAPSHOT'], 'the failing snapshot reported once')
   })
 })

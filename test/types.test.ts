@@ -195,7 +195,7 @@ describe('types', () => {
     })
 
     it('reports an unused @ts-expect-error and a wrong tuple without one (the control)', () => {
-      assert.notEqual(consumer.exitCode, 0)
+      assert.notEqual(consumer.exitCode, 0, `the control fails to compile: ${consumer.output}`)
       const control = consumer.diagnostics
         .filter((d) => d.file.endsWith('control.ts'))
         .map((d) => `${d.line} ${d.code}`)

@@ -16,8 +16,8 @@ function later(): Promise<void> {
 describe('reportUnobserved', () => {
   it('resolves with the value, reporting nothing', async () => {
     const reports: unknown[] = []
-    assert.equal(await reportUnobserved(Promise.resolve('id-1'), (reason) => reports.push(reason)), 'id-1')
-    assert.deepEqual(reports, [])
+    assert.equal(await reportUnobserved(Promise.resolve('id-1'), (reason) => reports.push(reason)), 'id-1', 'resolves with the wrapped value')
+    assert.deepEqual(reports, [], 'nothing reported for a fulfilled promise')
   })
 
   it('is a Promise', () => {
@@ -34,9 +34,9 @@ describe('reportUnobserved', () => {
     it(`rejects an observed promise (${how}) and does not report it`, async () => {
       const reports: unknown[] = []
       const seen = await observe(reportUnobserved(Promise.reject(boom), (reason) => reports.push(reason)))
-      assert.equal(seen, boom)
+      assert.equal(seen, boom, `the ${how} observer sees the rejection reason`)
       await later()
-      assert.deepEqual(reports, [])
+      assert.deepEqual(reports, [], `nothing reported when observed by ${how}`)
     })
   }
 
@@ -45,9 +45,9 @@ describe('reportUnobserved', () => {
     const wrapped = reportUnobserved(Promise.reject(boom), (reason) => reports.push(reason))
     await Promise.resolve()
     await Promise.resolve()
-    await assert.rejects(wrapped, boom)
+    await assert.rejects(wrapped, boom, 'the late handler sees the rejection reason')
     await later()
-    assert.deepEqual(reports, [])
+    assert.deepEqual(reports, [], 'nothing reported when a handler came later in the same turn')
   })
 
   it('reports a rejection nobody observed, once, without an unhandled rejection', async () => {
@@ -58,12 +58,12 @@ describe('reportUnobserved', () => {
     try {
       const wrapped = reportUnobserved(Promise.reject(boom), (reason) => reports.push(reason))
       await later()
-      assert.deepEqual(reports, [boom])
+      assert.deepEqual(reports, [boom], 'the unobserved rejection reported once')
       await later()
-      assert.deepEqual(unhandled, [])
+      assert.deepEqual(unhandled, [], 'no unhandledRejection')
       // A handler attached afterwards still sees the failure.
-      await assert.rejects(wrapped, boom)
-      assert.deepEqual(reports, [boom])
+      await assert.rejects(wrapped, boom, 'a handler attached afterwards still sees the rejection')
+      assert.deepEqual(reports, [boom], 'still reported once after the late handler')
     } finally {
       process.removeListener('unhandledRejection', onUnhandled)
     }
