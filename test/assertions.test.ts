@@ -173,17 +173,20 @@ function sourceFiles(dir: string): string[] {
  * now; once it covers every file, the list gives way to sourceFiles('test').
  */
 const COVERED_FILES = [
-  'test/access.test.ts', 'test/api-docs.test.ts', 'test/broker.test.ts', 'test/cjs.test.ts', 'test/client-script.test.ts',
-  'test/core-delivery.test.ts', 'test/core-numbering.test.ts', 'test/core-subscriptions.test.ts', 'test/detach.test.ts', 'test/docs.test.ts',
+  'test/access.test.ts', 'test/api-docs.test.ts', 'test/broker.test.ts', 'test/browser-tabs.test.ts', 'test/browser-takeover.test.ts',
+  'test/browser.test.ts', 'test/cjs.test.ts', 'test/client-script.test.ts', 'test/core-delivery.test.ts', 'test/core-numbering.test.ts',
+  'test/core-subscriptions.test.ts', 'test/detach.test.ts', 'test/diff.test.ts', 'test/docs.test.ts', 'test/eventsource.test.ts',
   'test/fanout.test.ts', 'test/fetch.test.ts', 'test/frame.test.ts', 'test/framework-snippets.test.ts', 'test/frameworks.test.ts',
-  'test/handler.test.ts', 'test/history.test.ts', 'test/hostile.test.ts', 'test/http2.test.ts', 'test/kernel-queue.test.ts',
-  'test/longest-increasing.test.ts', 'test/pack.test.ts', 'test/postgres-fleet.test.ts', 'test/postgres-handler.test.ts', 'test/postgres.test.ts',
-  'test/prometheus.test.ts', 'test/request.test.ts', 'test/resume.test.ts', 'test/runner-bounds.test.ts', 'test/runtimes-next.test.ts',
+  'test/fuzz.test.ts', 'test/handler.test.ts', 'test/history.test.ts', 'test/hostile.test.ts', 'test/http2.test.ts',
+  'test/kernel-queue.test.ts', 'test/longest-increasing.test.ts', 'test/multi-topic.test.ts', 'test/pack.test.ts', 'test/patch-conformance.test.ts',
+  'test/patch-index.test.ts', 'test/postgres-fleet.test.ts', 'test/postgres-handler.test.ts', 'test/postgres.test.ts', 'test/prometheus.test.ts',
+  'test/redis-barrier.test.ts', 'test/redis-fleet.test.ts', 'test/redis-handler.test.ts', 'test/redis-local-history.test.ts', 'test/redis-multiprocess.test.ts',
+  'test/redis.test.ts', 'test/request.test.ts', 'test/resume.test.ts', 'test/runner-bounds.test.ts', 'test/runtimes-next.test.ts',
   'test/runtimes.test.ts', 'test/snapshot.test.ts', 'test/stalled-opening.test.ts', 'test/tied-process.test.ts', 'test/types-node10.test.ts',
   'test/types-ops.test.ts', 'test/types.test.ts', 'test/unobserved.test.ts',
   'test/helpers/children.ts', 'test/helpers/chromium.ts', 'test/helpers/core.ts', 'test/helpers/fake-redis.ts', 'test/helpers/fleet.ts',
-  'test/helpers/leak-guard.ts', 'test/helpers/package.ts', 'test/helpers/postgres-server.ts', 'test/helpers/random.ts', 'test/helpers/runner.ts',
-  'test/helpers/server.ts', 'test/helpers/sse-client.ts', 'test/helpers/tied-process.ts', 'test/helpers/tsc.ts',
+  'test/helpers/leak-guard.ts', 'test/helpers/package.ts', 'test/helpers/postgres-server.ts', 'test/helpers/random.ts', 'test/helpers/redis.ts',
+  'test/helpers/runner.ts', 'test/helpers/server.ts', 'test/helpers/sse-client.ts', 'test/helpers/tied-process.ts', 'test/helpers/tsc.ts',
 ]
 
 describe('assertions in test/', () => {

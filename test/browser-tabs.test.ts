@@ -119,7 +119,7 @@ describe('tabs in Chromium', { timeout: 120_000 }, () => {
       want,
       { timeout: WAIT },
     )
-    assert.deepEqual((await read(page)).violations, [])
+    assert.deepEqual((await read(page)).violations, [], 'the page skipped or repeated no patch (violations are "topic: before then after at id")')
   }
 
   const topicsOf = (i: number): string[] => ['all', 'shared', `own:${i}`, `more:${i}`]
@@ -131,8 +131,8 @@ describe('tabs in Chromium', { timeout: 120_000 }, () => {
     const everything = [...new Set([0, 1, 2].flatMap(topicsOf))]
     for (let round = 0; round < 10; round++) await publishAll(everything)
     for (let i = 0; i < 3; i++) await follows(pages[i] as Page, topicsOf(i))
-    assert.equal(handler.stats().connections, 1)
-    assert.equal(handler.stats().topics >= everything.length, true)
+    assert.equal(handler.stats().connections, 1, 'still one server connection for the three tabs')
+    assert.equal(handler.stats().topics >= everything.length, true, `the one connection holds all ${everything.length} topics, stats: ${JSON.stringify(handler.stats())}`)
   })
 
   it('the leader tab crashes: another takes over and resumes, and no tab skips or repeats a patch', async () => {
@@ -190,7 +190,7 @@ describe('tabs in Chromium', { timeout: 120_000 }, () => {
   })
 
   it('threw nothing in the pages and reported nothing but reconnects', async () => {
-    assert.deepEqual(pageErrors, [])
-    for (const page of pages) assert.deepEqual((await read(page)).errors.filter((code) => code !== 'ERR_PATCHWIRE_DISCONNECTED'), [])
+    assert.deepEqual(pageErrors, [], `no page threw: ${pageErrors.join(' | ')}`)
+    for (const page of pages) assert.deepEqual((await read(page)).errors.filter((code) => code !== 'ERR_PATCHWIRE_DISCONNECTED'), [], 'the client reported no error code but ERR_PATCHWIRE_DISCONNECTED')
   })
 })

@@ -140,13 +140,13 @@ describe('tab hand-over in Chromium (scripted server)', { timeout: 120_000 }, ()
       await sub(tabs[i] as Page, 'x', i === 0)
     }
     await until(() => requests.length === 1, WAIT, 'the first request')
-    assert.deepEqual([requests[0]?.topics, requests[0]?.from], [['x'], null])
+    assert.deepEqual([requests[0]?.topics, requests[0]?.from], [['x'], null], 'the first tab opens a stream on x, from no id')
     await has(tabs[0] as Page, 'snapshots', 1)
     start = seq
     for (const page of tabs) await live(page, 'x')
     for (let i = 0; i < 4; i++) publish('x')
     for (const page of tabs) await has(page, 'patches', 4)
-    for (const page of tabs) assert.deepEqual((await read(page)).patches, ids('x', start))
+    for (const page of tabs) assert.deepEqual((await read(page)).patches, ids('x', start), 'every tab gets the 4 patches, each once, in order')
     assert.equal(requests.length, 1, 'one request for three tabs')
   })
 
@@ -156,10 +156,10 @@ describe('tab hand-over in Chromium (scripted server)', { timeout: 120_000 }, ()
     await (tabs.shift() as Page).close()
     await until(() => requests.length > before, WAIT, 'the new leader\'s request')
     const resumed = requests[before] as StreamRequest
-    assert.deepEqual([resumed.topics, resumed.from], [['x'], `e-${seq}`])
+    assert.deepEqual([resumed.topics, resumed.from], [['x'], `e-${seq}`], 'the new leader resumes x from the last id')
     publish('x')
     for (const page of tabs) await has(page, 'patches', 5)
-    for (const page of tabs) assert.deepEqual((await read(page)).patches, ids('x', start))
+    for (const page of tabs) assert.deepEqual((await read(page)).patches, ids('x', start), 'the replayed frames repeat no patch in any tab')
   })
 
   it('a closed follower\'s topics leave the stream', async () => {
@@ -174,7 +174,7 @@ describe('tab hand-over in Chromium (scripted server)', { timeout: 120_000 }, ()
     assert.ok(requests.length > before, `the leader opened a new stream without only-here (requests: ${before} → ${requests.length})`)
     publish('x')
     for (const page of tabs) await has(page, 'patches', 5)
-    for (const page of tabs) assert.deepEqual((await read(page)).patches, ids('x', start))
+    for (const page of tabs) assert.deepEqual((await read(page)).patches, ids('x', start), 'the new stream repeats no patch in the remaining tabs')
   })
 
   it('a tab subscribing with onSnapshot to a topic the stream carries gets its snapshot from a catch-up; no other tab gets one', async () => {
@@ -188,11 +188,11 @@ describe('tab hand-over in Chromium (scripted server)', { timeout: 120_000 }, ()
     await sub(late, 'x', true)
     await has(late, 'snapshots', 1)
     const catchUp = requests[before] as StreamRequest
-    assert.deepEqual([catchUp.topics, catchUp.from], [['x'], null])
+    assert.deepEqual([catchUp.topics, catchUp.from], [['x'], null], 'the catch-up request asks for x from no id, for its snapshot')
     publish('x')
     for (const page of [early, late]) await has(page, 'patches', 1)
     for (const page of tabs.slice(0, 2)) await has(page, 'patches', 6)
-    for (const page of [early, late]) assert.deepEqual(await read(page).then((log) => [log.patches, log.snapshots.length]), [ids('x', seq - 1), 1])
+    for (const page of [early, late]) assert.deepEqual(await read(page).then((log) => [log.patches, log.snapshots.length]), [ids('x', seq - 1), 1], 'each onSnapshot tab has one snapshot, then the new patch only')
   })
 
   it('a reset then a snapshot on the shared stream: a tab with onSnapshot gets the snapshot and does not reload; tabs without reload once', async () => {
@@ -206,18 +206,18 @@ describe('tab hand-over in Chromium (scripted server)', { timeout: 120_000 }, ()
     for (const page of [plain, first, second]) await page.waitForFunction(() => sessionStorage.getItem('loads') === '2', undefined, { timeout: WAIT })
     for (const page of [early, late]) {
       await has(page, 'snapshots', 2)
-      assert.match((await read(page)).snapshots[1] ?? '', /^x \{"at":\d+\}$/)
-      assert.equal(await page.evaluate(() => sessionStorage.getItem('loads')), '1')
+      assert.match((await read(page)).snapshots[1] ?? '', /^x \{"at":\d+\}$/, 'the second snapshot is the one sent after the reset')
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('loads')), '1', 'a tab with onSnapshot does not reload')
     }
     publish('x')
     for (const page of [early, late]) {
       await has(page, 'patches', 2)
-      assert.deepEqual((await read(page)).patches.slice(1), [`x e-${seq}`])
+      assert.deepEqual((await read(page)).patches.slice(1), [`x e-${seq}`], 'after the snapshot, the tab gets the next patch')
     }
-    for (const page of [plain, first, second]) assert.equal(await page.evaluate(() => sessionStorage.getItem('loads')), '2')
+    for (const page of [plain, first, second]) assert.equal(await page.evaluate(() => sessionStorage.getItem('loads')), '2', 'a tab without onSnapshot reloaded once')
   })
 
   it('threw nothing in the pages', () => {
-    assert.deepEqual(pageErrors, [])
+    assert.deepEqual(pageErrors, [], `no page threw: ${pageErrors.join(' | ')}`)
   })
 })

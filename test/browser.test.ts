@@ -45,11 +45,12 @@ describe('dashboard in Chromium', { timeout: 90_000 }, () => {
   async function shows(page: Page): Promise<void> {
     const { stats, orders } = dashboard.state
     await page.waitForFunction((rev) => document.getElementById('rev')?.textContent === String(rev), stats.rev, WAIT)
-    assert.equal(await page.textContent('#counter'), stats.counter.toLocaleString('en-US'))
+    assert.equal(await page.textContent('#counter'), stats.counter.toLocaleString('en-US'), `the page shows the counter of rev ${stats.rev}`)
     await page.waitForFunction((count) => document.querySelectorAll('#orders li').length === count, orders.orders.length, WAIT)
     assert.deepEqual(
       await page.$$eval('#orders li', (items) => items.map((li) => li.textContent)),
       orders.orders.map((order) => `#${order.id}${order.product}${order.status}`),
+      `the page lists the orders of rev ${stats.rev}, in order`,
     )
   }
 
@@ -67,7 +68,7 @@ describe('dashboard in Chromium', { timeout: 90_000 }, () => {
       await dashboard.tick()
       await shows(first)
     }
-    assert.equal(await first.locator('#orders li').count(), 5)
+    assert.equal(await first.locator('#orders li').count(), 5, 'the page lists the 5 newest orders, the length the dashboard keeps')
   })
 
   it('shares one stream between two tabs, which show the same state', async () => {
@@ -85,7 +86,7 @@ describe('dashboard in Chromium', { timeout: 90_000 }, () => {
     await dashboard.tick()
     for (const page of [first, second]) await shows(page)
     assert.equal(await count(first, 'snapshots'), before, 'an exact resume needs no snapshot')
-    assert.equal(await count(first, 'resets'), 0)
+    assert.equal(await count(first, 'resets'), 0, 'an exact resume is no reset')
   })
 
   it('takes a snapshot after a server restart (reset), without reloading the page', async () => {
@@ -102,6 +103,6 @@ describe('dashboard in Chromium', { timeout: 90_000 }, () => {
   })
 
   it('threw nothing in the pages', () => {
-    assert.deepEqual(errors, [])
+    assert.deepEqual(errors, [], `no page threw: ${errors.join(' | ')}`)
   })
 })

@@ -68,7 +68,7 @@ describe('diff', () => {
       ['empty containers', { a: {}, b: [], c: 1 }, { a: [], b: {}, c: 1 }, [['replace', '/a', []], ['replace', '/b', {}]]],
     ]
     for (const [name, before, after, expected] of cases) {
-      it(name, () => assert.deepEqual(roundTrip(before, after), expected))
+      it(name, () => assert.deepEqual(roundTrip(before, after), expected, `the smallest ops for ${name}`))
     }
   })
 
@@ -77,56 +77,56 @@ describe('diff', () => {
       const before = JSON.parse('{"a": {"__proto__": {"x": 1}, "y": 1}, "b": 1}') as unknown
       const after = JSON.parse('{"a": {"__proto__": {"x": 2}, "y": 1}, "b": 1}') as { a: object }
       const ops = roundTrip(before, after)
-      assert.deepEqual(ops, [['replace', '/a', after.a]])
+      assert.deepEqual(ops, [['replace', '/a', after.a]], 'one replace of the object holding "__proto__"')
       const patched = applyPatch(structuredClone(before), ops) as { a: Record<string, unknown> }
       assert.ok(Object.hasOwn(patched.a, '__proto__'), 'the patched object keeps __proto__ as an own key, not as its prototype')
-      assert.equal(Object.getPrototypeOf(patched.a), Object.prototype)
-      assert.equal(({} as Record<string, unknown>)['x'], undefined)
+      assert.equal(Object.getPrototypeOf(patched.a), Object.prototype, 'the patched object keeps the plain prototype')
+      assert.equal(({} as Record<string, unknown>)['x'], undefined, 'Object.prototype is not polluted')
     })
 
     it('replaces the root when the root holds one', () => {
       const after = object([['__proto__', { polluted: true }], ['a', 1]])
-      assert.deepEqual(roundTrip({ a: 1 }, after), [['replace', '', after]])
-      assert.deepEqual(roundTrip(after, { a: 1 }), [['replace', '', { a: 1 }]])
+      assert.deepEqual(roundTrip({ a: 1 }, after), [['replace', '', after]], 'a root that gains "__proto__" is replaced whole')
+      assert.deepEqual(roundTrip(after, { a: 1 }), [['replace', '', { a: 1 }]], 'a root that loses "__proto__" is replaced whole')
     })
 
     it('replaces the nearest object it accepts, below an unchanged "__proto__" member', () => {
       const before = object([['__proto__', { a: 1 }], ['x', { constructor: { y: 1 }, z: 1 }], ['w', 1]])
       const after = object([['__proto__', { a: 1 }], ['x', { constructor: { y: 2 }, z: 1 }], ['w', 1]])
-      assert.deepEqual(roundTrip(before, after), [['replace', '/x', { constructor: { y: 2 }, z: 1 }]])
+      assert.deepEqual(roundTrip(before, after), [['replace', '/x', { constructor: { y: 2 }, z: 1 }]], 'one replace of /x, the object holding the changed "constructor"')
     })
 
     it('leaves unchanged refused members alone and diffs the rest', () => {
       const before = object([['prototype', [1]], ['a', { b: 1, c: 1 }]])
       const after = object([['prototype', [1]], ['a', { b: 2, c: 1 }]])
-      assert.deepEqual(roundTrip(before, after), [['replace', '/a/b', 2]])
+      assert.deepEqual(roundTrip(before, after), [['replace', '/a/b', 2]], 'only the changed member, not the unchanged "prototype"')
     })
 
     it('replaces a keyed item with a refused member by its key', () => {
       const before = { items: [{ id: 1, constructor: 1, v: 1 }, { id: 2 }] as object[] }
       const after = { items: [{ id: 1, constructor: 2, v: 1 }, { id: 2 }] as object[] }
-      assert.deepEqual(roundTrip(before, after), [['replace', '/items/$$1', after.items[0]]])
+      assert.deepEqual(roundTrip(before, after), [['replace', '/items/$$1', after.items[0]]], 'one replace of the item, by its key')
     })
   })
 
   describe('keyed arrays', () => {
     it('matches keys as $$ segments do: 7 and "7" are one item', () => {
       const ops = roundTrip({ l: [{ id: 7, v: 1 }, { id: 'x' }] }, { l: [{ id: '7', v: 1 }, { id: 'x' }] })
-      assert.deepEqual(ops, [['replace', '/l/$$7/id', '7']])
+      assert.deepEqual(ops, [['replace', '/l/$$7/id', '7']], '7 and "7" are one item: only its id is replaced')
     })
 
     it('uses options.key', () => {
       const before = { l: [{ sku: 'a', id: 1 }, { sku: 'b', id: 1 }] }
       const after = { l: [{ sku: 'b', id: 2 }, { sku: 'a', id: 1 }] }
-      assert.deepEqual(roundTrip(before, after, { key: 'sku' }), [['replace', '/l/$$b/id', 2], ['move', '/l/$$a', '/l/$$b']])
+      assert.deepEqual(roundTrip(before, after, { key: 'sku' }), [['replace', '/l/$$b/id', 2], ['move', '/l/$$a', '/l/$$b']], 'items are found by sku')
     })
 
     it('reorders with the fewest moves', () => {
       const ids = (list: number[]): { l: { id: number }[] } => ({ l: list.map((id) => ({ id })) })
       const moves = (ops: PatchOp[]): number => ops.filter((op) => op[0] === 'move').length
-      assert.equal(moves(roundTrip(ids([1, 2, 3, 4, 5, 6, 7, 8]), ids([8, 1, 2, 3, 4, 5, 6, 7]))), 1)
-      assert.equal(moves(roundTrip(ids([1, 2, 3, 4, 5, 6, 7, 8]), ids([2, 1, 4, 3, 6, 5, 8, 7]))), 4)
-      assert.equal(moves(roundTrip(ids([1, 2, 3, 4, 5, 6, 7, 8]), ids([8, 7, 6, 5, 4, 3, 2, 1]))), 7)
+      assert.equal(moves(roundTrip(ids([1, 2, 3, 4, 5, 6, 7, 8]), ids([8, 1, 2, 3, 4, 5, 6, 7]))), 1, 'the last item moved to the front: 1 move')
+      assert.equal(moves(roundTrip(ids([1, 2, 3, 4, 5, 6, 7, 8]), ids([2, 1, 4, 3, 6, 5, 8, 7]))), 4, 'four swapped pairs: 4 moves')
+      assert.equal(moves(roundTrip(ids([1, 2, 3, 4, 5, 6, 7, 8]), ids([8, 7, 6, 5, 4, 3, 2, 1]))), 7, 'a reversal of 8: 7 moves')
     })
 
     const fallbacks: [string, unknown[], unknown[]][] = [
@@ -137,30 +137,30 @@ describe('diff', () => {
       ['an item that is not an object', [{ id: 1, v: 1 }, 5, { id: 2 }], [{ id: 1, v: 3 }, 5, { id: 2 }]],
     ]
     for (const [name, before, after] of fallbacks) {
-      it(`falls back to indices for ${name}`, () => assert.deepEqual(roundTrip({ l: before, x: 1 }, { l: after, x: 1 }), [['replace', '/l/0/v', (after[0] as { v: number }).v]]))
+      it(`falls back to indices for ${name}`, () => assert.deepEqual(roundTrip({ l: before, x: 1 }, { l: after, x: 1 }), [['replace', '/l/0/v', (after[0] as { v: number }).v]], `a path by index, not by key, for ${name}`))
     }
 
     it('falls back to indices when a key repeats in the old array only', () => {
       const ops = roundTrip({ l: [{ id: 1, v: 1 }, { id: 1, v: 2 }, { id: 2 }] }, { l: [{ id: 1, v: 1 }, { id: 2 }] })
-      assert.deepEqual(ops, [['remove', '/l/1']])
+      assert.deepEqual(ops, [['remove', '/l/1']], 'a remove by index')
     })
 
     it('falls back to indices when a key repeats in the new array only', () => {
       const ops = roundTrip({ l: [{ id: 1 }, { id: 2 }, { id: 3 }] }, { l: [{ id: 1 }, { id: 2 }, { id: 3 }, { id: 4 }, { id: 4 }] })
-      assert.deepEqual(ops, [['add', '/l/3', { id: 4 }], ['add', '/l/4', { id: 4 }]])
+      assert.deepEqual(ops, [['add', '/l/3', { id: 4 }], ['add', '/l/4', { id: 4 }]], 'adds by index')
     })
   })
 
   describe('options', () => {
     it('throws a TypeError naming options.key', () => {
       for (const key of ['', 1, null]) {
-        assert.throws(() => diff({}, {}, { key } as never), { name: 'TypeError', message: /options\.key must be a non-empty string/ })
+        assert.throws(() => diff({}, {}, { key } as never), { name: 'TypeError', message: /options\.key must be a non-empty string/ }, `diff with options.key ${JSON.stringify(key)} throws`)
       }
     })
 
     it('throws a TypeError when options is not an object', () => {
-      assert.throws(() => diff({}, {}, 'id' as never), { name: 'TypeError', message: /diff: options must be an object/ })
-      assert.throws(() => diff({}, {}, null as never), { name: 'TypeError', message: /diff: options must be an object/ })
+      assert.throws(() => diff({}, {}, 'id' as never), { name: 'TypeError', message: /diff: options must be an object/ }, 'diff with a string for options throws')
+      assert.throws(() => diff({}, {}, null as never), { name: 'TypeError', message: /diff: options must be an object/ }, 'diff with null for options throws')
     })
   })
 

@@ -210,7 +210,7 @@ describe('fuzz: malformed requests', () => {
       byStatus.set(key, (byStatus.get(key) ?? 0) + 1)
       assert.ok(!outcome.head.toLowerCase().includes(MARKER), `nothing injected reaches a response head: ${JSON.stringify(outcome.head)}`)
       if (outcome.status === 200) {
-        assert.match(outcome.head, /content-type: text\/event-stream/i)
+        assert.match(outcome.head, /content-type: text\/event-stream/i, `a ${outcome.kind} request answered 200 is an event stream: ${JSON.stringify(outcome.head)}`)
         const types = eventTypes(outcome.body)
         assert.ok(types.every((type) => type === 'ready' || type === 'reset'), `only ready/reset on a fresh stream, got ${types.join(',')}`)
         assert.ok(!outcome.body.includes(MARKER), `nothing injected reaches the stream: ${JSON.stringify(outcome.body.slice(0, 300))}`)
@@ -225,12 +225,12 @@ describe('fuzz: malformed requests', () => {
 
     for (const outcome of outcomes) outcome.client.destroy()
     await until(() => server.handler.stats().connections === 0, 3000, `every stream to be forgotten, have ${JSON.stringify(server.handler.stats())}`)
-    assert.deepEqual(streamCounts(server.handler.stats()), { connections: 0, topics: 0, dropped: 0 })
+    assert.deepEqual(streamCounts(server.handler.stats()), { connections: 0, topics: 0, dropped: 0 }, 'no stream, topic or drop is left after the fuzz')
 
     const client = await openStream(t, server.port, 'after-fuzz')
-    assert.equal(client.response?.status, 200)
+    assert.equal(client.response?.status, 200, 'the server still opens a stream after the fuzz')
     await publish(broker, 'after-fuzz', [['replace', '/ok', true]])
     await client.waitForEvents(2)
-    assert.deepEqual(JSON.parse(client.named('patch')[0]?.data ?? ''), [['replace', '/ok', true]])
+    assert.deepEqual(JSON.parse(client.named('patch')[0]?.data ?? ''), [['replace', '/ok', true]], 'and delivers a publish on it')
   })
 })

@@ -38,12 +38,12 @@ describe('multi-topic streams', () => {
     await publish(broker, 'c', [['replace', '/n', 99]])
     await publish(broker, 'a', [['replace', '/n', 3]])
     await client.waitForEvents(4)
-    assert.deepEqual(tagged(client), [['a', 1], ['b', 2], ['a', 3]])
-    assert.match(client.raw, /id: [0-9a-z]+-\d+\nevent: patch\ndata: "a"\ndata: \[\["replace","\/n",1\]\]\n\n/)
+    assert.deepEqual(tagged(client), [['a', 1], ['b', 2], ['a', 3]], '[topic, value] of each patch: a and b in publish order, nothing of c')
+    assert.match(client.raw, /id: [0-9a-z]+-\d+\nevent: patch\ndata: "a"\ndata: \[\["replace","\/n",1\]\]\n\n/, 'a multi-topic frame: its topic as the first data line, then the ops')
     const ids = client.named('patch').map((event) => Number(event.id?.split('-')[1]))
     assert.deepEqual(ids, [...ids].sort((x, y) => x - y), 'ids increase across topics')
-    assert.equal(handler.stats().connections, 1)
-    assert.equal(handler.stats().topics, 2)
+    assert.equal(handler.stats().connections, 1, 'one connection for the two topics')
+    assert.equal(handler.stats().topics, 2, 'both topics are held')
   })
 
   it('keeps a single-topic stream byte for byte as formatPatch, next to a multi-topic one', async (t) => {
@@ -67,26 +67,26 @@ describe('multi-topic streams', () => {
       },
     })
     const refused = await openTopics(t, port, ['a', 'secret'])
-    assert.equal(refused.response?.status, 403)
-    assert.doesNotMatch(refused.raw, /event-stream|retry:/)
-    assert.deepEqual(asked.sort(), ['a', 'secret'])
+    assert.equal(refused.response?.status, 403, 'a stream with one refused topic is refused')
+    assert.doesNotMatch(refused.raw, /event-stream|retry:/, 'the refusal sends no stream byte')
+    assert.deepEqual(asked.sort(), ['a', 'secret'], 'authorize was asked about each topic')
     assert.equal(handler.stats().topics, 0, 'no subscription for a refused stream')
     const allowed = await openTopics(t, port, ['a', 'b'])
-    assert.equal(allowed.response?.status, 200)
+    assert.equal(allowed.response?.status, 200, 'a stream whose every topic is authorized opens')
   })
 
   it('refuses the whole stream when one topic fails the prefix or the length', async (t) => {
     const { port } = await startServer(t, { topicPrefix: 'app:', maxTopicLength: 8 })
-    assert.equal((await openTopics(t, port, ['app:a', 'other'])).response?.status, 403)
-    assert.equal((await openTopics(t, port, ['app:a', 'app:toolong'])).response?.status, 414)
+    assert.equal((await openTopics(t, port, ['app:a', 'other'])).response?.status, 403, 'one topic outside topicPrefix refuses the stream with 403')
+    assert.equal((await openTopics(t, port, ['app:a', 'app:toolong'])).response?.status, 414, 'one topic over maxTopicLength refuses the stream with 414')
   })
 
   it('refuses maxTopics + 1 topics with 400, and serves maxTopics', async (t) => {
     const { port } = await startServer(t, { maxTopics: 3 })
     const four = await openTopics(t, port, ['a', 'b', 'c', 'd'])
-    assert.equal(four.response?.status, 400)
-    assert.match(four.response?.body ?? '', /maxTopics/)
-    assert.equal((await openTopics(t, port, ['a', 'b', 'c'])).response?.status, 200)
+    assert.equal(four.response?.status, 400, '4 topics with maxTopics 3 are refused with 400')
+    assert.match(four.response?.body ?? '', /maxTopics/, 'the refusal names maxTopics')
+    assert.equal((await openTopics(t, port, ['a', 'b', 'c'])).response?.status, 200, '3 topics with maxTopics 3 are served')
   })
 
   it('resumes every topic exactly with one Last-Event-ID after a drop', async (t) => {
@@ -102,8 +102,8 @@ describe('multi-topic streams', () => {
     await publish(broker, 'other', [['replace', '/n', 0]])
     await publish(broker, 'a', [['replace', '/n', 4]])
     const back = await openTopics(t, port, ['a', 'b'], [`Last-Event-ID: ${id}`])
-    assert.deepEqual(tagged(back), [['b', 3], ['a', 4]])
-    assert.equal(back.named('reset').length, 0)
+    assert.deepEqual(tagged(back), [['b', 3], ['a', 4]], 'the resumed stream gets exactly the patches of a and b published after the id, in order')
+    assert.equal(back.named('reset').length, 0, 'an exact resume is no reset')
   })
 
   it('resumes in position order across topics when one topic\'s replay is behind messages that arrive while the stream opens', async (t) => {
@@ -156,10 +156,10 @@ describe('multi-topic streams', () => {
     await publish(broker, 'a', [['replace', '/n', 2]])
     await client.waitForEvents(2 + 1 + 2 + 2)
     const kinds = client.events.map((event) => event.event)
-    assert.deepEqual(kinds, ['snapshot', 'snapshot', 'ready', 'reset', 'snapshot', 'patch', 'patch'])
-    assert.deepEqual(JSON.parse(client.named('reset')[0]?.data ?? '{}'), { reason: 'broker-gap', topic: 'a' })
+    assert.deepEqual(kinds, ['snapshot', 'snapshot', 'ready', 'reset', 'snapshot', 'patch', 'patch'], 'the stream goes on after the reset and the new snapshot of a')
+    assert.deepEqual(JSON.parse(client.named('reset')[0]?.data ?? '{}'), { reason: 'broker-gap', topic: 'a' }, 'the reset names the topic with the gap')
     assert.equal(client.named('snapshot')[2]?.data, '"a"\n{"topic":"a"}', 'the snapshot after the reset names its topic')
-    assert.deepEqual(tagged(client), [['b', 1], ['a', 2]])
+    assert.deepEqual(tagged(client), [['b', 1], ['a', 2]], 'both topics stay live after the reset of a')
   })
 
   it('beats a multi-topic stream once per heartbeat, however many topics it has', async (t) => {
@@ -167,13 +167,13 @@ describe('multi-topic streams', () => {
     const client = await openTopics(t, port, ['a', 'b', 'c', 'd'])
     // One comment per tick arrives as 1, then 2; one per topic would jump to 4 on the first tick.
     await until(() => client.comments >= 2, 3000, 'two heartbeats')
-    assert.equal(client.comments, 2)
+    assert.equal(client.comments, 2, 'one heartbeat comment per tick, not one per topic')
   })
 
   it('forgets a multi-topic stream on every topic when it closes', async (t) => {
     const server = await startServer(t, { lingerMs: 0 })
     const client = await openTopics(t, server.port, ['a', 'b', 'c'])
-    assert.equal(server.handler.stats().topics, 3)
+    assert.equal(server.handler.stats().topics, 3, 'the stream holds its 3 topics')
     client.destroy()
     await until(() => server.handler.stats().connections === 0 && server.handler.stats().topics === 0, 3000, 'the stream and its topics to go')
   })

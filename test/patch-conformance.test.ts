@@ -58,7 +58,7 @@ for (const file of ['tests.json', 'spec_tests.json']) {
             return
           }
           const result = applyPatch(doc, ops, { immutable })
-          if ('expected' in c) assert.deepEqual(result, c.expected)
+          if ('expected' in c) assert.deepEqual(result, c.expected, `the patched document is the suite's expected one, got ${JSON.stringify(result)}`)
           if (immutable) assert.equal(JSON.stringify(doc), before, 'immutable leaves the input as it was')
         })
       }

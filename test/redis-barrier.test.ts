@@ -76,8 +76,8 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         proxy.release()
         const id = await position
         assert.ok(seqOf(id) >= seqOf(b1), `the position ${id} is not behind b1 ${b1}`)
-        assert.deepEqual(order, [`b ${b1}`, `position ${id}`])
-        assert.deepEqual(x.errors, [])
+        assert.deepEqual(order, [`b ${b1}`, `position ${id}`], 'b1 was delivered before the position settled')
+        assert.deepEqual(x.errors, [], 'the broker reported no error')
       })
 
       it('ready settles only after a message of another topic, published before the start position, was delivered', { timeout: 15_000 }, async (t) => {
@@ -103,8 +103,8 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         assert.deepEqual(order, [], 'ready settled while a message before its start was still on its way')
         subscriberProxy.release()
         await ready
-        assert.deepEqual(order, [`b ${b1}`, 'ready'])
-        assert.deepEqual(x.errors, [])
+        assert.deepEqual(order, [`b ${b1}`, 'ready'], 'b1 was delivered before ready settled')
+        assert.deepEqual(x.errors, [], 'the broker reported no error')
       })
 
       it('gives a multi-topic stream that resumes while a message of one of its topics is on its way that message', { timeout: 15_000 }, async (t) => {
@@ -133,7 +133,7 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         await eventually(() => both.named('ready').length > 0, 'the stream ready')
         await settleTurns()
         assert.deepEqual(both.named('patch').map((event) => event.id), [b1], `the stream on a and b skipped b1: ${JSON.stringify(both.raw)}`)
-        assert.deepEqual(both.named('reset'), [])
+        assert.deepEqual(both.named('reset'), [], 'the resume is exact: no reset')
       })
 
       it('a replay answered by Redis settles only after the messages of other topics before its last frame were delivered', { timeout: 15_000 }, async (t) => {
@@ -154,8 +154,8 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         await settleTurns()
         assert.deepEqual(order, [], 'the replay settled while a message before its frame was still on its way')
         proxy.release()
-        assert.deepEqual(await replay, { frames: [{ id: a1, payload: '["a1"]' }] })
-        assert.deepEqual(order, [`b ${b1}`, 'replay'])
+        assert.deepEqual(await replay, { frames: [{ id: a1, payload: '["a1"]' }] }, 'the replay from Redis answers a1')
+        assert.deepEqual(order, [`b ${b1}`, 'replay'], 'b1 was delivered before the replay settled')
       })
 
       it('needs no round trip on the subscriber when nothing is subscribed, or the position is already delivered or confirmed', { timeout: 15_000 }, async (t) => {
@@ -164,7 +164,7 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         proxy.hold()
         await other.broker.publish('elsewhere', '[1]')
         await x.broker.position('page')
-        assert.equal(pings(proxy), 0)
+        assert.equal(pings(proxy), 0, 'no PING with nothing subscribed')
         proxy.release()
 
         const got: string[] = []
@@ -172,12 +172,12 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         const afterReady = pings(proxy)
         // Nothing published since the start position was confirmed.
         await x.broker.position('a')
-        assert.equal(pings(proxy), afterReady)
+        assert.equal(pings(proxy), afterReady, 'no PING for a position confirmed by ready, with nothing published since')
         // The position is that of a message already delivered.
         const a1 = await other.broker.publish('a', '[1]') as string
         await eventually(() => got.includes(a1), 'the message')
-        assert.equal(await x.broker.position('a'), a1)
-        assert.equal(pings(proxy), afterReady)
+        assert.equal(await x.broker.position('a'), a1, 'the position is that of a1, delivered')
+        assert.equal(pings(proxy), afterReady, 'no PING for the position of a message already delivered')
       })
 
       it('shares one round trip among the positions asked in one turn', { timeout: 15_000 }, async (t) => {
@@ -188,9 +188,9 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         const before = pings(proxy)
         const reads = await commandCalls(admin, ['evalsha', 'eval'])
         const positions = await Promise.all(Array.from({ length: 100 }, (_, i) => x.broker.position(`t${i}`)))
-        assert.equal(new Set(positions).size, 1)
-        assert.equal(pings(proxy), before + 1)
-        assert.equal(await commandCalls(admin, ['evalsha', 'eval']), reads + 1)
+        assert.equal(new Set(positions).size, 1, `the 100 positions of one turn are one: ${[...new Set(positions)].join(', ')}`)
+        assert.equal(pings(proxy), before + 1, 'one PING for the 100 positions')
+        assert.equal(await commandCalls(admin, ['evalsha', 'eval']), reads + 1, 'one read from Redis for the 100 positions')
       })
 
       it('settles a position whose PING the dropped connection cut off, once what the drop lost was refilled', { timeout: 15_000 }, async (t) => {
@@ -211,7 +211,7 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         // b1 and the PING's answer are lost with the connection.
         proxy.cut(0)
         await position
-        assert.deepEqual(order, [`b ${b1}`, 'position'])
+        assert.deepEqual(order, [`b ${b1}`, 'position'], 'b1, refilled after the drop, was delivered before the position settled')
         assert.ok(pings(proxy) >= sent + 2, 'a PING on the new connection')
       })
 
@@ -223,9 +223,9 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         const started = performance.now()
         await assert.rejects(Promise.resolve(x.broker.position('a')), (error: unknown) => {
           assert.ok(isBrokerError(error), String(error))
-          assert.match((error as Error).message, /did not confirm within 300 ms \(publishTimeoutMs\)/)
+          assert.match((error as Error).message, /did not confirm within 300 ms \(publishTimeoutMs\)/, `the message names the timeout: ${(error as Error).message}`)
           return true
-        })
+        }, 'the position rejects with ERR_PATCHWIRE_BROKER')
         const elapsed = performance.now() - started
         assert.ok(elapsed >= 290, `rejected after ${elapsed} ms`)
         proxy.release()
@@ -240,9 +240,9 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         await other.broker.publish('a', '["a1"]')
         await assert.rejects(Promise.resolve(x.broker.replay('a', from)), (error: unknown) => {
           assert.ok(isBrokerError(error), String(error))
-          assert.match((error as Error).message, /did not confirm within 300 ms/)
+          assert.match((error as Error).message, /did not confirm within 300 ms/, `the message names the timeout: ${(error as Error).message}`)
           return true
-        })
+        }, 'the replay rejects with ERR_PATCHWIRE_BROKER')
         proxy.release()
       })
 
@@ -261,9 +261,9 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         await proxy.close()
         await assert.rejects(position, (error: unknown) => {
           assert.ok(isBrokerError(error), String(error))
-          assert.match((error as Error).message, /subscriber closed for good/)
+          assert.match((error as Error).message, /subscriber closed for good/, `the message says the subscriber closed for good: ${(error as Error).message}`)
           return true
-        })
+        }, 'the waiting position rejects with ERR_PATCHWIRE_BROKER')
       })
 
       it('rejects a position when Redis refuses the subscriber\'s PING, naming the fix', { timeout: 15_000 }, async (t) => {
@@ -278,9 +278,9 @@ describe('patchwire/redis delivery barrier', { timeout: 120_000 }, () => {
         await other.broker.publish('elsewhere', '[1]')
         await assert.rejects(Promise.resolve(x.broker.position('a')), (error: unknown) => {
           assert.ok(isBrokerError(error), String(error))
-          assert.match((error as Error).message, /refused PING.*allow PING/)
+          assert.match((error as Error).message, /refused PING.*allow PING/, `the message names the refused PING and the fix: ${(error as Error).message}`)
           return true
-        })
+        }, 'the position rejects with ERR_PATCHWIRE_BROKER')
       })
     })
   }
@@ -313,17 +313,17 @@ describe('Barrier (the logic, with a fake feed and PING)', () => {
     feed.processed = 10
     const now = track(barrier.wait(10))
     await settleTurns()
-    assert.equal(now.state, 'resolved')
+    assert.equal(now.state, 'resolved', 'a wait for a position already processed settles at once')
     const early = track(barrier.wait(12))
     await settleTurns()
     assert.equal(pings.length, 0, 'a PING before the subscriber is up')
     barrier.caughtUp()
     await settleTurns()
-    assert.equal(pings.length, 1)
+    assert.equal(pings.length, 1, 'one PING once the feed has caught up')
     feed.processed = 12
     barrier.caughtUp()
     await settleTurns()
-    assert.equal(early.state, 'resolved')
+    assert.equal(early.state, 'resolved', 'the early wait settles once its position is processed')
   })
 
   it('shares one PING among the waits of a turn, and a later wait already covered needs none', async () => {
@@ -332,14 +332,14 @@ describe('Barrier (the logic, with a fake feed and PING)', () => {
     feed.seen = 20
     const waits = [5, 20, 15].map((position) => track(barrier.wait(position)))
     await settleTurns()
-    assert.equal(pings.length, 1)
+    assert.equal(pings.length, 1, 'one PING for the three waits of the turn')
     pings[0]?.resolve()
     await settleTurns()
-    assert.deepEqual(waits.map((wait) => wait.state), ['resolved', 'resolved', 'resolved'])
+    assert.deepEqual(waits.map((wait) => wait.state), ['resolved', 'resolved', 'resolved'], 'its answer settles the three waits')
     const covered = track(barrier.wait(20))
     await settleTurns()
-    assert.equal(covered.state, 'resolved')
-    assert.equal(pings.length, 1)
+    assert.equal(covered.state, 'resolved', 'a later wait the answer covers settles')
+    assert.equal(pings.length, 1, 'without a second PING')
   })
 
   it('takes an answer received while the feed holds messages back into account once it has caught up', async () => {
@@ -354,8 +354,8 @@ describe('Barrier (the logic, with a fake feed and PING)', () => {
     feed.held = false
     barrier.caughtUp()
     await settleTurns()
-    assert.equal(wait.state, 'resolved')
-    assert.equal(pings.length, 1)
+    assert.equal(wait.state, 'resolved', 'the wait settles once the feed has caught up')
+    assert.equal(pings.length, 1, 'on the answer it had, without a second PING')
   })
 
   it('ignores an answer from before a drop and sends a new PING once the feed has caught up again', async () => {
@@ -367,13 +367,13 @@ describe('Barrier (the logic, with a fake feed and PING)', () => {
     // ioredis sends an unanswered command again on the new connection.
     pings[0]?.resolve()
     await settleTurns()
-    assert.equal(wait.state, 'waiting')
+    assert.equal(wait.state, 'waiting', 'an answer from before the drop does not settle the wait')
     barrier.caughtUp()
     await settleTurns()
-    assert.equal(pings.length, 2)
+    assert.equal(pings.length, 2, 'a new PING once the feed has caught up again')
     pings[1]?.resolve()
     await settleTurns()
-    assert.equal(wait.state, 'resolved')
+    assert.equal(wait.state, 'resolved', 'its answer settles the wait')
   })
 
   it('sends a PING cut off by a drop again (node-redis rejects it), and rejects the waits of a PING Redis refused', async () => {
@@ -384,12 +384,12 @@ describe('Barrier (the logic, with a fake feed and PING)', () => {
     barrier.lost()
     pings[0]?.reject(new Error('Socket closed unexpectedly'))
     await settleTurns()
-    assert.equal(cut.state, 'waiting')
+    assert.equal(cut.state, 'waiting', 'a PING cut off by the drop does not reject the wait')
     barrier.caughtUp()
     await settleTurns()
     pings[1]?.reject(new Error('NOPERM'))
     await settleTurns()
-    assert.match(cut.state, /^rejected: the Redis subscriber refused PING/)
+    assert.match(cut.state, /^rejected: the Redis subscriber refused PING/, 'a PING Redis refused rejects the wait')
   })
 
   it('rejects after timeoutMs, and every wait when the subscriber closes for good', async (t) => {
@@ -399,13 +399,13 @@ describe('Barrier (the logic, with a fake feed and PING)', () => {
     const late = track(barrier.wait(7))
     t.mock.timers.tick(249)
     await settleTurns()
-    assert.equal(late.state, 'waiting')
+    assert.equal(late.state, 'waiting', 'still waiting 1 ms before timeoutMs')
     t.mock.timers.tick(1)
     await settleTurns()
-    assert.match(late.state, /did not confirm within 250 ms \(publishTimeoutMs\) that it delivered every message up to position 7/)
+    assert.match(late.state, /did not confirm within 250 ms \(publishTimeoutMs\) that it delivered every message up to position 7/, 'rejected at timeoutMs, naming it and the position')
     const closing = track(barrier.wait(8))
     barrier.closed(new PatchwireError('ERR_PATCHWIRE_BROKER', 'closed for good'))
     await settleTurns()
-    assert.equal(closing.state, 'rejected: closed for good')
+    assert.equal(closing.state, 'rejected: closed for good', 'a wait is rejected with the error the subscriber closed with')
   })
 })

@@ -84,7 +84,7 @@ describe('a fleet of handler processes on Redis behind a round-robin proxy', { t
       const problem = defects(values, published[topic] as number)
       return problem === '' && values.length === published[topic] ? [] : [`client ${i}, ${topic}: ${problem}`]
     }))
-    assert.deepEqual(wrong, [])
+    assert.deepEqual(wrong, [], `every client got each patch of each topic once, in order: ${wrong.join(' | ')}`)
     // One order across the topics of a stream: positions only go up.
     const backwards = clients.flatMap((client, i) => client.positions.some((p, k) => k > 0 && p <= (client.positions[k - 1] as number)) ? [i] : [])
     assert.deepEqual(backwards, [], 'clients whose patch positions went backwards')
@@ -93,7 +93,7 @@ describe('a fleet of handler processes on Redis behind a round-robin proxy', { t
     // Each kill drops the clients of one process: about a third of them, each time.
     assert.ok(reconnected >= CLIENTS / 3, `only ${reconnected} clients reconnected`)
     const errors = [...spawned, ...publishers].flatMap((child) => child.messages.flatMap((message) => typeof message['error'] === 'string' ? [message['error']] : []))
-    assert.deepEqual(errors, [])
+    assert.deepEqual(errors, [], `no child process reported an error: ${errors.join(' | ')}`)
     t.diagnostic(`${published[TOPIC]} + ${published[SIDE]} patches to ${CLIENTS} clients, ${reconnected} of them reconnected, in ${Math.round(performance.now() - started)} ms`)
   })
 })

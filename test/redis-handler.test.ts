@@ -68,11 +68,11 @@ describe('createHandler over patchwire/redis', { timeout: 180_000 }, () => {
         const { broker, errors } = await brokerOn(t, lib, shared.port, { prefix: uniquePrefix() })
         const web = await startServer(t, { broker })
         const stream = await openStream(t, web.port, 'room')
-        assert.equal(stream.response?.status, 200)
+        assert.equal(stream.response?.status, 200, 'the stream opens over the Redis broker')
         const id = await publish(broker, 'room', [['add', '/items/-', { id: 1, name: 'ünïcode' }]])
         await eventually(() => stream.named('patch').length === 1, 'the patch')
-        assert.deepEqual(stream.named('patch').map((event) => ({ data: event.data, id: event.id })), [{ data: '[["add","/items/-",{"id":1,"name":"ünïcode"}]]', id }])
-        assert.deepEqual(errors, [])
+        assert.deepEqual(stream.named('patch').map((event) => ({ data: event.data, id: event.id })), [{ data: '[["add","/items/-",{"id":1,"name":"ünïcode"}]]', id }], 'the stream gets the patch, its data as published and the id publish resolved with')
+        assert.deepEqual(errors, [], `the broker reported no error: ${errors.map((error) => error.message).join(' | ')}`)
       })
 
       it('holds one SUBSCRIBE for all the streams of a topic, and UNSUBSCRIBEs lingerMs after the last one', { timeout: 15_000 }, async (t) => {
@@ -85,14 +85,14 @@ describe('createHandler over patchwire/redis', { timeout: 180_000 }, () => {
         const web = await startServer(t, { broker, lingerMs })
 
         const streams = await Promise.all([1, 2, 3].map(() => openStream(t, web.port, 'room')))
-        assert.deepEqual(streams.map((stream) => stream.response?.status), [200, 200, 200])
-        assert.equal(await numsub(admin, 'patchwire:room'), 1)
+        assert.deepEqual(streams.map((stream) => stream.response?.status), [200, 200, 200], 'the three streams open')
+        assert.equal(await numsub(admin, 'patchwire:room'), 1, 'Redis counts one subscriber to the topic\'s channel')
         await publish(broker, 'room', [['replace', '/counter', 7]])
         await eventually(() => streams.every((stream) => stream.named('patch').length > 0), 'every stream to get the patch')
-        assert.deepEqual(streams.map((stream) => stream.named('patch').map((event) => event.data)), Array(3).fill(['[["replace","/counter",7]]']))
+        assert.deepEqual(streams.map((stream) => stream.named('patch').map((event) => event.data)), Array(3).fill(['[["replace","/counter",7]]']), 'every stream gets the patch once')
         await barrier()
-        assert.equal(count('subscribe', 'patchwire:room'), 1)
-        assert.equal(web.handler.stats().topics, 1)
+        assert.equal(count('subscribe', 'patchwire:room'), 1, 'MONITOR saw one SUBSCRIBE for the three streams')
+        assert.equal(web.handler.stats().topics, 1, 'the handler holds the topic once')
 
         for (const stream of streams) stream.destroy()
         await eventually(() => web.handler.stats().connections === 0, 'the handler to see the streams go')
@@ -103,9 +103,9 @@ describe('createHandler over patchwire/redis', { timeout: 180_000 }, () => {
         const lingered = performance.now() - left
         assert.ok(lingered >= lingerMs * 0.75, `let go after ${lingered} ms, before lingerMs`)
         await barrier()
-        assert.equal(count('unsubscribe', 'patchwire:room'), 1)
-        assert.equal(count('subscribe', 'patchwire:room'), 1)
-        assert.deepEqual(errors, [])
+        assert.equal(count('unsubscribe', 'patchwire:room'), 1, 'MONITOR saw one UNSUBSCRIBE after the linger')
+        assert.equal(count('subscribe', 'patchwire:room'), 1, 'and no second SUBSCRIBE')
+        assert.deepEqual(errors, [], `the broker reported no error: ${errors.map((error) => error.message).join(' | ')}`)
       })
 
       it('server-render hand-off: position on one broker, publishes, then a stream from that id on another handler gets exactly those', { timeout: 15_000 }, async (t) => {
@@ -121,13 +121,13 @@ describe('createHandler over patchwire/redis', { timeout: 180_000 }, () => {
           await publishN(renderer.broker, 'elsewhere', n)
         }
         const stream = await openStream(t, web.port, 'page', [], `/?lastEventId=${encodeURIComponent(at)}`)
-        assert.equal(stream.response?.status, 200)
-        assert.deepEqual(patchesOf(stream), ids.map((id, i) => ({ topic: undefined, n: i + 1, id })))
-        assert.equal(resetsOf(stream), 0)
+        assert.equal(stream.response?.status, 200, 'the stream from the rendered position opens on the other handler')
+        assert.deepEqual(patchesOf(stream), ids.map((id, i) => ({ topic: undefined, n: i + 1, id })), 'it replays exactly the 5 patches of page after the position, with their ids')
+        assert.equal(resetsOf(stream), 0, 'an exact hand-off is no reset')
         // The stream is live from there on.
         const next = await publishN(renderer.broker, 'page', 6)
         await eventually(() => patchesOf(stream).length === 6, 'the live patch')
-        assert.deepEqual(patchesOf(stream).at(-1), { topic: undefined, n: 6, id: next })
+        assert.deepEqual(patchesOf(stream).at(-1), { topic: undefined, n: 6, id: next }, 'then the live patch, with its id')
       })
 
       it('resumes a multi-topic stream (?topic=a&topic=b) exactly, with one id, on another handler', { timeout: 15_000 }, async (t) => {
@@ -147,7 +147,7 @@ describe('createHandler over patchwire/redis', { timeout: 180_000 }, () => {
           sent.push({ topic, n, id: await publishN(publisher.broker, topic, n) })
         }
         await eventually(() => patchesOf(before).length === 6, 'the first patches')
-        assert.deepEqual(patchesOf(before), sent)
+        assert.deepEqual(patchesOf(before), sent, 'the multi-topic stream gets the 6 patches of a and b in order')
         const last = (patchesOf(before).at(-1) as Patch).id
         before.destroy()
         for (let n = 7; n <= 14; n++) {
@@ -156,10 +156,10 @@ describe('createHandler over patchwire/redis', { timeout: 180_000 }, () => {
         }
         await eventually(() => patchesOf(onlyA).length === sent.filter((entry) => entry.topic === 'a').length, 'the cache of a')
         const resumed = await openStream(t, webB.port, 'a', [`Last-Event-ID: ${last}`], '/?topic=b')
-        assert.equal(resumed.response?.status, 200)
-        assert.deepEqual(patchesOf(resumed), sent.slice(6))
-        assert.equal(resetsOf(resumed), 0)
-        assert.deepEqual([first.errors, second.errors], [[], []])
+        assert.equal(resumed.response?.status, 200, 'the resumed stream opens on the other handler')
+        assert.deepEqual(patchesOf(resumed), sent.slice(6), 'it gets exactly the patches of a and b after its id, in order, a from the cache and b from Redis')
+        assert.equal(resetsOf(resumed), 0, 'an exact resume is no reset')
+        assert.deepEqual([first.errors, second.errors], [[], []], 'neither broker reported an error')
       })
 
       it('resumes a stream on a handler whose subscriber lags behind the one the client came from: nothing twice, and its ready id is not behind the client\'s', { timeout: 15_000 }, async (t) => {
@@ -229,12 +229,12 @@ describe('createHandler over patchwire/redis', { timeout: 180_000 }, () => {
             const at = expected.findIndex((sent, i) => i >= index && sent.n === entry.n)
             assert.ok(at >= 0, `stream ${s}: got ${entry.n} out of order or twice`)
             assert.ok(at === index || resetSince, `stream ${s}: missed ${expected.slice(index, at).map((sent) => sent.n).join(', ')} without a reset`)
-            assert.equal(entry.id, expected[at]?.id)
+            assert.equal(entry.id, expected[at]?.id, `stream ${s}: patch ${entry.n} carries the id its publish resolved with`)
             index = at + 1
             resetSince = false
           }
           assert.ok(resetsOf(stream) >= 1, `stream ${s}: the lost history must reset it`)
-          assert.equal(stream.closed, false)
+          assert.equal(stream.closed, false, `stream ${s} stayed open across the restart`)
         }
       })
 
@@ -253,9 +253,9 @@ describe('createHandler over patchwire/redis', { timeout: 180_000 }, () => {
         assert.equal(loop.refused, 0, 'Redis stayed up: every publish was taken')
         const expect = (served: string[]): Patch[] => loop.taken.filter((entry) => served.includes(entry.topic)).map((entry) => ({ topic: served.length > 1 ? entry.topic : undefined, n: entry.n, id: entry.id }))
         await eventually(() => patchesOf(single).length >= expect(['p']).length && patchesOf(multi).length >= expect(['p', 'q']).length, 'every patch', 10_000)
-        assert.deepEqual(patchesOf(single), expect(['p']))
-        assert.deepEqual(patchesOf(multi), expect(['p', 'q']))
-        assert.deepEqual([resetsOf(single), resetsOf(multi)], [0, 0])
+        assert.deepEqual(patchesOf(single), expect(['p']), 'the single-topic stream gets every patch of p once, in order')
+        assert.deepEqual(patchesOf(multi), expect(['p', 'q']), 'the multi-topic stream gets every patch of p and q once, in order')
+        assert.deepEqual([resetsOf(single), resetsOf(multi)], [0, 0], 'no reset on either stream: Redis stayed up, its streams fill what the cuts lost')
         assert.ok(errors.some((error) => /lost the connection of the Redis subscriber/.test(error.message)), 'the kills reached the subscriber')
       })
     })

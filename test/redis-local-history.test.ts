@@ -19,28 +19,28 @@ describe('LocalHistory', () => {
     const history = new LocalHistory(10, 1 << 20)
     history.start('a', 100)
     fill(history, 'a', [103, 107, 110])
-    assert.deepEqual(ids(history.after('a', 100)), ['e-103', 'e-107', 'e-110'])
-    assert.deepEqual(ids(history.after('a', 105)), ['e-107', 'e-110'])
-    assert.deepEqual(ids(history.after('a', 107)), ['e-110'])
-    assert.deepEqual(ids(history.after('a', 200)), [])
-    assert.equal(history.after('a', 99), undefined)
-    assert.equal(history.after('b', 100), undefined)
-    assert.deepEqual(history.after('a', 106)?.[0], { id: 'e-107', payload: 'x' })
+    assert.deepEqual(ids(history.after('a', 100)), ['e-103', 'e-107', 'e-110'], 'after the start position: every frame')
+    assert.deepEqual(ids(history.after('a', 105)), ['e-107', 'e-110'], 'after a position between frames: the later ones')
+    assert.deepEqual(ids(history.after('a', 107)), ['e-110'], 'after a frame\'s own position: the ones after it')
+    assert.deepEqual(ids(history.after('a', 200)), [], 'after a position past the last frame: none, and complete')
+    assert.equal(history.after('a', 99), undefined, 'before the start position: no answer')
+    assert.equal(history.after('b', 100), undefined, 'a topic not started: no answer')
+    assert.deepEqual(history.after('a', 106)?.[0], { id: 'e-107', payload: 'x' }, 'a frame carries its id and payload')
   })
 
   it('keeps nothing for a topic it was not started for', () => {
     const history = new LocalHistory(10, 1 << 20)
     fill(history, 'a', [1, 2])
-    assert.equal(history.has('a'), false)
-    assert.equal(history.bytes, 0)
+    assert.equal(history.has('a'), false, 'no history for a topic never started')
+    assert.equal(history.bytes, 0, 'no bytes counted for its frames')
   })
 
   it('keeps at most maxFrames per topic, moving the position it is complete from up', () => {
     const history = new LocalHistory(3, 1 << 20)
     history.start('a', 0)
     fill(history, 'a', [1, 2, 3, 4, 5])
-    assert.equal(history.after('a', 1), undefined)
-    assert.deepEqual(ids(history.after('a', 2)), ['e-3', 'e-4', 'e-5'])
+    assert.equal(history.after('a', 1), undefined, 'no answer from before the oldest of the 3 frames kept')
+    assert.deepEqual(ids(history.after('a', 2)), ['e-3', 'e-4', 'e-5'], 'the last 3 frames, complete from 2')
   })
 
   it('stays under maxBytes over all topics, evicting the oldest frames first whatever their topic', () => {
@@ -53,12 +53,12 @@ describe('LocalHistory', () => {
       assert.ok(history.bytes <= 10_000, `${history.bytes} bytes kept`)
     }
     // 2 * 1004 + 96 bytes a frame: four fit.
-    assert.deepEqual(ids(history.after('a', 36)), ['e-37', 'e-39'])
-    assert.deepEqual(ids(history.after('b', 36)), ['e-38', 'e-40'])
+    assert.deepEqual(ids(history.after('a', 36)), ['e-37', 'e-39'], 'a keeps its frames among the newest four')
+    assert.deepEqual(ids(history.after('b', 36)), ['e-38', 'e-40'], 'b keeps its frames among the newest four')
     // a's last evicted frame is 35, b's 36.
-    assert.deepEqual(ids(history.after('a', 35)), ['e-37', 'e-39'])
-    assert.equal(history.after('a', 34), undefined)
-    assert.equal(history.after('b', 35), undefined)
+    assert.deepEqual(ids(history.after('a', 35)), ['e-37', 'e-39'], 'a is complete from its last evicted frame, 35')
+    assert.equal(history.after('a', 34), undefined, 'a cannot answer from before 35')
+    assert.equal(history.after('b', 35), undefined, 'b cannot answer from before its last evicted frame, 36')
   })
 
   it('gives back the bytes of a topic it stops or restarts, and of all on clear', () => {
@@ -69,23 +69,23 @@ describe('LocalHistory', () => {
     fill(history, 'b', [3])
     const bytes = history.bytes
     history.stop('a')
-    assert.equal(history.bytes, bytes * 1 / 3)
-    assert.equal(history.has('a'), false)
+    assert.equal(history.bytes, bytes * 1 / 3, `stopping a gives back its 2 frames of 3: ${history.bytes} of ${bytes} bytes left`)
+    assert.equal(history.has('a'), false, 'a stopped has no history')
     history.start('b', 10)
-    assert.equal(history.bytes, 0)
-    assert.deepEqual(ids(history.after('b', 10)), [])
+    assert.equal(history.bytes, 0, 'restarting b gives back its frame')
+    assert.deepEqual(ids(history.after('b', 10)), [], 'b restarted is complete from its new position, with no frame')
     fill(history, 'b', [11])
     history.clear()
-    assert.equal(history.bytes, 0)
-    assert.equal(history.has('b'), false)
+    assert.equal(history.bytes, 0, 'clear gives back every byte')
+    assert.equal(history.has('b'), false, 'clear drops every topic')
   })
 
   it('keeps nothing with maxFrames 0', () => {
     const history = new LocalHistory(0, 1 << 20)
     history.start('a', 0)
     fill(history, 'a', [1])
-    assert.equal(history.has('a'), false)
-    assert.equal(history.after('a', 0), undefined)
+    assert.equal(history.has('a'), false, 'no history is kept with maxFrames 0')
+    assert.equal(history.after('a', 0), undefined, 'and no answer from its start position')
   })
 })
 

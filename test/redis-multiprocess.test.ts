@@ -47,7 +47,7 @@ describe('Redis broker across processes', { timeout: 60_000 }, () => {
     ]
     const publisher = spawnChild(t, 'redis-publisher-process.ts', [String(redis.port), TOPIC])
     const ports = await Promise.all(handlers.map(async (handler) => Number((await handler.next('port'))['port'])))
-    assert.notEqual(ports[0], ports[1])
+    assert.notEqual(ports[0], ports[1], `the two handler processes listen on their own ports: ${ports.join(', ')}`)
     await publisher.next('ready')
 
     // Two streams per process; each is live once its `ready` frame came.
@@ -55,32 +55,32 @@ describe('Redis broker across processes', { timeout: 60_000 }, () => {
     for (const port of ports) {
       for (let i = 0; i < 2; i++) {
         const stream = await openStream(t, port, TOPIC)
-        assert.equal(stream.response?.status, 200)
+        assert.equal(stream.response?.status, 200, `a stream opens on the handler at port ${port}`)
         streams.push(stream)
       }
     }
 
     publisher.process.send({ from: 1, to: FIRST_BATCH })
-    assert.deepEqual(await publisher.next('published'), { published: FIRST_BATCH })
+    assert.deepEqual(await publisher.next('published'), { published: FIRST_BATCH }, `the publisher reports the first ${FIRST_BATCH} patches published`)
     await until(() => streams.every((stream) => sequence(stream).length >= FIRST_BATCH), WAIT_MS, 'the first batch on every stream')
-    for (const stream of streams) assert.deepEqual(sequence(stream), range(1, FIRST_BATCH))
+    for (const stream of streams) assert.deepEqual(sequence(stream), range(1, FIRST_BATCH), 'every stream has the first batch, each patch once, in order')
 
     await redis.kill()
     await redis.start()
     await until(() => streams.every((stream) => sequence(stream).includes('reset')), WAIT_MS, 'a reset on every stream')
     for (const stream of streams) {
       const reset = stream.named('reset')
-      assert.equal(reset.length, 1)
-      assert.deepEqual(JSON.parse(reset[0]?.data ?? '{}'), { reason: 'broker-gap' })
+      assert.equal(reset.length, 1, 'one reset per stream for the Redis restart')
+      assert.deepEqual(JSON.parse(reset[0]?.data ?? '{}'), { reason: 'broker-gap' }, 'the reset says the broker lost messages')
     }
 
     publisher.process.send({ from: FIRST_BATCH + 1, to: FIRST_BATCH + SECOND_BATCH })
-    assert.deepEqual(await publisher.next('published'), { published: FIRST_BATCH + SECOND_BATCH })
+    assert.deepEqual(await publisher.next('published'), { published: FIRST_BATCH + SECOND_BATCH }, 'the publisher reports the second batch published after the restart')
     const expected = [...range(1, FIRST_BATCH), 'reset', ...range(FIRST_BATCH + 1, FIRST_BATCH + SECOND_BATCH)]
     await until(() => streams.every((stream) => sequence(stream).length >= expected.length), WAIT_MS, 'the second batch on every stream')
     for (const stream of streams) {
-      assert.deepEqual(sequence(stream), expected)
-      assert.equal(stream.closed, false)
+      assert.deepEqual(sequence(stream), expected, 'every stream has the first batch, the reset, then the second batch, each patch once, in order')
+      assert.equal(stream.closed, false, 'the stream stayed open across the Redis restart')
     }
   })
 
@@ -96,16 +96,16 @@ describe('Redis broker across processes', { timeout: 60_000 }, () => {
     renderer.process.send({ position: page })
     const at = String((await renderer.next('position'))['position'])
     renderer.process.send({ from: 4, to: 20 })
-    assert.deepEqual(await renderer.next('published'), { published: 20 })
+    assert.deepEqual(await renderer.next('published'), { published: 20 }, 'the renderer reports patches 4 to 20 published after the position')
 
     // The page's script subscribes later, through another process.
     const stream = await openStream(t, port, page, [], `/?lastEventId=${encodeURIComponent(at)}`)
-    assert.equal(stream.response?.status, 200)
-    assert.deepEqual(sequence(stream), range(4, 20))
+    assert.equal(stream.response?.status, 200, 'a stream resuming from the position opens on the other process')
+    assert.deepEqual(sequence(stream), range(4, 20), 'the stream replays exactly the patches after the position: 4 to 20')
     renderer.process.send({ from: 21, to: 25 })
     await renderer.next('published')
     await until(() => sequence(stream).length >= 22, WAIT_MS, 'the live patches')
-    assert.deepEqual(sequence(stream), range(4, 25))
-    assert.deepEqual(handler.messages.filter((message) => 'error' in message), [])
+    assert.deepEqual(sequence(stream), range(4, 25), 'then the live patches 21 to 25, each once, in order')
+    assert.deepEqual(handler.messages.filter((message) => 'error' in message), [], 'the handler process reported no error')
   })
 })

@@ -46,10 +46,10 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const ids = await Promise.all(sent.map((payload) => a.broker.publish('room', payload)))
         await eventually(() => gotA.events.length >= sent.length && gotB.events.length >= sent.length, 'all messages')
         const expected = sent.map((payload, i) => ({ payload, id: ids[i] }))
-        assert.deepEqual(gotA.events, expected)
-        assert.deepEqual(gotB.events, expected)
-        assert.deepEqual(a.errors, [])
-        assert.deepEqual(b.errors, [])
+        assert.deepEqual(gotA.events, expected, 'the broker that published gets the 200 messages in order, with their ids')
+        assert.deepEqual(gotB.events, expected, 'the other broker gets the 200 messages in order, with their ids')
+        assert.deepEqual(a.errors, [], 'the publishing broker reported no error')
+        assert.deepEqual(b.errors, [], 'the other broker reported no error')
       })
 
       it('issues ids of one epoch that increase across topics and brokers, and delivers all topics in that order', { timeout: 15_000 }, async (t) => {
@@ -63,11 +63,11 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           const publisher = i % 2 === 0 ? a.broker : b.broker
           ids.push(await publisher.publish(['x', 'y', 'z', 'other'][i % 4] as string, `[${i}]`) as string)
         }
-        assert.equal(new Set(ids.map(epochOf)).size, 1)
+        assert.equal(new Set(ids.map(epochOf)).size, 1, `the ids are of one epoch: ${ids.join(', ')}`)
         for (let i = 1; i < ids.length; i++) assert.ok(seqOf(ids[i]) > seqOf(ids[i - 1]), `${ids[i]} after ${ids[i - 1]}`)
         const subscribed = ids.filter((_, i) => i % 4 !== 3)
         await eventually(() => got.length >= subscribed.length, 'the messages')
-        assert.deepEqual(got, subscribed)
+        assert.deepEqual(got, subscribed, 'the listener gets x, y and z in publish order, nothing of other, no gap')
       })
 
       it('settles ready once the SUBSCRIBE is live, so that a publish right after it arrives', { timeout: 15_000 }, async (t) => {
@@ -87,8 +87,8 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           await a.broker.publish(`topic-${i}`, `[${i}]`)
         }
         await eventually(() => got.length === 20, 'every message')
-        assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `[${i}]`))
-        assert.deepEqual(b.errors, [])
+        assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `[${i}]`), 'a publish right after ready arrives, for each of the 20 topics')
+        assert.deepEqual(b.errors, [], 'the subscribing broker reported no error')
       })
 
       it('carries payloads unchanged: colons, Unicode, escapes and 1 MiB, live and replayed', { timeout: 15_000 }, async (t) => {
@@ -107,14 +107,14 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         ]
         for (const payload of sent) await broker.publish('t', payload)
         await eventually(() => got.length >= sent.length, 'all payloads')
-        assert.equal(got.length, sent.length)
+        assert.equal(got.length, sent.length, 'each payload arrives once')
         const replayed = framesOf(await broker.replay('t', start)).map((frame) => frame.payload)
         for (const [i, payload] of sent.entries()) {
           assert.ok(got[i] === payload, `payload ${i} changed (${Buffer.byteLength(payload)} bytes sent, ${Buffer.byteLength(got[i] ?? '')} received)`)
           assert.ok(replayed[i] === payload, `replayed payload ${i} changed`)
         }
         assert.ok(Buffer.byteLength(sent[4] ?? '') > 1024 * 1024, 'the last payload is over 1 MiB')
-        assert.deepEqual(errors, [])
+        assert.deepEqual(errors, [], 'the broker reported no error')
       })
 
       it('publishes on the channel prefix + topic with its position, so prefixes keep apps apart, and drops what it did not publish', { timeout: 15_000 }, async (t) => {
@@ -134,14 +134,14 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         await admin.publish(`${prefixB}room`, '["again"]')
         const sentinel = await b.broker.publish('room', '["sentinel"]')
         await eventually(() => gotB.length > 0 && rawGot.length > 0, 'the sentinel and the raw message')
-        assert.deepEqual(gotB, ['["sentinel"]'])
+        assert.deepEqual(gotB, ['["sentinel"]'], 'the broker under prefix B gets its own publish only: neither prefix A\'s nor the foreign messages')
         assert.ok(typeof sentinel === 'string', `publish resolves with the id, got ${String(sentinel)}`)
         // <epoch>:<seq>:<the topic's previous position, empty when unknown>:<payload>
-        assert.equal(rawGot.length, 1)
-        assert.match(rawGot[0] ?? '', new RegExp(`^${epochOf(id)}:${seqOf(id)}:[0-9]*:\\["for a"\\]$`))
+        assert.equal(rawGot.length, 1, 'one message on the channel prefixA + room')
+        assert.match(rawGot[0] ?? '', new RegExp(`^${epochOf(id)}:${seqOf(id)}:[0-9]*:\\["for a"\\]$`), `the channel message is epoch:seq:previous:payload: ${rawGot[0]}`)
         assert.equal(b.errors.length, 1, String(b.errors))
         assert.ok(isBrokerError(b.errors[0]), `the foreign message is reported as ERR_PATCHWIRE_BROKER, got ${String(b.errors[0])}`)
-        assert.match(b.errors[0]?.message ?? '', /not one createRedisBroker published/)
+        assert.match(b.errors[0]?.message ?? '', /not one createRedisBroker published/, `the report says the message was not published by a broker: ${b.errors[0]?.message}`)
       })
 
       it('uses the prefix "patchwire:" by default, for its channels and keys', { timeout: 15_000 }, async (t) => {
@@ -152,12 +152,12 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const admin = await probe(t, server.port)
         const got: string[] = []
         await broker.subscribe(topic, (payload) => got.push(payload)).ready
-        assert.equal(await numsub(admin, `patchwire:${topic}`), 1)
+        assert.equal(await numsub(admin, `patchwire:${topic}`), 1, 'the channel is patchwire: + topic')
         await broker.publish(topic, '[1]')
         await eventually(() => got.length === 1, 'the message')
-        assert.deepEqual(got, ['[1]'])
+        assert.deepEqual(got, ['[1]'], 'the message arrives')
         const keys = (await admin.sendCommand(['KEYS', '*']) as string[]).toSorted()
-        assert.deepEqual(keys, ['patchwire:epoch', `patchwire:last:${topic}`, 'patchwire:seq', `patchwire:stream:${topic}`])
+        assert.deepEqual(keys, ['patchwire:epoch', `patchwire:last:${topic}`, 'patchwire:seq', `patchwire:stream:${topic}`], 'every key is under patchwire:')
       })
 
       it('keeps about 1000 messages per topic for 5 minutes after its last publish by default (history, historyMs)', { timeout: 15_000 }, async (t) => {
@@ -170,8 +170,8 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const kept = Number(await admin.sendCommand(['XLEN', `${prefix}stream:busy`]))
         // MAXLEN ~ trims whole stream nodes (100 entries by default): a few more may stay.
         assert.ok(kept >= 1000 && kept < 1100, `${kept} messages kept`)
-        assert.deepEqual(framesOf(await broker.replay('busy', ids[299] as string)).map((frame) => frame.id), ids.slice(300))
-        assert.deepEqual(await broker.replay('busy', from), { reset: 'history-exceeded' })
+        assert.deepEqual(framesOf(await broker.replay('busy', ids[299] as string)).map((frame) => frame.id), ids.slice(300), 'a replay from the 300th id gives the 1000 after it')
+        assert.deepEqual(await broker.replay('busy', from), { reset: 'history-exceeded' }, 'a replay from before the kept history is a reset')
         const ttl = Number(await admin.sendCommand(['PTTL', `${prefix}stream:busy`]))
         assert.ok(ttl > 290_000 && ttl <= 300_000, `the stream expires in ${ttl} ms`)
       })
@@ -190,8 +190,8 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         await broker.publish('room', '["once"]')
         await eventually(() => got.every((inbox) => inbox.length === 1), 'every listener to get the message')
         await barrier()
-        assert.equal(commands('subscribe'), 1)
-        assert.deepEqual(got, [['["once"]'], ['["once"]'], ['["once"]']])
+        assert.equal(commands('subscribe'), 1, 'one SUBSCRIBE for three listeners')
+        assert.deepEqual(got, [['["once"]'], ['["once"]'], ['["once"]']], 'every listener gets the message once')
 
         stops[0]?.()
         stops[1]?.()
@@ -199,15 +199,15 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         await broker.publish('room', '["twice"]')
         await eventually(() => (got[2]?.length ?? 0) === 2, 'the remaining listener to get the message')
         await barrier()
-        assert.equal(commands('unsubscribe'), 0)
-        assert.deepEqual(got.map((inbox) => inbox.length), [1, 1, 2])
+        assert.equal(commands('unsubscribe'), 0, 'no UNSUBSCRIBE while a listener is left')
+        assert.deepEqual(got.map((inbox) => inbox.length), [1, 1, 2], 'only the remaining listener gets the second message')
 
         stops[2]?.()
         await eventually(async () => await numsub(admin, channel) === 0, 'UNSUBSCRIBE')
         await barrier()
-        assert.equal(commands('unsubscribe'), 1)
-        assert.equal(commands('subscribe'), 1)
-        assert.deepEqual(errors, [])
+        assert.equal(commands('unsubscribe'), 1, 'one UNSUBSCRIBE after the last listener')
+        assert.equal(commands('subscribe'), 1, 'and no second SUBSCRIBE')
+        assert.deepEqual(errors, [], 'the broker reported no error')
       })
 
       it('ends subscribed when a topic is unsubscribed and subscribed again at once', { timeout: 15_000 }, async (t) => {
@@ -224,12 +224,12 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         // took effect, so did the three before it.
         await broker.subscribe('barrier', () => undefined).ready
         await again.ready
-        assert.equal(await numsub(admin, `${prefix}room`), 1)
+        assert.equal(await numsub(admin, `${prefix}room`), 1, 'the topic subscribed again is subscribed in Redis')
         await broker.publish('room', '["x"]')
         await eventually(() => second.length === 1, 'the message')
-        assert.deepEqual(first, [])
-        assert.deepEqual(second, ['["x"]'])
-        assert.deepEqual(errors, [])
+        assert.deepEqual(first, [], 'the listener let go gets nothing')
+        assert.deepEqual(second, ['["x"]'], 'the new listener gets the message')
+        assert.deepEqual(errors, [], 'the broker reported no error')
       })
 
       it('unsubscribes a topic let go twice even when the connection drops before Redis answers the second UNSUBSCRIBE', { timeout: 15_000 }, async (t) => {
@@ -266,7 +266,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         await eventually(() => closed(publisher.client) && closed(subscriber.client), 'both clients to close')
         // Long enough for a reconnect attempt (20 ms) to have been reported.
         await new Promise((resolve) => setTimeout(resolve, 100))
-        assert.deepEqual(errors, [])
+        assert.deepEqual(errors, [], `closing the clients reported nothing: ${errors.map((error) => error.message).join(' | ')}`)
       })
 
       it('reports a listener that throws and still delivers to the others', { timeout: 15_000 }, async (t) => {
@@ -279,10 +279,10 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         await broker.publish('room', '[1]')
         await broker.publish('room', '[2]')
         await eventually(() => got.length === 2, 'both messages')
-        assert.deepEqual(got, ['[1]', '[2]'])
-        assert.equal(errors.length, 2)
-        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_LISTENER')
-        assert.equal(errors[0]?.cause, boom)
+        assert.deepEqual(got, ['[1]', '[2]'], 'the other listener gets both messages')
+        assert.equal(errors.length, 2, 'one report per throw')
+        assert.equal(errors[0]?.code, 'ERR_PATCHWIRE_LISTENER', 'reported as ERR_PATCHWIRE_LISTENER')
+        assert.equal(errors[0]?.cause, boom, 'with the thrown error as cause')
       })
 
       it('reports a SUBSCRIBE that fails and calls every onGap, even after one throws', { timeout: 15_000 }, async (t) => {
@@ -293,13 +293,13 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const first = broker.subscribe('room', () => undefined, () => { throw boom })
         broker.subscribe('room', () => undefined, () => { gaps++ })
         broker.subscribe('room', () => undefined)
-        await assert.rejects(Promise.resolve(first.ready), (error: unknown) => isBrokerError(error))
+        await assert.rejects(Promise.resolve(first.ready), (error: unknown) => isBrokerError(error), 'ready rejects with ERR_PATCHWIRE_BROKER')
         await eventually(() => gaps === 1, 'onGap')
-        assert.equal(errors.length, 2)
+        assert.equal(errors.length, 2, `two reports, the failed SUBSCRIBE and the throwing onGap: ${errors.map((error) => error.message).join(' | ')}`)
         assert.ok(isBrokerError(errors[0]), String(errors[0]))
         assert.ok(errors[0]?.cause instanceof Error, `the report carries Redis's error as cause, got ${String(errors[0]?.cause)}`)
-        assert.equal(errors[1]?.code, 'ERR_PATCHWIRE_LISTENER')
-        assert.equal(errors[1]?.cause, boom)
+        assert.equal(errors[1]?.code, 'ERR_PATCHWIRE_LISTENER', 'the onGap that threw is reported as ERR_PATCHWIRE_LISTENER')
+        assert.equal(errors[1]?.cause, boom, 'with the thrown error as cause')
       })
 
       it('sends SUBSCRIBE again for a new subscription to a topic whose SUBSCRIBE failed', { timeout: 15_000 }, async (t) => {
@@ -310,11 +310,11 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const got: string[][] = [[], []]
         await allowSubscribe(admin, false)
         const first = broker.subscribe('room', (payload) => got[0]?.push(payload))
-        await assert.rejects(Promise.resolve(first.ready), (error: unknown) => isBrokerError(error))
+        await assert.rejects(Promise.resolve(first.ready), (error: unknown) => isBrokerError(error), 'ready rejects with ERR_PATCHWIRE_BROKER while SUBSCRIBE is refused')
 
         await allowSubscribe(admin, true)
         await broker.subscribe('room', (payload) => got[1]?.push(payload)).ready
-        assert.equal(await numsub(admin, 'patchwire:room'), 1)
+        assert.equal(await numsub(admin, 'patchwire:room'), 1, 'the new subscription sent SUBSCRIBE again')
         await broker.publish('room', '[1]')
         await eventually(() => got.every((inbox) => inbox.length === 1), 'both listeners to get the message')
         assert.equal(errors.length, 1, String(errors))
@@ -328,10 +328,10 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const { broker, errors } = await brokerOn(t, lib, server.port)
         await assert.rejects(broker.publish('room', '[]'), (error: unknown) => {
           assert.ok(isBrokerError(error), String(error))
-          assert.match(String((error as Error).cause), /NOPERM|can't run this command/)
+          assert.match(String((error as Error).cause), /NOPERM|can't run this command/, `the cause is Redis's refusal: ${String((error as Error).cause)}`)
           return true
-        })
-        assert.deepEqual(errors, [])
+        }, 'the publish rejects with ERR_PATCHWIRE_BROKER')
+        assert.deepEqual(errors, [], 'an awaited publish that failed is not reported')
       })
 
       it('subscribes the topics of a subscriber that connects later, then calls onGap', { timeout: 15_000 }, async (t) => {
@@ -349,7 +349,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         await stop.ready
         await broker.publish('room', '["after"]')
         await eventually(() => got.payloads().length === 1, 'the message')
-        assert.deepEqual(got.payloads(), ['["after"]'])
+        assert.deepEqual(got.payloads(), ['["after"]'], 'the topic subscribed before the subscriber connected gets the message')
         assert.ok(errors.every(isBrokerError), String(errors))
       })
 
@@ -366,14 +366,14 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           await a.broker.publish('elsewhere', `[${i}]`)
         }
         for (const broker of [a.broker, b.broker]) {
-          assert.deepEqual(framesOf(await broker.replay('doc', position)), ids.map((id, i) => ({ id, payload: `[${i}]` })))
-          assert.deepEqual(framesOf(await broker.replay('doc', ids[2] as string)), ids.slice(3).map((id, i) => ({ id, payload: `[${i + 3}]` })))
-          assert.deepEqual(framesOf(await broker.replay('doc', ids[4] as string)), [])
+          assert.deepEqual(framesOf(await broker.replay('doc', position)), ids.map((id, i) => ({ id, payload: `[${i}]` })), 'a replay from the position gives the 5 publishes of doc after it')
+          assert.deepEqual(framesOf(await broker.replay('doc', ids[2] as string)), ids.slice(3).map((id, i) => ({ id, payload: `[${i + 3}]` })), 'a replay from the third id gives the two after it')
+          assert.deepEqual(framesOf(await broker.replay('doc', ids[4] as string)), [], 'a replay from the last id gives nothing')
         }
         // A topic never published: nothing after its position.
         const quiet = await b.broker.position('never')
         await a.broker.publish('elsewhere', '[]')
-        assert.deepEqual(framesOf(await a.broker.replay('never', quiet)), [])
+        assert.deepEqual(framesOf(await a.broker.replay('never', quiet)), [], 'a replay of a topic never published, from its position, gives nothing')
         assert.ok(seqOf(await a.broker.position('doc')) >= seqOf(ids[4]), 'the position of doc is not behind its last publish')
       })
 
@@ -384,8 +384,8 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         for (const bad of ['', 'x', '-1', `${epoch}-`, `${epoch}-01`, `${epoch}-1.5`, `${epoch.toUpperCase()}-1`, `${epoch}-99999999999999999`]) {
           assert.deepEqual(await broker.replay('doc', bad), { reset: 'malformed-id' }, bad)
         }
-        assert.deepEqual(await broker.replay('doc', `other-${seq}`), { reset: 'foreign-id' })
-        assert.deepEqual(await broker.replay('doc', `${epoch}-${seq + 1000}`), { reset: 'foreign-id' })
+        assert.deepEqual(await broker.replay('doc', `other-${seq}`), { reset: 'foreign-id' }, 'an id of another epoch is foreign')
+        assert.deepEqual(await broker.replay('doc', `${epoch}-${seq + 1000}`), { reset: 'foreign-id' }, 'an id past the last position issued is foreign')
       })
 
       it('answers history-exceeded once the stream was trimmed past the id, and when history is 0', { timeout: 15_000 }, async (t) => {
@@ -394,16 +394,16 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const position = await broker.position('busy')
         const ids: string[] = []
         for (let i = 0; i < 300; i++) ids.push(await broker.publish('busy', `[${i}]`) as string)
-        assert.deepEqual(await broker.replay('busy', position), { reset: 'history-exceeded' })
+        assert.deepEqual(await broker.replay('busy', position), { reset: 'history-exceeded' }, 'a replay from before the trimmed stream is a reset')
         // The last five are kept whatever MAXLEN ~ trimmed.
-        assert.deepEqual(framesOf(await broker.replay('busy', ids[294] as string)).map((frame) => frame.id), ids.slice(295))
+        assert.deepEqual(framesOf(await broker.replay('busy', ids[294] as string)).map((frame) => frame.id), ids.slice(295), 'the last five are kept and replayed')
 
         const none = await brokerOn(t, lib, shared.port, { prefix: uniquePrefix(), history: 0 })
         const start = await none.broker.position('t')
-        assert.deepEqual(framesOf(await none.broker.replay('t', start)), [])
+        assert.deepEqual(framesOf(await none.broker.replay('t', start)), [], 'with history 0, a replay from the current position gives nothing')
         const id = await none.broker.publish('t', '[1]') as string
-        assert.deepEqual(await none.broker.replay('t', start), { reset: 'history-exceeded' })
-        assert.deepEqual(framesOf(await none.broker.replay('t', id)), [])
+        assert.deepEqual(await none.broker.replay('t', start), { reset: 'history-exceeded' }, 'with history 0, a replay from before a publish is a reset')
+        assert.deepEqual(framesOf(await none.broker.replay('t', id)), [], 'with history 0, a replay from the last id gives nothing')
       })
 
       it('answers history-exceeded once the stream expired (historyMs), and chains a quiet topic\'s next message without a gap', { timeout: 15_000 }, async (t) => {
@@ -417,17 +417,17 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const position = await broker.position('quiet')
         const first = await broker.publish('quiet', '[1]') as string
         await eventually(async () => Number(await admin.sendCommand(['EXISTS', `${prefix}stream:quiet`])) === 0, 'the stream to expire')
-        assert.deepEqual(await other.broker.replay('quiet', position), { reset: 'history-exceeded' })
+        assert.deepEqual(await other.broker.replay('quiet', position), { reset: 'history-exceeded' }, 'a replay from Redis after the stream expired is a reset')
         // The subscribed process still holds it.
         await eventually(() => got.events.length === 1, 'the first message')
-        assert.deepEqual(framesOf(await broker.replay('quiet', position)), [{ id: first, payload: '[1]' }])
+        assert.deepEqual(framesOf(await broker.replay('quiet', position)), [{ id: first, payload: '[1]' }], 'the subscribed broker replays the message from its cache')
         // Nothing came after `first`: still exact.
-        assert.deepEqual(framesOf(await other.broker.replay('quiet', first)), [])
+        assert.deepEqual(framesOf(await other.broker.replay('quiet', first)), [], 'a replay from the last message of an expired stream gives nothing, exactly')
         const second = await other.broker.publish('quiet', '[2]') as string
         await eventually(() => got.events.length >= 2, 'both messages')
-        assert.deepEqual(got.events, [{ payload: '[1]', id: first }, { payload: '[2]', id: second }])
-        assert.deepEqual(framesOf(await other.broker.replay('quiet', first)), [{ id: second, payload: '[2]' }])
-        assert.deepEqual(errors, [])
+        assert.deepEqual(got.events, [{ payload: '[1]', id: first }, { payload: '[2]', id: second }], 'the quiet topic\'s next message follows without a gap')
+        assert.deepEqual(framesOf(await other.broker.replay('quiet', first)), [{ id: second, payload: '[2]' }], 'a replay from Redis from the first message gives the second')
+        assert.deepEqual(errors, [], 'the broker reported no error')
       })
 
       it('answers a replay of a subscribed topic from its own cache, without a round trip, and shares one round trip among identical replays', { timeout: 15_000 }, async (t) => {
@@ -446,22 +446,22 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         for (let i = 0; i < 100; i++) {
           const result = broker.replay('room', ids[3] as string)
           assert.ok(!('then' in result), 'answered synchronously')
-          assert.deepEqual(framesOf(result as ReplayResult).map((frame) => frame.id), ids.slice(4))
+          assert.deepEqual(framesOf(result as ReplayResult).map((frame) => frame.id), ids.slice(4), 'the cache answers the messages after the fourth id')
         }
         assert.equal(await commandCalls(admin, SCRIPT_COMMANDS), before, 'a replay from the cache went to Redis')
 
         // Not subscribed on `other`: from Redis, one round trip for a storm of identical ones.
         const storm = Array.from({ length: 50 }, () => other.broker.replay('room', ids[3] as string))
         assert.ok(storm.every((result) => result === storm[0]), 'identical replays share one promise')
-        assert.deepEqual(framesOf(await storm[0] as ReplayResult).map((frame) => frame.id), ids.slice(4))
-        assert.equal(await commandCalls(admin, SCRIPT_COMMANDS), before + 1)
+        assert.deepEqual(framesOf(await storm[0] as ReplayResult).map((frame) => frame.id), ids.slice(4), 'the shared replay from Redis answers the messages after the fourth id')
+        assert.equal(await commandCalls(admin, SCRIPT_COMMANDS), before + 1, 'one script call for the 50 identical replays')
 
         // Positions asked in one turn go out in one read (per 256 topics),
         // and so do the start positions of topics whose SUBSCRIBEs Redis
         // answered in one turn: a few reads for many topics, not one each.
         const positions = await Promise.all(Array.from({ length: 200 }, (_, i) => other.broker.position(`p${i % 7}`)))
-        assert.equal(new Set(positions).size, 1)
-        assert.equal(await commandCalls(admin, SCRIPT_COMMANDS), before + 2)
+        assert.equal(new Set(positions).size, 1, `the 200 positions of one turn are one: ${[...new Set(positions)].join(', ')}`)
+        assert.equal(await commandCalls(admin, SCRIPT_COMMANDS), before + 2, 'one script call for the 200 positions')
         await Promise.all(Array.from({ length: 300 }, (_, i) => broker.subscribe(`many-${i}`, () => undefined).ready))
         const reads = await commandCalls(admin, SCRIPT_COMMANDS) - before - 2
         assert.ok(reads >= 2 && reads <= 10, `${reads} reads for the start positions of 300 topics`)
@@ -510,8 +510,8 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         await stop.ready
         const late = await broker.publish('room', '["late"]')
         await eventually(() => got.payloads().includes('["late"]'), 'the message')
-        assert.deepEqual(got.events.at(-1), { payload: '["late"]', id: late })
-        assert.deepEqual(errors, [])
+        assert.deepEqual(got.events.at(-1), { payload: '["late"]', id: late }, 'the message published after ready arrives with its id')
+        assert.deepEqual(errors, [], 'the broker reported no error')
       })
 
       it('rejects a publish after publishTimeoutMs when the publisher never connects, naming the fix', { timeout: 15_000 }, async (t) => {
@@ -523,10 +523,10 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
         const broker = createRedisBroker({ publisher: publisher.client, subscriber: subscriber.client, publishTimeoutMs: 100, onError: () => undefined })
         await assert.rejects(broker.publish('room', '[]'), (error: unknown) => {
           assert.ok(isBrokerError(error), String(error))
-          assert.match((error as Error).message, /has not connected within 100 ms/)
-          assert.match((error as Error).message, lib === nodeRedis ? /connect\(\)/ : /URL/)
+          assert.match((error as Error).message, /has not connected within 100 ms/, `the message names the timeout: ${(error as Error).message}`)
+          assert.match((error as Error).message, lib === nodeRedis ? /connect\(\)/ : /URL/, `the message names the fix for ${lib.name}: ${(error as Error).message}`)
           return true
-        })
+        }, 'the publish rejects with ERR_PATCHWIRE_BROKER')
       })
 
       describe('when Redis fails (a private redis-server per test)', () => {
@@ -541,15 +541,15 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           await server.kill()
           await eventually(() => errors.length >= 2, 'both connections to be reported lost')
           assert.ok(errors.every(isBrokerError), String(errors))
-          assert.match(errors.map((error) => error.message).join('\n'), /publisher/)
-          assert.match(errors.map((error) => error.message).join('\n'), /subscriber/)
+          assert.match(errors.map((error) => error.message).join('\n'), /publisher/, 'the publisher\'s loss is reported')
+          assert.match(errors.map((error) => error.message).join('\n'), /subscriber/, 'the subscriber\'s loss is reported')
 
           const started = performance.now()
           await assert.rejects(broker.publish('room', '["down"]'), (error: unknown) => {
             assert.ok(isBrokerError(error), String(error))
-            assert.match((error as Error).message, /not connected/)
+            assert.match((error as Error).message, /not connected/, `the message says the publisher is not connected: ${(error as Error).message}`)
             return true
-          })
+          }, 'the publish rejects with ERR_PATCHWIRE_BROKER')
           assert.ok(performance.now() - started < 250, `publish took ${performance.now() - started} ms to reject`)
           assert.equal(errors.length, 2, 'an awaited publish that failed is not reported')
 
@@ -574,10 +574,10 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           await eventually(() => a.gaps() === 1 && b.gaps() === 1, 'onGap on every topic')
           const afterId = await publishWhenBack(other.broker, 'a', '["after"]')
           await eventually(() => a.payloads().includes('["after"]'), 'the message after the restart')
-          assert.deepEqual(a.events, [{ payload: '["before"]', id: before }, 'gap', { payload: '["after"]', id: afterId }])
-          assert.notEqual(epochOf(afterId), epochOf(before))
+          assert.deepEqual(a.events, [{ payload: '["before"]', id: before }, 'gap', { payload: '["after"]', id: afterId }], 'the message before, a gap, then the message after the restart')
+          assert.notEqual(epochOf(afterId), epochOf(before), 'the restart without data begins a new epoch')
           assert.ok(seqOf(afterId) > seqOf(before), 'positions keep increasing across histories')
-          assert.deepEqual(await broker.replay('a', before), { reset: 'foreign-id' })
+          assert.deepEqual(await broker.replay('a', before), { reset: 'foreign-id' }, 'an id of the old epoch is foreign')
           assert.ok(errors.every(isBrokerError), String(errors))
         })
 
@@ -633,8 +633,8 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           assert.equal(loop.refused, 0, 'Redis stayed up: every publish was taken')
           const expected = loop.taken.filter((entry) => entry.topic !== 'unsubscribed').map((entry) => entry.id)
           await eventually(() => got.length >= expected.length, 'every message', 10_000)
-          assert.deepEqual(got, expected)
-          assert.equal(gaps, 0)
+          assert.deepEqual(got, expected, 'every message of p and q once, in publish order')
+          assert.equal(gaps, 0, 'no onGap: the stream refilled what the cuts lost')
           assert.ok(errors.some((error) => /lost the connection of the Redis subscriber/.test(error.message)), 'the kills reached the subscriber')
         })
 
@@ -656,7 +656,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           await eventually(() => got.gaps() === 1, 'onGap')
           const next = await other.broker.publish('room', '["next"]') as string
           await eventually(() => got.payloads().includes('["next"]'), 'the next message')
-          assert.deepEqual(got.events, [{ payload: '["first"]', id: first }, 'gap', { payload: '["next"]', id: next }])
+          assert.deepEqual(got.events, [{ payload: '["first"]', id: first }, 'gap', { payload: '["next"]', id: next }], 'the first message, a gap for the 300 the stream no longer holds, then the next')
         })
 
         it('refills a message that never arrived on a connection that stayed up, before the one after it', { timeout: 20_000 }, async (t) => {
@@ -680,11 +680,11 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
             { payload: '["first"]', id: first },
             { payload: '["lost"]', id: `${lost.epoch}-${String(lost.results[0])}` },
             { payload: '["third"]', id: third },
-          ])
+          ], 'the lost message is refilled from the stream before the third')
           const later = await broker.publish('other', '["later"]') as string
           await eventually(() => got.events.length === 4, 'the next message')
-          assert.deepEqual(got.events.at(-1), { payload: '["later"]', id: later })
-          assert.deepEqual(errors, [])
+          assert.deepEqual(got.events.at(-1), { payload: '["later"]', id: later }, 'and delivery goes on')
+          assert.deepEqual(errors, [], 'the broker reported no error')
         })
 
         it('resets the topics it cannot refill because the publisher does not answer, then goes on', { timeout: 20_000 }, async (t) => {
@@ -706,7 +706,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           await eventually(() => got.gaps() === 1, 'onGap once the refill timed out')
           const next = await other.broker.publish('room', '["next"]') as string
           await eventually(() => got.payloads().includes('["next"]'), 'the next message')
-          assert.deepEqual(got.events.slice(1), ['gap', { payload: '["next"]', id: next }])
+          assert.deepEqual(got.events.slice(1), ['gap', { payload: '["next"]', id: next }], 'a gap, as the refill could not be read, then the next message')
           proxy.cut(0)
         })
 
@@ -719,13 +719,13 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           const old = await broker.publish('room', '["old"]') as string
           await admin.sendCommand(['FLUSHALL'])
           const fresh = await broker.publish('room', '["new"]') as string
-          assert.notEqual(epochOf(fresh), epochOf(old))
+          assert.notEqual(epochOf(fresh), epochOf(old), 'FLUSHALL begins a new epoch')
           assert.ok(seqOf(fresh) > seqOf(old), `positions keep increasing across the flush: ${old} then ${fresh}`)
           await eventually(() => got.payloads().length === 2, 'both messages')
-          assert.deepEqual(got.events, [{ payload: '["old"]', id: old }, 'gap', { payload: '["new"]', id: fresh }])
-          assert.deepEqual(await broker.replay('room', old), { reset: 'foreign-id' })
-          assert.deepEqual(framesOf(await broker.replay('room', await broker.position('room'))), [])
-          assert.deepEqual(errors, [])
+          assert.deepEqual(got.events, [{ payload: '["old"]', id: old }, 'gap', { payload: '["new"]', id: fresh }], 'the old message, a gap, then the new one')
+          assert.deepEqual(await broker.replay('room', old), { reset: 'foreign-id' }, 'an id from before the flush is foreign')
+          assert.deepEqual(framesOf(await broker.replay('room', await broker.position('room'))), [], 'a replay from the new position gives nothing')
+          assert.deepEqual(errors, [], 'the broker reported no error')
         })
 
         it('runs its scripts again after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)', { timeout: 15_000 }, async (t) => {
@@ -737,12 +737,12 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           const evals = await commandCalls(admin, ['eval'])
           const id = await broker.publish('room', '[2]') as string
           await broker.position('room')
-          assert.equal(await commandCalls(admin, ['eval']), evals + 2)
+          assert.equal(await commandCalls(admin, ['eval']), evals + 2, 'after SCRIPT FLUSH, the publish and the position each fall back to EVAL once')
           const shas = await commandCalls(admin, ['evalsha'])
           await broker.publish('room', '[3]')
-          assert.equal(await commandCalls(admin, ['evalsha']), shas + 1)
-          assert.equal(await commandCalls(admin, ['eval']), evals + 2)
-          assert.deepEqual(framesOf(await broker.replay('room', id)).map((frame) => frame.payload), ['[3]'])
+          assert.equal(await commandCalls(admin, ['evalsha']), shas + 1, 'the next publish runs its script by EVALSHA again')
+          assert.equal(await commandCalls(admin, ['eval']), evals + 2, 'with no further EVAL')
+          assert.deepEqual(framesOf(await broker.replay('room', id)).map((frame) => frame.payload), ['[3]'], 'a replay after the second publish gives the third')
         })
 
         it('starts a new epoch when Redis comes back from a snapshot older than ids already issued', { timeout: 20_000 }, async (t) => {
@@ -760,7 +760,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           const next = await publishWhenBack(broker, 'room', '["after"]')
           assert.notEqual(epochOf(next), epochOf(lost), 'the rolled-back counter would issue ids twice')
           assert.ok(seqOf(next) > seqOf(lost), `positions keep increasing across the rollback: ${lost} then ${next}`)
-          assert.deepEqual(await broker.replay('room', lost), { reset: 'foreign-id' })
+          assert.deepEqual(await broker.replay('room', lost), { reset: 'foreign-id' }, 'an id lost with the rollback is foreign')
         })
 
         it('reports a subscriber that gives up reconnecting, resets every topic, and refuses new subscriptions', { timeout: 20_000 }, async (t) => {
@@ -773,17 +773,17 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
 
           await server.kill()
           await eventually(() => closedForGood().length > 0, 'the subscriber to be reported closed')
-          assert.deepEqual(gaps.toSorted(), ['a', 'b'])
+          assert.deepEqual(gaps.toSorted(), ['a', 'b'], 'onGap on every topic')
           assert.ok(errors.every(isBrokerError), String(errors))
           // At once, rather than a subscription that waits for ever.
           for (const topic of ['a', 'c']) {
-            await assert.rejects(Promise.resolve(broker.subscribe(topic, () => undefined).ready), (error: unknown) => isBrokerError(error))
+            await assert.rejects(Promise.resolve(broker.subscribe(topic, () => undefined).ready), (error: unknown) => isBrokerError(error), `a new subscription to ${topic} is refused at once with ERR_PATCHWIRE_BROKER`)
           }
           // Redis is back, the subscriber's client stays closed: reported once.
           await server.start()
           await publishWhenBack(broker, 'a', '[]')
-          assert.equal(closedForGood().length, 1)
-          assert.deepEqual(gaps.toSorted(), ['a', 'b'])
+          assert.equal(closedForGood().length, 1, 'the subscriber closed for good is reported once')
+          assert.deepEqual(gaps.toSorted(), ['a', 'b'], 'and no further onGap')
         })
 
         it('rejects a publish that Redis does not confirm within publishTimeoutMs', { timeout: 20_000 }, async (t) => {
@@ -794,9 +794,9 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           const started = performance.now()
           await assert.rejects(broker.publish('room', '["stuck"]'), (error: unknown) => {
             assert.ok(isBrokerError(error), String(error))
-            assert.match((error as Error).message, /200 ms/)
+            assert.match((error as Error).message, /200 ms/, `the message names the timeout: ${(error as Error).message}`)
             return true
-          })
+          }, 'the publish rejects with ERR_PATCHWIRE_BROKER')
           const elapsed = performance.now() - started
           assert.ok(elapsed >= 190 && elapsed < 2000, `rejected after ${elapsed} ms`)
           server.resume()
@@ -811,7 +811,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           let gaps = 0
           await allowSubscribe(admin, false)
           const first = broker.subscribe('room', (payload) => got.push(payload), () => { gaps++ })
-          await assert.rejects(Promise.resolve(first.ready), (error: unknown) => isBrokerError(error))
+          await assert.rejects(Promise.resolve(first.ready), (error: unknown) => isBrokerError(error), 'ready rejects with ERR_PATCHWIRE_BROKER while SUBSCRIBE is refused')
           admin.destroy()
 
           // The restart also forgets the ACL change.
@@ -834,8 +834,8 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
           const outcome = await runChild(t, [lib.name, mode])
           assert.equal(outcome.code, 0, outcome.output)
           const result = JSON.parse(outcome.output.trim().split('\n').at(-1) ?? '{}') as { reported: string[], caught: string[] }
-          if (mode === 'unobserved') assert.deepEqual(result, { reported: Array(3).fill('ERR_PATCHWIRE_BROKER'), caught: [] })
-          else assert.deepEqual(result, { reported: [], caught: Array(3).fill('ERR_PATCHWIRE_BROKER') })
+          if (mode === 'unobserved') assert.deepEqual(result, { reported: Array(3).fill('ERR_PATCHWIRE_BROKER'), caught: [] }, 'unobserved: each failed publish goes to onError, none is thrown')
+          else assert.deepEqual(result, { reported: [], caught: Array(3).fill('ERR_PATCHWIRE_BROKER') }, 'awaited: each failed publish rejects, none is reported')
         })
       }
     })
@@ -843,8 +843,8 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
 
   it('the crash fixture does crash on a plain unhandled rejection (control)', { timeout: 30_000 }, async (t) => {
     const outcome = await runChild(t, ['ioredis', 'raw'])
-    assert.notEqual(outcome.code, 0)
-    assert.match(outcome.output, /an unhandled rejection/)
+    assert.notEqual(outcome.code, 0, `the fixture crashes on a plain unhandled rejection: ${outcome.output}`)
+    assert.match(outcome.output, /an unhandled rejection/, 'and says so')
   })
 
   it('works with a node-redis publisher and an ioredis subscriber', { timeout: 15_000 }, async (t) => {
@@ -856,7 +856,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
     await broker.subscribe('room', (payload) => got.push(payload)).ready
     await broker.publish('room', '["mixed"]')
     await eventually(() => got.length === 1, 'the message')
-    assert.deepEqual(got, ['["mixed"]'])
+    assert.deepEqual(got, ['["mixed"]'], 'the message arrives with mixed clients')
   })
 
   it('reports an UNSUBSCRIBE that fails (ioredis, closed subscriber)', { timeout: 15_000 }, async (t) => {
@@ -880,7 +880,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
     await broker.subscribe('room', () => undefined).ready
     await broker.publish('room', '[1]')
     await eventually(() => consoleError.mock.callCount() === 1, 'console.error')
-    assert.match(String(consoleError.mock.calls[0]?.arguments[0]), /ERR_PATCHWIRE_LISTENER/)
+    assert.match(String(consoleError.mock.calls[0]?.arguments[0]), /ERR_PATCHWIRE_LISTENER/, 'the listener\'s throw goes to console.error, with its code')
   })
 
   describe('option checks', () => {
@@ -898,21 +898,21 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
     })
 
     it('throws TypeError for missing or unknown clients', () => {
-      assert.throws(() => createRedisBroker(undefined as unknown as RedisBrokerOptions), TypeError)
-      assert.throws(() => createRedisBroker({ ...valid, publisher: undefined as unknown as RedisClient }), /publisher must be a node-redis client/)
-      assert.throws(() => createRedisBroker({ ...valid, subscriber: null as unknown as RedisClient }), /subscriber must be .*got null/)
-      assert.throws(() => createRedisBroker({ ...valid, subscriber: { publish() {}, subscribe() {} } as unknown as RedisClient }), TypeError)
+      assert.throws(() => createRedisBroker(undefined as unknown as RedisBrokerOptions), TypeError, 'no options')
+      assert.throws(() => createRedisBroker({ ...valid, publisher: undefined as unknown as RedisClient }), /publisher must be a node-redis client/, 'no publisher')
+      assert.throws(() => createRedisBroker({ ...valid, subscriber: null as unknown as RedisClient }), /subscriber must be .*got null/, 'a null subscriber, named in the message')
+      assert.throws(() => createRedisBroker({ ...valid, subscriber: { publish() {}, subscribe() {} } as unknown as RedisClient }), TypeError, 'a subscriber that is neither a node-redis nor an ioredis client')
       // An ioredis 4 client: no `call`.
-      assert.throws(() => createRedisBroker({ ...valid, subscriber: { status: 'ready', subscribe() {}, unsubscribe() {}, on() {} } as unknown as RedisClient }), /ioredis 5/)
+      assert.throws(() => createRedisBroker({ ...valid, subscriber: { status: 'ready', subscribe() {}, unsubscribe() {}, on() {} } as unknown as RedisClient }), /ioredis 5/, 'an ioredis 4 client: the message asks for ioredis 5')
     })
 
     it('throws TypeError when publisher and subscriber are the same client', () => {
-      assert.throws(() => createRedisBroker({ publisher: node.client, subscriber: node.client }), /two connections.*duplicate\(\)/)
+      assert.throws(() => createRedisBroker({ publisher: node.client, subscriber: node.client }), /two connections.*duplicate\(\)/, 'one client for both: the message asks for two connections, with duplicate()')
     })
 
     it('throws TypeError for a prefix that is not a string, or an onError that is not a function', () => {
-      assert.throws(() => createRedisBroker({ ...valid, prefix: 1 as unknown as string }), /prefix must be a string/)
-      assert.throws(() => createRedisBroker({ ...valid, onError: 'log' as unknown as () => void }), /onError must be a function/)
+      assert.throws(() => createRedisBroker({ ...valid, prefix: 1 as unknown as string }), /prefix must be a string/, 'a prefix that is a number')
+      assert.throws(() => createRedisBroker({ ...valid, onError: 'log' as unknown as () => void }), /onError must be a function/, 'an onError that is a string')
     })
 
     it('throws RangeError for a publishTimeoutMs that is not a positive number up to 2147483647', () => {
@@ -920,7 +920,7 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
       for (const publishTimeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '5' as unknown as number]) {
         assert.throws(() => createRedisBroker({ ...valid, publishTimeoutMs }), (error: unknown) => error instanceof RangeError && /publishTimeoutMs/.test(error.message), String(publishTimeoutMs))
       }
-      assert.doesNotThrow(() => createRedisBroker({ ...valid, publishTimeoutMs: 2 ** 31 - 1, onError: () => undefined }))
+      assert.doesNotThrow(() => createRedisBroker({ ...valid, publishTimeoutMs: 2 ** 31 - 1, onError: () => undefined }), 'publishTimeoutMs 2^31 - 1 is accepted')
     })
 
     it('throws RangeError for a history that is not a whole number from 0, or a historyMs not one from 1', () => {
@@ -930,12 +930,12 @@ describe('createRedisBroker', { timeout: 120_000 }, () => {
       for (const historyMs of [0, -1, 1.5, Number.NaN, '5' as unknown as number]) {
         assert.throws(() => createRedisBroker({ ...valid, historyMs }), (error: unknown) => error instanceof RangeError && /historyMs must be/.test(error.message), String(historyMs))
       }
-      assert.doesNotThrow(() => createRedisBroker({ ...valid, history: 0, historyMs: 1, onError: () => undefined }))
+      assert.doesNotThrow(() => createRedisBroker({ ...valid, history: 0, historyMs: 1, onError: () => undefined }), 'history 0 and historyMs 1 are accepted')
     })
 
     it('throws TypeError from subscribe when the listener is not a function', () => {
       const broker = createRedisBroker({ ...valid, onError: () => undefined })
-      assert.throws(() => broker.subscribe('room', undefined as unknown as () => void), /listener must be a function/)
+      assert.throws(() => broker.subscribe('room', undefined as unknown as () => void), /listener must be a function/, 'subscribe with no listener')
     })
   })
 })

@@ -112,8 +112,8 @@ export async function brokerOn(t: TestContext, lib: Lib, port: number, options: 
     // that a regression fails the tests instead of crashing the run.
     assert.ok((client as unknown as EventEmitter).listenerCount('error') > 0, 'the broker must listen to error events')
   }
-  assert.equal(typeof broker.position, 'function')
-  assert.equal(typeof broker.replay, 'function')
+  assert.equal(typeof broker.position, 'function', 'the Redis broker has position()')
+  assert.equal(typeof broker.replay, 'function', 'the Redis broker has replay()')
   return { broker: broker as Setup['broker'], errors, publisher, subscriber }
 }
 
