@@ -68,14 +68,14 @@ describe('subscribe', TIMEOUT, () => {
       const { url, broker } = await serve(t)
       const p = probe(t, url, 'room:1')
       await until(() => p.stop.state === 'open', 5000, 'open')
-      assert.deepEqual(p.states, ['open'])
+      assert.deepEqual(p.states, ['open'], `the subscription opens once, straight to open: ${p.states.join()}`)
       await publish(broker, 'room:1', [['replace', '/counter', 1]])
       await publish(broker, 'room:1', [['add', '/items/-', { id: 1 }], ['limit', '/items', -10]])
       await until(() => p.patches.length === 2, 5000, 'two patches')
-      assert.deepEqual(p.patches.map((patch) => patch.ops), [[['replace', '/counter', 1]], [['add', '/items/-', { id: 1 }], ['limit', '/items', -10]]])
+      assert.deepEqual(p.patches.map((patch) => patch.ops), [[['replace', '/counter', 1]], [['add', '/items/-', { id: 1 }], ['limit', '/items', -10]]], 'each publish arrives once, in order, as its ops')
       const [first, second] = p.patches.map((patch) => patch.meta.id)
       assert.ok(first !== undefined && first !== '' && second !== undefined && second !== first, `two different ids: ${String(first)}, ${String(second)}`)
-      assert.deepEqual(p.errors, [])
+      assert.deepEqual(p.errors, [], `no error on a clean stream: ${codes(p).join()}`)
     })
 
     it('encodes the topic in the query string, after an existing query', async (t) => {
@@ -92,40 +92,40 @@ describe('subscribe', TIMEOUT, () => {
       const one = probe(t, url, 'shared')
       const two = probe(t, url, 'shared')
       await until(() => one.stop.state === 'open', 5000, 'open')
-      assert.equal(two.stop.state, 'open')
-      assert.equal(handler.stats().connections, 1)
+      assert.equal(two.stop.state, 'open', 'the second subscriber of the topic is open with the first')
+      assert.equal(handler.stats().connections, 1, 'two subscribers of one topic share one connection')
 
       one.stop()
       one.stop()
-      assert.equal(one.stop.state, 'closed')
-      assert.equal(two.stop.state, 'open')
+      assert.equal(one.stop.state, 'closed', 'a stopped subscription is closed, however many stops')
+      assert.equal(two.stop.state, 'open', 'one stop leaves the other subscriber open')
       await publish(broker, 'shared', [['replace', '/n', 1]])
       await until(() => two.patches.length === 1, 5000, 'the remaining subscriber gets the patch')
-      assert.equal(one.patches.length, 0)
-      assert.equal(handler.stats().connections, 1)
+      assert.equal(one.patches.length, 0, `the stopped subscriber gets no patch: ${one.patches.length}`)
+      assert.equal(handler.stats().connections, 1, 'the remaining subscriber keeps the shared connection')
 
       two.stop()
       await until(() => handler.stats().connections === 0, 5000, 'the shared stream closed')
 
       const again = probe(t, url, 'shared')
       await until(() => again.stop.state === 'open', 5000, 'a new stream for a new subscriber')
-      assert.equal(handler.stats().connections, 1)
+      assert.equal(handler.stats().connections, 1, 'the new subscriber opens one new connection')
     })
 
     it('reports a refusal as ERR_PATCHWIRE_REFUSED with state closed, and a later subscribe tries again', async (t) => {
       const { url, handler } = await serve(t, { topicPrefix: 'ok:' })
       const p = probe(t, url, 'secret')
       await until(() => p.errors.length === 1, 5000, 'the refusal')
-      assert.deepEqual(codes(p), ['ERR_PATCHWIRE_REFUSED'])
-      assert.match(p.errors[0]?.message ?? '', /refused the stream .*topic=secret.*403/)
-      assert.equal(p.stop.state, 'closed')
-      assert.deepEqual(p.states, ['closed'])
-      assert.equal(handler.stats().connections, 0)
+      assert.deepEqual(codes(p), ['ERR_PATCHWIRE_REFUSED'], `the refusal is ERR_PATCHWIRE_REFUSED: ${p.errors.map((error) => error.message).join(' | ')}`)
+      assert.match(p.errors[0]?.message ?? '', /refused the stream .*topic=secret.*403/, `the refusal names the stream of secret and its 403: ${p.errors[0]?.message}`)
+      assert.equal(p.stop.state, 'closed', 'a refused subscription is closed')
+      assert.deepEqual(p.states, ['closed'], `a refused subscription goes straight to closed: ${p.states.join()}`)
+      assert.equal(handler.stats().connections, 0, 'no stream is counted for a refusal')
 
       const q = probe(t, url, 'secret')
       await until(() => q.errors.length === 1, 5000, 'a second refusal from a second EventSource')
-      assert.deepEqual(codes(q), ['ERR_PATCHWIRE_REFUSED'])
-      assert.equal(p.errors.length, 1)
+      assert.deepEqual(codes(q), ['ERR_PATCHWIRE_REFUSED'], `the second subscribe is refused again: ${q.errors.map((error) => error.message).join(' | ')}`)
+      assert.equal(p.errors.length, 1, `the first subscription is not told twice: ${p.errors.map((error) => error.message).join(' | ')}`)
     })
 
     it('reports a drop as ERR_PATCHWIRE_DISCONNECTED, reconnects and resumes without loss', async (t) => {
@@ -141,13 +141,13 @@ describe('subscribe', TIMEOUT, () => {
       await publish(broker, 'feed', [['add', '/l/-', 3]])
       await until(() => p.patches.length === 3, 5000, 'the replayed patches')
 
-      assert.deepEqual(codes(p), ['ERR_PATCHWIRE_DISCONNECTED'])
-      assert.deepEqual(p.states, ['open', 'connecting', 'open'])
-      assert.deepEqual(p.resets, [])
+      assert.deepEqual(codes(p), ['ERR_PATCHWIRE_DISCONNECTED'], `the drop is reported once: ${codes(p).join()}`)
+      assert.deepEqual(p.states, ['open', 'connecting', 'open'], `the drop goes to connecting and back to open: ${p.states.join()}`)
+      assert.deepEqual(p.resets, [], `a resumed stream is not reset: ${p.resets.join()}`)
       const state = { l: [] as number[] }
       for (const { ops } of p.patches) applyPatch(state, ops)
-      assert.deepEqual(state.l, [1, 2, 3])
-      assert.equal(new Set(p.patches.map((patch) => patch.meta.id)).size, 3)
+      assert.deepEqual(state.l, [1, 2, 3], `no patch lost or repeated across the drop: ${JSON.stringify(state.l)}`)
+      assert.equal(new Set(p.patches.map((patch) => patch.meta.id)).size, 3, 'each patch keeps its own id')
     })
 
     it('calls onReset with the reason when the server cannot resume (another handler instance)', async (t) => {
@@ -174,8 +174,8 @@ describe('subscribe', TIMEOUT, () => {
       handler = createHandler({ broker: restarted, retryMs: 50 })
       await first.close({ reconnectSpreadMs: 0 })
       await until(() => p.resets.length === 1, 5000, 'the reset')
-      assert.deepEqual(p.resets, ['foreign-id'])
-      assert.equal(p.stop.state, 'open')
+      assert.deepEqual(p.resets, ['foreign-id'], `the new handler resets with foreign-id: ${p.resets.join()}`)
+      assert.equal(p.stop.state, 'open', 'a reset does not close the subscription')
       await publish(restarted, 'restart', [['replace', '/v', 2]])
       await until(() => p.patches.length === 2, 5000, 'live patches after the reset')
       // Outside a browser, nothing can reload the page: the default onReset reports.
@@ -191,7 +191,7 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => reloads.length === 1, 5000, 'location.reload()')
       // Every subscriber was told in that same dispatch.
       await new Promise((resolve) => setImmediate(resolve))
-      assert.equal(reloads.length, 1)
+      assert.equal(reloads.length, 1, 'one reload for three subscribers')
     })
 
     it('reports each state change once, however many errors a reconnect goes through', async (t) => {
@@ -202,7 +202,7 @@ describe('subscribe', TIMEOUT, () => {
       server.closeAllConnections()
       // Every failed reconnect is an error event; the state stays connecting.
       await until(() => p.errors.length >= 3, 5000, 'three failed reconnects')
-      assert.deepEqual(p.states, ['open', 'connecting'])
+      assert.deepEqual(p.states, ['open', 'connecting'], `the state changes once for many failed reconnects: ${p.states.join()}`)
       assert.ok(codes(p).every((code) => code === 'ERR_PATCHWIRE_DISCONNECTED'), `every error is ERR_PATCHWIRE_DISCONNECTED: ${codes(p).join(', ')}`)
     })
   })
@@ -217,7 +217,7 @@ describe('subscribe', TIMEOUT, () => {
       const a = probe(t, url, 'a')
       const b = probe(t, url, 'b')
       await until(() => a.stop.state === 'open' && b.stop.state === 'open', 5000, 'open')
-      assert.equal(handler.stats().connections, 1)
+      assert.equal(handler.stats().connections, 1, 'two topics share one connection')
       let c: Probe | undefined
       for (let n = 1; n <= 40; n++) {
         await publish(broker, 'a', [['add', '/l/-', n]])
@@ -229,11 +229,11 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => c?.stop.state === 'open', 5000, 'c open')
       await publish(broker, 'c', [['add', '/l/-', 1]])
       await until(() => a.patches.length === 40 && b.patches.length === 40 && c?.patches.length === 1, 5000, 'every patch')
-      assert.deepEqual(values(a), counting(40))
-      assert.deepEqual(values(b), counting(40))
-      assert.deepEqual(values(c as Probe), [1])
+      assert.deepEqual(values(a), counting(40), 'a gets each of its 40 patches once, in order, across the reopen for c')
+      assert.deepEqual(values(b), counting(40), 'b gets each of its 40 patches once, in order, across the reopen for c')
+      assert.deepEqual(values(c as Probe), [1], 'c gets its one patch')
       await until(() => handler.stats().connections === 1, 5000, 'one connection again')
-      assert.deepEqual([...a.errors, ...b.errors, ...(c as Probe).errors], [])
+      assert.deepEqual([...a.errors, ...b.errors, ...(c as Probe).errors], [], `no errors on any topic: ${[...a.errors, ...b.errors, ...(c as Probe).errors].map((error) => error.message).join(' | ')}`)
       assert.deepEqual(a.states, ['open'], 'a reopen is not a drop')
     })
 
@@ -265,7 +265,7 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => views['c']?.length === 1, 5000, 'the snapshot of c')
       await send('c', 1)
       await until(() => views['a']?.[0]?.l.length === 3 && views['c']?.[0]?.l.length === 2, 5000, 'the patches')
-      for (const topic of ['a', 'b', 'c']) assert.deepEqual(views[topic], [state[topic]])
+      for (const topic of ['a', 'b', 'c']) assert.deepEqual(views[topic], [state[topic]], `${topic}: one snapshot, brought up to the server's state by the patches`)
     })
 
     it('after a restart: reset, then the snapshot replaces the state, and nothing reloads the page', async (t) => {
@@ -293,10 +293,10 @@ describe('subscribe', TIMEOUT, () => {
       handler = createHandler({ broker: restarted, retryMs: 50, snapshot })
       await first.close({ reconnectSpreadMs: 0 })
       await until(() => seen.length === 8, 5000, 'resets and snapshots')
-      assert.deepEqual(seen.slice(3).filter((line) => line.startsWith('a')), ['a reset foreign-id', 'a snapshot'])
-      assert.deepEqual(seen.slice(3).filter((line) => line.startsWith('b')), ['b reset foreign-id', 'b snapshot'])
+      assert.deepEqual(seen.slice(3).filter((line) => line.startsWith('a')), ['a reset foreign-id', 'a snapshot'], `a is reset and then gets its new snapshot: ${seen.slice(3).join(', ')}`)
+      assert.deepEqual(seen.slice(3).filter((line) => line.startsWith('b')), ['b reset foreign-id', 'b snapshot'], `b is reset and then gets its new snapshot: ${seen.slice(3).join(', ')}`)
       assert.ok(seen.slice(3).includes('quiet snapshot'), `the quiet topic gets a snapshot too: ${seen.slice(3).join(', ')}`)
-      assert.deepEqual(reloads, [])
+      assert.deepEqual(reloads, [], 'with onSnapshot nothing reloads the page')
       assert.deepEqual(codes(quiet), ['ERR_PATCHWIRE_DISCONNECTED'], 'the drop, and no ERR_PATCHWIRE_RESET')
       await publish(restarted, 'a', [['replace', '/v', 2]])
       await until(() => quiet.patches.length === 1, 5000, 'live patches after the reset')
@@ -317,8 +317,8 @@ describe('subscribe', TIMEOUT, () => {
       await until(() => late.patches.length === 2 && live.patches.length === 2, 5000, 'every patch')
       await publish(broker, 'rendered', [['add', '/l/-', 4]])
       await until(() => late.patches.length === 3, 5000, 'after the merge')
-      assert.deepEqual(values(late), [2, 3, 4])
-      assert.deepEqual(values(live), [1, 2])
+      assert.deepEqual(values(late), [2, 3, 4], 'the late topic starts after its position and merges in without loss or repeat')
+      assert.deepEqual(values(live), [1, 2], 'the live topic gets each of its patches once, across the catch-up and the merge')
       await until(() => handler.stats().connections === 1, 5000, 'the catch-up merged into the stream')
     })
 
@@ -327,10 +327,10 @@ describe('subscribe', TIMEOUT, () => {
       const probes = ['a', 'b', 'c'].map((topic) => probe(t, url, topic))
       await until(() => probes.every((p) => p.stop.state === 'closed'), 5000, 'the refusals')
       for (const p of probes) {
-        assert.deepEqual(codes(p), ['ERR_PATCHWIRE_REFUSED'])
-        assert.match(p.errors[0]?.message ?? '', /a stream of 3 topics: more than the server's maxTopics\?/)
+        assert.deepEqual(codes(p), ['ERR_PATCHWIRE_REFUSED'], `every topic of the path is refused: ${p.errors.map((error) => error.message).join(' | ')}`)
+        assert.match(p.errors[0]?.message ?? '', /a stream of 3 topics: more than the server's maxTopics\?/, `the refusal points to maxTopics: ${p.errors[0]?.message}`)
       }
-      assert.equal(handler.stats().connections, 0)
+      assert.equal(handler.stats().connections, 0, 'no stream is counted for refused topics')
     })
 
     it('refuses only the forbidden topic of a path; the accepted ones stay on one connection', async (t) => {
@@ -340,8 +340,8 @@ describe('subscribe', TIMEOUT, () => {
       const secret = probe(t, url, 'secret')
       const b = probe(t, url, 'ok:b')
       await until(() => secret.stop.state === 'closed' && b.stop.state === 'open', 5000, 'the refusal')
-      assert.deepEqual(codes(secret), ['ERR_PATCHWIRE_REFUSED'])
-      assert.deepEqual([...codes(a), ...codes(b)], [])
+      assert.deepEqual(codes(secret), ['ERR_PATCHWIRE_REFUSED'], `the forbidden topic is refused: ${secret.errors.map((error) => error.message).join(' | ')}`)
+      assert.deepEqual([...codes(a), ...codes(b)], [], `the accepted topics get no error: ${[...a.errors, ...b.errors].map((error) => error.message).join(' | ')}`)
       await publish(broker, 'ok:a', [['add', '/l/-', 1]])
       await publish(broker, 'ok:b', [['add', '/l/-', 1]])
       await until(() => a.patches.length === 1 && b.patches.length === 1, 5000, 'the patches')
@@ -360,10 +360,10 @@ describe('subscribe', TIMEOUT, () => {
       ])
       const p = probe(t, server.url, 't')
       await until(() => p.patches.length === 1, 5000, 'the good frame')
-      assert.deepEqual(codes(p), ['ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME'])
-      assert.match(p.errors[0]?.message ?? '', /not a JSON array of \[op, path, value\] tuples: not json/)
-      assert.deepEqual(p.patches[0], { ops: [['replace', '/a', 1]], meta: { id: '5', topic: 't' } })
-      assert.equal(p.stop.state, 'open')
+      assert.deepEqual(codes(p), ['ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME', 'ERR_PATCHWIRE_FRAME'], `one ERR_PATCHWIRE_FRAME per bad frame: ${p.errors.map((error) => error.message).join(' | ')}`)
+      assert.match(p.errors[0]?.message ?? '', /not a JSON array of \[op, path, value\] tuples: not json/, `the error names the bad data: ${p.errors[0]?.message}`)
+      assert.deepEqual(p.patches[0], { ops: [['replace', '/a', 1]], meta: { id: '5', topic: 't' } }, 'the good frame after the bad ones arrives with its id and topic')
+      assert.equal(p.stop.state, 'open', 'bad frames do not close the subscription')
     })
 
     it('reports a callback that throws as ERR_PATCHWIRE_CALLBACK; the other subscribers still get the patch', async (t) => {
@@ -375,8 +375,8 @@ describe('subscribe', TIMEOUT, () => {
       t.after(thrower)
       const after = probe(t, server.url, 't')
       await until(() => after.patches.length === 2 && failing.patches.length === 2, 5000, 'both patches')
-      assert.deepEqual(errors.map((error) => [error.code, error.cause]), [['ERR_PATCHWIRE_CALLBACK', boom], ['ERR_PATCHWIRE_CALLBACK', boom]])
-      assert.equal(thrower.state, 'open')
+      assert.deepEqual(errors.map((error) => [error.code, error.cause]), [['ERR_PATCHWIRE_CALLBACK', boom], ['ERR_PATCHWIRE_CALLBACK', boom]], 'each patch reports the throwing callback once, with the thrown error as cause')
+      assert.equal(thrower.state, 'open', 'a throwing callback does not close its subscription')
     })
 
     it('keeps an onError that throws out of the page: reported on the console, the other subscribers still get the patch', async (t) => {
@@ -389,16 +389,16 @@ describe('subscribe', TIMEOUT, () => {
       t.after(thrower)
       const after = probe(t, server.url, 't')
       await until(() => after.patches.length === 1, 5000, 'the patch at the other subscriber')
-      assert.equal(logged.length, 1)
-      assert.match(String(logged[0]?.[0]), /ERR_PATCHWIRE_CALLBACK: the onError callback .* threw/)
-      assert.equal(logged[0]?.[1], broken)
+      assert.equal(logged.length, 1, `the throwing onError is reported once on the console: ${logged.map(String).join(' | ')}`)
+      assert.match(String(logged[0]?.[0]), /ERR_PATCHWIRE_CALLBACK: the onError callback .* threw/, `the console names ERR_PATCHWIRE_CALLBACK and onError: ${String(logged[0]?.[0])}`)
+      assert.equal(logged[0]?.[1], broken, 'the console gets the error onError threw')
     })
 
     it('passes the reason of a reset frame, or its raw data when it is not the JSON form', async (t) => {
       const server = await handWritten(t, ['event: reset\ndata: {"reason":"history-exceeded"}\n\nevent: reset\ndata: gone\n\nevent: reset\ndata: {"why":1}\n\n'])
       const p = probe(t, server.url, 't')
       await until(() => p.resets.length === 3, 5000, 'three resets')
-      assert.deepEqual(p.resets, ['history-exceeded', 'gone', '{"why":1}'])
+      assert.deepEqual(p.resets, ['history-exceeded', 'gone', '{"why":1}'], `the reasons, the raw data for non-JSON or unknown forms: ${p.resets.join(' | ')}`)
     })
 
     it('lets a callback stop another subscriber of the same stream', async (t) => {
@@ -408,7 +408,7 @@ describe('subscribe', TIMEOUT, () => {
       t.after(first)
       second = probe(t, server.url, 't')
       await until(() => second?.stop.state === 'closed', 5000, 'the second stopped')
-      assert.equal(second.patches.length, 0)
+      assert.equal(second.patches.length, 0, 'a subscriber stopped by another callback gets no patch')
     })
 
     it('passes withCredentials to the EventSource only when asked', async () => {
@@ -416,7 +416,7 @@ describe('subscribe', TIMEOUT, () => {
       const stops = [subscribe('t', () => {}, { path: '/e', EventSource: Recording }), subscribe('t', () => {}, { path: '/e', EventSource: Recording, withCredentials: true })]
       await tick()
       stops.forEach((stop) => stop())
-      assert.deepEqual(inits, [{ withCredentials: false }, { withCredentials: true }])
+      assert.deepEqual(inits, [{ withCredentials: false }, { withCredentials: true }], 'withCredentials is passed as given, false by default')
     })
   })
 
@@ -441,7 +441,7 @@ describe('subscribe', TIMEOUT, () => {
       const stops = [subscribe('t', () => {}, { path: '/e#main', EventSource: Recording }), subscribe('t', () => {}, { path: '/e?x=1#main', EventSource: Recording })]
       await tick()
       stops.forEach((stop) => stop())
-      assert.deepEqual(urls, ['/e?topic=t', '/e?x=1&topic=t'])
+      assert.deepEqual(urls, ['/e?topic=t', '/e?x=1&topic=t'], `the topic goes before the fragment: ${urls.join(' ')}`)
     })
 
     it('uses the global EventSource in a worker, where there is no window', async (t) => {
@@ -455,24 +455,24 @@ describe('subscribe', TIMEOUT, () => {
         scope.EventSource = saved
       })
       const stop = subscribe('t', () => {}, { path: '/e' })
-      assert.equal(stop.state, 'connecting')
+      assert.equal(stop.state, 'connecting', 'a worker subscription starts connecting')
       await tick()
       stop()
-      assert.deepEqual(urls, ['/e?topic=t'])
-      assert.throws(() => subscribe('t', () => {}), { name: 'TypeError', message: /options\.path is required outside a page/ })
+      assert.deepEqual(urls, ['/e?topic=t'], `the global EventSource of the worker opens the stream: ${urls.join(' ')}`)
+      assert.throws(() => subscribe('t', () => {}), { name: 'TypeError', message: /options\.path is required outside a page/ }, 'a worker without options.path is refused')
     })
 
     it('does nothing during server-side rendering (no window, no EventSource option)', () => {
       let called = false
       const stop = subscribe('t', () => (called = true))
-      assert.equal(stop.state, 'closed')
+      assert.equal(stop.state, 'closed', 'without a window or EventSource the subscription is closed')
       stop()
       stop()
-      assert.equal(called, false)
+      assert.equal(called, false, 'no callback runs during server-side rendering')
     })
 
     it('needs options.path outside a browser', () => {
-      assert.throws(() => subscribe('t', () => {}, { EventSource }), { name: 'TypeError', message: /options\.path is required outside a page/ })
+      assert.throws(() => subscribe('t', () => {}, { EventSource }), { name: 'TypeError', message: /options\.path is required outside a page/ }, 'outside a page options.path is required')
     })
 
     it('refuses unknown options with a TypeError that names them, suggests the one meant and lists the valid ones', () => {
@@ -525,13 +525,13 @@ describe('subscribe', TIMEOUT, () => {
     })
 
     it('throws a TypeError for a bad topic or onPatch', () => {
-      assert.throws(() => subscribe('', () => {}, { path: '/e', EventSource }), { name: 'TypeError', message: /topic must be a non-empty string/ })
-      assert.throws(() => subscribe(42 as never, () => {}, { path: '/e', EventSource }), TypeError)
-      assert.throws(() => subscribe('t', 'nope' as never, { path: '/e', EventSource }), { name: 'TypeError', message: /onPatch must be a function/ })
-      assert.throws(() => subscribe('a\ud800', () => {}, { path: '/e', EventSource }), { name: 'TypeError', message: /well-formed Unicode/ })
-      assert.throws(() => subscribe('t', () => {}, { path: 'http://[nope', EventSource }), { name: 'TypeError', message: /options\.path must be a URL path or a URL, got "http:\/\/\[nope"/ })
+      assert.throws(() => subscribe('', () => {}, { path: '/e', EventSource }), { name: 'TypeError', message: /topic must be a non-empty string/ }, 'an empty topic is refused')
+      assert.throws(() => subscribe(42 as never, () => {}, { path: '/e', EventSource }), TypeError, 'a topic that is not a string is refused')
+      assert.throws(() => subscribe('t', 'nope' as never, { path: '/e', EventSource }), { name: 'TypeError', message: /onPatch must be a function/ }, 'an onPatch that is not a function is refused')
+      assert.throws(() => subscribe('a\ud800', () => {}, { path: '/e', EventSource }), { name: 'TypeError', message: /well-formed Unicode/ }, 'a topic with a lone surrogate is refused')
+      assert.throws(() => subscribe('t', () => {}, { path: 'http://[nope', EventSource }), { name: 'TypeError', message: /options\.path must be a URL path or a URL, got "http:\/\/\[nope"/ }, 'a path that is no URL is refused, naming it')
       for (const lastEventId of ['', 7]) {
-        assert.throws(() => subscribe('t', () => {}, { path: '/e', EventSource, lastEventId: lastEventId as string }), { name: 'TypeError', message: /options\.lastEventId must be a non-empty event id string/ })
+        assert.throws(() => subscribe('t', () => {}, { path: '/e', EventSource, lastEventId: lastEventId as string }), { name: 'TypeError', message: /options\.lastEventId must be a non-empty event id string/ }, `lastEventId ${JSON.stringify(lastEventId)} is refused`)
       }
     })
   })
