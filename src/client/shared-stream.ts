@@ -217,7 +217,7 @@ export class SharedStream {
       source = { readyState: 2, addEventListener() {}, close() {} }
       failed = true
       queueMicrotask(() => {
-        if (!leg.closed) this.#refused(leg, `the stream ${url} could not be opened: ${String(error)}`, false)
+        if (!leg.closed) this.#refused(leg, `${url} could not be opened: ${String(error)}`, false)
       })
     }
     const leg: Leg = { source, url, topics, members: new Set(entries), main, state: 'connecting', ready: false, closed: false, revoked: false }
@@ -242,7 +242,7 @@ export class SharedStream {
       const why = typeof detail === 'string' && detail !== '' ? `: ${detail}` : ''
       // Every topic of the path, from every tab, is on one stream: past the
       // server's maxTopics, that stream is refused as a whole.
-      const many = topics.length > 1 ? ` (a stream of ${topics.length} topics: more than the server's maxTopics?)` : ''
+      const many = topics.length > 1 ? ` (${topics.length} topics: over maxTopics?)` : ''
       if (source.readyState === 2) return this.#refused(leg, `the server refused the stream ${url}${why}${many}`, true)
       // The end that follows a revocation: a reopen without the revoked topics, not a drop.
       if (leg.revoked) return this.#reopen(leg)
@@ -255,7 +255,7 @@ export class SharedStream {
       if (main) this.#last = id
       const frame = splitFrame(event.data, topics)
       const ops = frame === undefined ? undefined : parseOps(frame[1])
-      if (ops === undefined) return this.#fail(leg, frame?.[0], `a patch frame on ${url} is not a JSON array of [op, path, value] tuples: ${event.data.slice(0, 100)}`)
+      if (ops === undefined) return this.#fail(leg, frame?.[0], event)
       const topic = (frame as [string, string])[0]
       const to = this.#of(leg, topic)
       // Having a later frame of its topic, a member is in step, wherever it started.
@@ -263,11 +263,11 @@ export class SharedStream {
         entry.need = main ? undefined : id
         if (main) entry.merge = false
       }
-      this.#tell(to, { type: 'patch', main, topic, ops, id })
+      this.#tell(to, { type: 'patch', main, topic, id, ops })
     })
     on('snapshot', (event) => {
       const frame = splitFrame(event.data, topics)
-      if (frame === undefined) return this.#fail(leg, undefined, `a snapshot frame on ${url} names no topic of the stream: ${event.data.slice(0, 100)}`)
+      if (frame === undefined) return this.#fail(leg, undefined, event)
       const to = this.#of(leg, frame[0])
       // Before the main stream's ready, the snapshot's position is not known yet.
       if (main && leg.ready) for (const entry of to) if (entry.need === true) entry.need = undefined
@@ -288,7 +288,7 @@ export class SharedStream {
     // on the same stream still arrives.
     on('revoked', (event) => {
       const { topic } = parseControl(event.data)
-      if (topic === undefined || !topics.includes(topic)) return this.#fail(leg, undefined, `a revoked frame on ${url} names no topic of the stream: ${event.data.slice(0, 100)}`)
+      if (topic === undefined || !topics.includes(topic)) return this.#fail(leg, undefined, event)
       const to = this.#of(leg, topic)
       leg.revoked = true
       for (const entry of to) {
@@ -347,8 +347,10 @@ export class SharedStream {
     this.#tell(leg.members, code === undefined ? { type: 'state', main: leg.main, state } : { type: 'state', main: leg.main, state, code, message: message as string })
   }
 
-  #fail(leg: Leg, topic: string | undefined, message: string): void {
-    this.#tell(this.#of(leg, topic), { type: 'error', main: leg.main, code: 'ERR_PATCHWIRE_FRAME', message })
+  // A frame that is not what the protocol says (a patch that is not op
+  // tuples, a frame naming no topic of the stream) is skipped.
+  #fail(leg: Leg, topic: string | undefined, event: MessageEvent<string>): void {
+    this.#tell(this.#of(leg, topic), { type: 'error', main: leg.main, code: 'ERR_PATCHWIRE_FRAME', message: `bad ${event.type} frame on ${leg.url}: ${event.data.slice(0, 100)}` })
   }
 
   // A stream of several topics, one of which may be the refused one, is

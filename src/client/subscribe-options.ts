@@ -141,7 +141,7 @@ export function checkSubscribeArguments(topic: unknown, onPatch: unknown, option
     throw new TypeError('subscribe: topic must be a non-empty string')
   }
   if (typeof onPatch !== 'function') {
-    throw new TypeError('subscribe: onPatch must be a function, such as (ops) => applyPatch(state, ops)')
+    throw new TypeError('subscribe: onPatch must be a function')
   }
   try {
     encodeURIComponent(topic)
@@ -151,7 +151,7 @@ export function checkSubscribeArguments(topic: unknown, onPatch: unknown, option
   checkSubscribeOptions(options)
   const { lastEventId } = options as SubscribeOptions
   if (lastEventId !== undefined && (typeof lastEventId !== 'string' || lastEventId === '')) {
-    throw new TypeError('subscribe: options.lastEventId must be a non-empty event id string, such as the one position(topic) gave the server')
+    throw new TypeError('subscribe: options.lastEventId must be a non-empty event id string (from position(topic))')
   }
 }
 
