@@ -67,7 +67,7 @@ describe('refusals say why', TIMEOUT, () => {
     it('a wrong path answered by the app (200 text/plain): a wrong path, and how to fix it', async (t) => {
       const origin = await app(t, {})
       const error = await refusal(t, `${origin}/wrong/__events`, 'counter')
-      assert.match(error.message, /: 200 text\/plain "my app". Likely cause: a wrong path \(the app answered, not the events handler\); see docs\/troubleshooting.md$/, error.message)
+      assert.match(error.message, /: 200 text\/plain "my app". Likely cause: a wrong path; see docs\/troubleshooting.md$/, error.message)
     })
 
     it('a path nothing answers (404): a wrong path', async (t) => {

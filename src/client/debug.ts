@@ -19,5 +19,5 @@ import type { StreamEvent } from './shared-stream.js'
 export function logEvent(topic: string, event: StreamEvent, log: (line: string) => void = console.log): void {
   // `main` and the topic say nothing the line's start does not.
   const { main, topic: named, ...fields } = event as StreamEvent & { topic?: string }
-  log([`[patchwire] ${topic}:`, ...Object.values(fields).map((value) => (typeof value === 'string' ? value : JSON.stringify(value)))].join(' '))
+  log([`[patchwire] ${topic}:`, ...Object.values(fields).filter((value) => value !== undefined).map((value) => (typeof value === 'string' ? value : JSON.stringify(value)))].join(' '))
 }

@@ -60,7 +60,8 @@ const SEE = '; see docs/troubleshooting.md'
 
 // One clause per status, the fact a newcomer acts on.
 const CAUSES: Record<number, string> = {
-  200: 'a wrong path (the app answered, not the events handler)',
+  // 200: the app answered, not the events handler.
+  200: 'a wrong path',
   404: 'a wrong path',
   403: 'topicPrefix or authorize',
   401: 'no credentials (withCredentials?)',

@@ -17,7 +17,7 @@ export type StreamEvent =
   | { type: 'reset'; main: boolean; reason: string; id: string }
   | { type: 'ready'; main: boolean; id: string }
   | { type: 'revoked'; main: boolean; topic: string }
-  | { type: 'state'; main: boolean; state: SubscriptionState; code?: PatchwireErrorCode; message?: string }
+  | { type: 'state'; main: boolean; state: SubscriptionState; code?: PatchwireErrorCode | undefined; message?: string | undefined }
   | { type: 'error'; main: boolean; code: PatchwireErrorCode; message: string }
 
 /**
@@ -41,11 +41,11 @@ interface Entry {
   readonly snapshot: boolean
   // `undefined`: in step with the main stream, at its position.
   need: string | boolean | undefined
-  leg: Leg | undefined
+  leg?: Leg | undefined
   // Coming back from a catch-up: it may pull the main stream back a little.
   merge: boolean
   // Its topic may be the one a stream was refused for: it is tried alone.
-  split: boolean
+  split?: boolean
 }
 
 // One EventSource: the main stream, or a catch-up stream that brings some
@@ -87,7 +87,6 @@ export class SharedStream {
   readonly #Source: EventSourceConstructor
   readonly #send: (to: string[], event: StreamEvent) => void
   readonly #entries = new Map<string, Entry>()
-  readonly #legs = new Set<Leg>()
   // Topics a server accepted: a refusal is not theirs.
   readonly #confirmed = new Set<string>()
   #main: Leg | undefined
@@ -112,10 +111,10 @@ export class SharedStream {
 
   /** Adds members (or updates known ones); the stream changes at the end of the microtask. */
   join(members: readonly Member[]): void {
-    for (const { id, topic, need, snapshot } of members) {
-      const known = this.#entries.has(id)
-      this.#remove(id)
-      this.#entries.set(id, { id, topic, snapshot, need, leg: undefined, merge: known, split: false })
+    for (const member of members) {
+      const merge = this.#entries.has(member.id)
+      this.#remove(member.id)
+      this.#entries.set(member.id, { ...member, merge })
     }
     this.#schedule()
   }
@@ -128,9 +127,11 @@ export class SharedStream {
 
   /** Closes every `EventSource` and forgets every member. */
   close(): void {
-    for (const leg of this.#legs) this.#close(leg)
+    // A catch-up leg is closed when its last member goes; the main stream
+    // may have none left until the next plan.
+    for (const { leg } of this.#entries.values()) if (leg !== undefined) this.#close(leg)
+    if (this.#main !== undefined) this.#close(this.#main)
     this.#entries.clear()
-    this.#main = undefined
   }
 
   #remove(id: string): void {
@@ -225,7 +226,6 @@ export class SharedStream {
       entry.leg?.members.delete(entry)
       entry.leg = leg
     }
-    this.#legs.add(leg)
     if (failed) return leg
     const on = (type: string, listener: (event: MessageEvent<string>) => void): void =>
       source.addEventListener(type, (event) => {
@@ -238,8 +238,8 @@ export class SharedStream {
     // An EventSource that gives up (HTTP error status, wrong content type) is
     // CLOSED when it fires `error`; after a mere drop it is CONNECTING again.
     on('error', (event) => {
-      const detail = (event as { message?: unknown }).message
-      const why = typeof detail === 'string' && detail !== '' ? `: ${detail}` : ''
+      const detail = (event as { message?: string }).message
+      const why = detail ? `: ${detail}` : ''
       // Every topic of the path, from every tab, is on one stream: past the
       // server's maxTopics, that stream is refused as a whole.
       const many = topics.length > 1 ? ` (${topics.length} topics: over maxTopics?)` : ''
@@ -327,7 +327,6 @@ export class SharedStream {
   // and plans the streams again: its members rejoin from where they stand.
   #reopen(leg: Leg): void {
     this.#close(leg)
-    if (this.#main === leg) this.#main = undefined
     for (const entry of leg.members) entry.leg = undefined
     this.#schedule()
   }
@@ -344,7 +343,7 @@ export class SharedStream {
   #become(leg: Leg, state: SubscriptionState, code?: PatchwireErrorCode, message?: string): void {
     if (leg.state === state && code === undefined) return
     leg.state = state
-    this.#tell(leg.members, code === undefined ? { type: 'state', main: leg.main, state } : { type: 'state', main: leg.main, state, code, message: message as string })
+    this.#tell(leg.members, { type: 'state', main: leg.main, state, code, message })
   }
 
   // A frame that is not what the protocol says (a patch that is not op
@@ -365,17 +364,16 @@ export class SharedStream {
       return this.#reopen(leg)
     }
     this.#close(leg)
-    if (this.#main === leg) this.#main = undefined
     for (const entry of members) this.#entries.delete(entry.id)
     if (leg.main) this.#last = undefined
-    const refuse = (why: string): void => this.#tell(members, { type: 'state', main: leg.main, state: 'closed', code: 'ERR_PATCHWIRE_REFUSED', message: message + why })
+    const refuse = (why: string): void => this.#become(leg, 'closed', 'ERR_PATCHWIRE_REFUSED', message + why)
     if (explain) void explainRefusal(leg.url, this.#withCredentials).then(refuse)
     else refuse('')
   }
 
   #close(leg: Leg): void {
+    if (this.#main === leg) this.#main = undefined
     leg.closed = true
     leg.source.close()
-    this.#legs.delete(leg)
   }
 }
