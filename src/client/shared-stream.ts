@@ -209,14 +209,13 @@ export class SharedStream {
     const query = topics.map((topic) => `topic=${encodeURIComponent(topic)}`).join('&')
     const url = `${base}${base.includes('?') ? '&' : '?'}${query}${from === undefined ? '' : `&lastEventId=${encodeURIComponent(from)}`}`
     let source: EventSourceLike
-    let failed = false
     try {
       source = new this.#Source(url, { withCredentials: this.#withCredentials })
     } catch (error) {
       // A constructor that throws (a polyfill, an URL it cannot take) must
-      // not escape from the microtask: the members get a refusal instead.
+      // not escape from the microtask: the members get a refusal instead,
+      // from a stand-in that fires nothing.
       source = { readyState: 2, addEventListener() {}, close() {} }
-      failed = true
       queueMicrotask(() => {
         if (!leg.closed) this.#refused(leg, `${url} could not be opened: ${String(error)}`, false)
       })
@@ -226,7 +225,6 @@ export class SharedStream {
       entry.leg?.members.delete(entry)
       entry.leg = leg
     }
-    if (failed) return leg
     const on = (type: string, listener: (event: MessageEvent<string>) => void): void =>
       source.addEventListener(type, (event) => {
         if (!leg.closed) listener(event)
