@@ -255,30 +255,25 @@ export class SharedStream {
       const ops = frame === undefined ? undefined : parseOps(frame[1])
       if (ops === undefined) return this.#fail(leg, frame?.[0], event)
       const topic = (frame as [string, string])[0]
-      const to = this.#of(leg, topic)
       // Having a later frame of its topic, a member is in step, wherever it started.
-      for (const entry of to) {
+      for (const entry of this.#tell(leg, topic, { type: 'patch', main, topic, id, ops })) {
         entry.need = main ? undefined : id
         if (main) entry.merge = false
       }
-      this.#tell(to, { type: 'patch', main, topic, id, ops })
     })
     on('snapshot', (event) => {
       const frame = splitFrame(event.data, topics)
       if (frame === undefined) return this.#fail(leg, undefined, event)
-      const to = this.#of(leg, frame[0])
+      const to = this.#tell(leg, frame[0], { type: 'snapshot', main, topic: frame[0], data: frame[1] })
       // Before the main stream's ready, the snapshot's position is not known yet.
       if (main && leg.ready) for (const entry of to) if (entry.need === true) entry.need = undefined
-      this.#tell(to, { type: 'snapshot', main, topic: frame[0], data: frame[1] })
     })
     on('reset', (event) => {
       const id = event.lastEventId
       if (main && id !== '') this.#last = id
       const { reason, topic } = parseControl(event.data)
-      const to = this.#of(leg, topic)
       // Until its snapshot comes, such a member must not be resumed without one.
-      for (const entry of to) if (entry.snapshot) entry.need = true
-      this.#tell(to, { type: 'reset', main, reason, id })
+      for (const entry of this.#tell(leg, topic, { type: 'reset', main, reason, id })) if (entry.snapshot) entry.need = true
     })
     // A revoked topic's subscriptions end for good (the server ends the
     // stream after its revoked frames); the stream is reopened without it
@@ -287,14 +282,12 @@ export class SharedStream {
     on('revoked', (event) => {
       const { topic } = parseControl(event.data)
       if (topic === undefined || !topics.includes(topic)) return this.#fail(leg, undefined, event)
-      const to = this.#of(leg, topic)
       leg.revoked = true
-      for (const entry of to) {
+      for (const entry of this.#tell(leg, topic, { type: 'revoked', main, topic })) {
         this.#entries.delete(entry.id)
         leg.members.delete(entry)
       }
       if (leg.members.size === 0) this.#reopen(leg)
-      this.#tell(to, { type: 'revoked', main, topic })
     })
     on('ready', (event) => {
       const id = event.lastEventId
@@ -316,7 +309,7 @@ export class SharedStream {
         }
         this.#schedule()
       }
-      this.#tell(members, { type: 'ready', main, id })
+      this.#tell(leg, undefined, { type: 'ready', main, id })
     })
     return leg
   }
@@ -329,25 +322,25 @@ export class SharedStream {
     this.#schedule()
   }
 
-  // The members of a leg that a frame of `topic` concerns: all of them when it names none.
-  #of(leg: Leg, topic?: string): Entry[] {
-    return [...leg.members].filter((entry) => topic === undefined || entry.topic === topic)
-  }
-
-  #tell(to: Iterable<Entry>, event: StreamEvent): void {
-    this.#send(Array.from(to, (entry) => entry.id), event)
+  // Tells the members of a leg that an event of `topic` concerns (all of
+  // them when it names none), and returns them: the frame's handler moves
+  // them on after they have it.
+  #tell(leg: Leg, topic: string | undefined, event: StreamEvent): Entry[] {
+    const to = [...leg.members].filter((entry) => topic === undefined || entry.topic === topic)
+    this.#send(to.map((entry) => entry.id), event)
+    return to
   }
 
   #become(leg: Leg, state: SubscriptionState, code?: PatchwireErrorCode, message?: string): void {
     if (leg.state === state && code === undefined) return
     leg.state = state
-    this.#tell(leg.members, { type: 'state', main: leg.main, state, code, message })
+    this.#tell(leg, undefined, { type: 'state', main: leg.main, state, code, message })
   }
 
   // A frame that is not what the protocol says (a patch that is not op
   // tuples, a frame naming no topic of the stream) is skipped.
   #fail(leg: Leg, topic: string | undefined, event: MessageEvent<string>): void {
-    this.#tell(this.#of(leg, topic), { type: 'error', main: leg.main, code: 'ERR_PATCHWIRE_FRAME', message: `bad ${event.type} frame on ${leg.url}: ${event.data.slice(0, 100)}` })
+    this.#tell(leg, topic, { type: 'error', main: leg.main, code: 'ERR_PATCHWIRE_FRAME', message: `bad ${event.type} frame on ${leg.url}: ${event.data.slice(0, 100)}` })
   }
 
   // A stream of several topics, one of which may be the refused one, is
