@@ -57,10 +57,10 @@ interface Leg {
   readonly members: Set<Entry>
   readonly main: boolean
   state: SubscriptionState
-  ready: boolean
-  closed: boolean
+  ready?: boolean
+  closed?: boolean
   // The server revoked a topic of it: it ends, and is reopened without that topic.
-  revoked: boolean
+  revoked?: boolean
 }
 
 /**
@@ -220,7 +220,7 @@ export class SharedStream {
         if (!leg.closed) this.#refused(leg, `${url} could not be opened: ${String(error)}`, false)
       })
     }
-    const leg: Leg = { source, url, topics, members: new Set(entries), main, state: 'connecting', ready: false, closed: false, revoked: false }
+    const leg: Leg = { source, url, topics, members: new Set(entries), main, state: 'connecting' }
     for (const entry of entries) {
       entry.leg?.members.delete(entry)
       entry.leg = leg
