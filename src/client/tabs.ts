@@ -87,9 +87,9 @@ export class Hub {
     channel.onmessage = (message: MessageEvent<Message>) => this.#message(message.data)
     // The tab's own lock first: a leader that waited for it before we held
     // it would take this tab for gone.
-    this.#hold(locks, `${name} ${this.#id}`, () => {
+    this.#hold(`${name} ${this.#id}`, () => {
       this.#rejoin()
-      this.#hold(locks, name, () => this.#lead())
+      this.#hold(name, () => this.#lead())
     })
   }
 
@@ -143,8 +143,9 @@ export class Hub {
     this.#post({ hello: true })
   }
 
-  #hold(locks: LockManager, name: string, then: () => void): void {
-    locks
+  // Only a hub that shares holds locks: navigator.locks is there.
+  #hold(name: string, then: () => void): void {
+    navigator.locks
       .request(name, { signal: (this.#abort as AbortController).signal }, () => {
         if (this.#closed) return undefined
         then()
@@ -165,7 +166,7 @@ export class Hub {
       core.join(message.join)
       if (!this.#watched.has(tab)) {
         this.#watched.add(tab)
-        this.#hold(navigator.locks, `${this.#name} ${tab}`, () => this.#core?.leave([], `${tab} `))
+        this.#hold(`${this.#name} ${tab}`, () => this.#core?.leave([], `${tab} `))
       }
     }
   }
