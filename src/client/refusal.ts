@@ -48,8 +48,8 @@ export async function explainRefusal(url: string, withCredentials: boolean): Pro
 }
 
 /**
- * The page's URL, that a relative path is resolved against; `undefined`
- * outside a page (a worker's `location` is its script's).
+ * The URL a relative path is resolved against: the page's, or a worker's
+ * script's; `undefined` where there is none (Node, say).
  * @internal
  */
 export function pageHref(): string | undefined {
