@@ -94,6 +94,27 @@ describe('refusals say why', TIMEOUT, () => {
       assert.match(why, /^: no HTTP answer. Likely cause: CORS \(Access-Control-Allow-Origin and -Allow-Credentials, for withCredentials\) or the server is down; see docs\/troubleshooting.md$/, why)
     })
 
+    it('every other status: its one short cause, and the docs for the long one', async (t) => {
+      const cases = [
+        [401, 'text/plain', 'no credentials \\(withCredentials\\?\\)'],
+        [429, 'text/plain', 'server busy'],
+        [503, 'text/plain', 'server busy'],
+        [500, 'text/plain', 'authorize threw'],
+        [418, 'text/html', 'not an events handler'],
+      ] as const
+      for (const [status, type, cause] of cases) {
+        const server = http.createServer((_req, res) => res.writeHead(status, { 'Content-Type': type }).end('nope'))
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+        t.after(() => {
+          server.closeAllConnections()
+          server.close()
+        })
+        const { port } = server.address() as AddressInfo
+        const why = await explainRefusal(`http://127.0.0.1:${port}/events?topic=a`, false)
+        assert.match(why, new RegExp(`^: ${status} ${type.replace('/', '\\/')} "nope". Likely cause: ${cause}; see docs\\/troubleshooting.md$`), why)
+      }
+    })
+
     it('a stream accepted when asked again: a passing refusal', async (t) => {
       const origin = await app(t, {})
       const why = await explainRefusal(`${origin}/events?topic=a`, false)
