@@ -61,20 +61,20 @@ describe('refusals say why', TIMEOUT, () => {
     it('403 from topicPrefix: the server\'s reason, and topicPrefix/authorize', async (t) => {
       const origin = await app(t, { topicPrefix: 'dashboard:' })
       const error = await refusal(t, `${origin}/events`, 'counter')
-      assert.match(error.message, /refused the stream .*: 403 text\/plain "Forbidden: the topic "counter" does not start with the handler's topicPrefix "dashboard:"". Likely cause: the handler's topicPrefix or authorize refused the topic/, error.message)
+      assert.match(error.message, /refused the stream .*: 403 text\/plain "Forbidden: the topic "counter" does not start with the handler's topicPrefix "dashboard:"". Likely cause: topicPrefix or authorize; see docs\/troubleshooting.md$/, error.message)
     })
 
     it('a wrong path answered by the app (200 text/plain): a wrong path, and how to fix it', async (t) => {
       const origin = await app(t, {})
       const error = await refusal(t, `${origin}/wrong/__events`, 'counter')
-      assert.match(error.message, /: 200 text\/plain "my app". Likely cause: a wrong path. \/wrong\/__events is answered by the app, not by the events handler: give the handler's path option to subscribe/, error.message)
+      assert.match(error.message, /: 200 text\/plain "my app". Likely cause: a wrong path; see docs\/troubleshooting.md$/, error.message)
     })
 
     it('a path nothing answers (404): a wrong path', async (t) => {
       const events = createHandler({ broker: createBroker(), path: '/events' })
       const { origin } = await listen(t, http.createServer((req, res) => events(req, res)), events)
       const error = await refusal(t, `${origin}/evnets`, 'counter')
-      assert.match(error.message, /: 404 text\/plain "Not Found". Likely cause: a wrong path. Nothing answers \/evnets/, error.message)
+      assert.match(error.message, /: 404 text\/plain "Not Found". Likely cause: a wrong path; see docs\/troubleshooting.md$/, error.message)
     })
 
     it('400 (too many topics): the server\'s own reason', async (t) => {
@@ -82,7 +82,7 @@ describe('refusals say why', TIMEOUT, () => {
       const response = await fetch(`${origin}/events?topic=a&topic=b`)
       assert.equal(response.status, 400, 'the control: two topics are too many')
       await response.text()
-      assert.match(await explainRefusal(`${origin}/events?topic=a&topic=b`, false), /^: 400 text\/plain "Too many topics.*option maxTopics\)". The server's answer above says why$/, 'the body is passed on')
+      assert.match(await explainRefusal(`${origin}/events?topic=a&topic=b`, false), /^: 400 text\/plain "Too many topics.*option maxTopics\)"; see docs\/troubleshooting.md$/, 'the body is passed on')
     })
 
     it('no HTTP answer at all: CORS, or a server that is down', async () => {
@@ -91,13 +91,34 @@ describe('refusals say why', TIMEOUT, () => {
       const { port } = server.address() as AddressInfo
       await new Promise((resolve) => server.close(resolve))
       const why = await explainRefusal(`http://127.0.0.1:${port}/events?topic=a`, true)
-      assert.match(why, /no HTTP answer reached the page. Likely causes: CORS .*Access-Control-Allow-Origin, and Access-Control-Allow-Credentials: true since withCredentials is set.*or the server is down/, why)
+      assert.match(why, /^: no HTTP answer. Likely cause: CORS \(Access-Control-Allow-Origin and -Allow-Credentials, for withCredentials\) or the server is down; see docs\/troubleshooting.md$/, why)
+    })
+
+    it('every other status: its one short cause, and the docs for the long one', async (t) => {
+      const cases = [
+        [401, 'text/plain', 'no credentials \\(withCredentials\\?\\)'],
+        [429, 'text/plain', 'server busy'],
+        [503, 'text/plain', 'server busy'],
+        [500, 'text/plain', 'authorize threw'],
+        [418, 'text/html', 'not an events handler'],
+      ] as const
+      for (const [status, type, cause] of cases) {
+        const server = http.createServer((_req, res) => res.writeHead(status, { 'Content-Type': type }).end('nope'))
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+        t.after(() => {
+          server.closeAllConnections()
+          server.close()
+        })
+        const { port } = server.address() as AddressInfo
+        const why = await explainRefusal(`http://127.0.0.1:${port}/events?topic=a`, false)
+        assert.match(why, new RegExp(`^: ${status} ${type.replace('/', '\\/')} "nope". Likely cause: ${cause}; see docs\\/troubleshooting.md$`), why)
+      }
     })
 
     it('a stream accepted when asked again: a passing refusal', async (t) => {
       const origin = await app(t, {})
       const why = await explainRefusal(`${origin}/events?topic=a`, false)
-      assert.match(why, /accepted when asked again, so the refusal was passing/, why)
+      assert.match(why, /^: accepted when asked again \(a passing 503\?\); subscribe again$/, why)
     })
 
     it('adds nothing where it cannot ask (a relative URL outside a page, a URL that is not http)', async () => {

@@ -2,43 +2,38 @@
  * Why a stream was refused, in words a newcomer can act on. An
  * `EventSource` that gives up says nothing of why (no status, no body), so
  * the client asks once more with `fetch` and reads what the server
- * answered: the app's page at a wrong path (200 `text/plain` or
- * `text/html`), a rule of the handler (403 naming `topicPrefix` or
- * `authorize`), or nothing at all, which is what a page sees of a CORS
- * failure or a server that is down.
+ * answered. The message keeps to the status, the content type, the
+ * server's body and one short likely cause; docs/troubleshooting.md has
+ * the long explanation of each, so that it is not shipped in every page.
  */
-
-/** How much of a refusal's body goes into the message. */
-const BODY_CHARS = 300
 
 /**
  * Asks the stream's URL again and says what the answer means.
  * @param url - the refused stream's URL, as the `EventSource` was given it
  * @param withCredentials - whether the stream sent credentials (the probe does too)
- * @returns a sentence to append to the refusal's message, starting with `: `;
+ * @returns a clause to append to the refusal's message, starting with `: `;
  * never rejects
  * @internal
  */
 export async function explainRefusal(url: string, withCredentials: boolean): Promise<string> {
-  const base = typeof location === 'undefined' || typeof location.href !== 'string' ? undefined : location.href
   let target: URL
   try {
-    target = new URL(url, base)
+    target = new URL(url, pageHref())
   } catch {
     return ''
   }
-  if (typeof fetch !== 'function' || (target.protocol !== 'http:' && target.protocol !== 'https:')) return ''
+  if (typeof fetch !== 'function' || !/^https?:$/.test(target.protocol)) return ''
   const abort = new AbortController()
   let response: Response
   try {
     response = await fetch(target, { credentials: withCredentials ? 'include' : 'same-origin', headers: { Accept: 'text/event-stream' }, signal: abort.signal, cache: 'no-store' })
   } catch {
-    return `: no HTTP answer reached the page. Likely causes: CORS (the events are on another origin than the page, and the server does not answer this origin with Access-Control-Allow-Origin${withCredentials ? ', and Access-Control-Allow-Credentials: true since withCredentials is set' : ''}; see docs/troubleshooting.md), or the server is down or unreachable`
+    return `: no HTTP answer. Likely cause: CORS (Access-Control-Allow-Origin${withCredentials ? ' and -Allow-Credentials, for withCredentials' : ''}) or the server is down${SEE}`
   }
   const type = response.headers.get('content-type') ?? ''
   if (response.ok && type.startsWith('text/event-stream')) {
     abort.abort()
-    return ': the same request was accepted when asked again, so the refusal was passing (the server was restarting or overloaded: 503); subscribe again'
+    return ': accepted when asked again (a passing 503?); subscribe again'
   }
   let body = ''
   try {
@@ -46,18 +41,31 @@ export async function explainRefusal(url: string, withCredentials: boolean): Pro
   } catch {
     // A body that breaks off leaves the status to go by.
   }
-  const said = body === '' ? '' : ` "${body.length > BODY_CHARS ? `${body.slice(0, BODY_CHARS)}…` : body}"`
-  return `: ${response.status} ${type === '' ? 'with no content type' : type.split(';')[0]}${said}. ${causes(response.status, type, target.pathname)}`
+  const { status } = response
+  // text/plain is how a handler refuses: its body names the rule.
+  const cause = CAUSES[status] ?? (type.startsWith('text/plain') ? '' : 'not an events handler')
+  return `: ${status} ${type.split(';')[0] || 'no content type'}${body === '' ? '' : ` "${body.length > 300 ? `${body.slice(0, 300)}…` : body}"`}${cause === '' ? '' : `. Likely cause: ${cause}`}${SEE}`
 }
 
-function causes(status: number, type: string, path: string): string {
-  if (status === 200) {
-    return `Likely cause: a wrong path. ${path} is answered by the app, not by the events handler: give the handler's path option to subscribe (its default is the page's directory + __events), and let the handler see the request before the app`
-  }
-  if (status === 404) return `Likely cause: a wrong path. Nothing answers ${path}: give subscribe the path of createHandler({ path })`
-  if (status === 403) return 'Likely cause: the handler\'s topicPrefix or authorize refused the topic (the server\'s answer above says which)'
-  if (status === 401) return 'Likely cause: the request carried no credentials the server accepts: on another origin, set withCredentials'
-  if (status === 429 || status === 503) return 'Likely cause: the server is busy or shutting down; subscribe again later'
-  if (status === 500) return 'Likely cause: the handler\'s authorize threw; see the server\'s log (onError)'
-  return type.startsWith('text/plain') ? 'The server\'s answer above says why' : `Likely cause: ${path} is not an events handler`
+/**
+ * The URL a relative path is resolved against: the page's, or a worker's
+ * script's; `undefined` where there is none (Node, say).
+ * @internal
+ */
+export function pageHref(): string | undefined {
+  return typeof location === 'undefined' || typeof location.href !== 'string' ? undefined : location.href
+}
+
+const SEE = '; see docs/troubleshooting.md'
+
+// One clause per status, the fact a newcomer acts on.
+const CAUSES: Record<number, string> = {
+  // 200: the app answered, not the events handler.
+  200: 'a wrong path',
+  404: 'a wrong path',
+  403: 'topicPrefix or authorize',
+  401: 'no credentials (withCredentials?)',
+  429: 'server busy',
+  503: 'server busy',
+  500: 'authorize threw',
 }

@@ -17,7 +17,7 @@ export type StreamEvent =
   | { type: 'reset'; main: boolean; reason: string; id: string }
   | { type: 'ready'; main: boolean; id: string }
   | { type: 'revoked'; main: boolean; topic: string }
-  | { type: 'state'; main: boolean; state: SubscriptionState; code?: PatchwireErrorCode; message?: string }
+  | { type: 'state'; main: boolean; state: SubscriptionState; code?: PatchwireErrorCode | undefined; message?: string | undefined }
   | { type: 'error'; main: boolean; code: PatchwireErrorCode; message: string }
 
 /**
@@ -41,11 +41,11 @@ interface Entry {
   readonly snapshot: boolean
   // `undefined`: in step with the main stream, at its position.
   need: string | boolean | undefined
-  leg: Leg | undefined
+  leg?: Leg | undefined
   // Coming back from a catch-up: it may pull the main stream back a little.
   merge: boolean
   // Its topic may be the one a stream was refused for: it is tried alone.
-  split: boolean
+  split?: boolean
 }
 
 // One EventSource: the main stream, or a catch-up stream that brings some
@@ -57,10 +57,10 @@ interface Leg {
   readonly members: Set<Entry>
   readonly main: boolean
   state: SubscriptionState
-  ready: boolean
-  closed: boolean
+  ready?: boolean
+  closed?: boolean
   // The server revoked a topic of it: it ends, and is reopened without that topic.
-  revoked: boolean
+  revoked?: boolean
 }
 
 /**
@@ -87,7 +87,6 @@ export class SharedStream {
   readonly #Source: EventSourceConstructor
   readonly #send: (to: string[], event: StreamEvent) => void
   readonly #entries = new Map<string, Entry>()
-  readonly #legs = new Set<Leg>()
   // Topics a server accepted: a refusal is not theirs.
   readonly #confirmed = new Set<string>()
   #main: Leg | undefined
@@ -112,10 +111,10 @@ export class SharedStream {
 
   /** Adds members (or updates known ones); the stream changes at the end of the microtask. */
   join(members: readonly Member[]): void {
-    for (const { id, topic, need, snapshot } of members) {
-      const known = this.#entries.has(id)
-      this.#remove(id)
-      this.#entries.set(id, { id, topic, snapshot, need, leg: undefined, merge: known, split: false })
+    for (const member of members) {
+      const merge = this.#entries.has(member.id)
+      this.#remove(member.id)
+      this.#entries.set(member.id, { ...member, merge })
     }
     this.#schedule()
   }
@@ -128,9 +127,11 @@ export class SharedStream {
 
   /** Closes every `EventSource` and forgets every member. */
   close(): void {
-    for (const leg of this.#legs) this.#close(leg)
+    // A catch-up leg is closed when its last member goes; the main stream
+    // may have none left until the next plan.
+    for (const { leg } of this.#entries.values()) if (leg !== undefined) this.#close(leg)
+    if (this.#main !== undefined) this.#close(this.#main)
     this.#entries.clear()
-    this.#main = undefined
   }
 
   #remove(id: string): void {
@@ -208,25 +209,22 @@ export class SharedStream {
     const query = topics.map((topic) => `topic=${encodeURIComponent(topic)}`).join('&')
     const url = `${base}${base.includes('?') ? '&' : '?'}${query}${from === undefined ? '' : `&lastEventId=${encodeURIComponent(from)}`}`
     let source: EventSourceLike
-    let failed = false
     try {
       source = new this.#Source(url, { withCredentials: this.#withCredentials })
     } catch (error) {
       // A constructor that throws (a polyfill, an URL it cannot take) must
-      // not escape from the microtask: the members get a refusal instead.
+      // not escape from the microtask: the members get a refusal instead,
+      // from a stand-in that fires nothing.
       source = { readyState: 2, addEventListener() {}, close() {} }
-      failed = true
       queueMicrotask(() => {
-        if (!leg.closed) this.#refused(leg, `the stream ${url} could not be opened: ${String(error)}`, false)
+        if (!leg.closed) this.#refused(leg, `${url} could not be opened: ${String(error)}`, false)
       })
     }
-    const leg: Leg = { source, url, topics, members: new Set(entries), main, state: 'connecting', ready: false, closed: false, revoked: false }
+    const leg: Leg = { source, url, topics, members: new Set(entries), main, state: 'connecting' }
     for (const entry of entries) {
       entry.leg?.members.delete(entry)
       entry.leg = leg
     }
-    this.#legs.add(leg)
-    if (failed) return leg
     const on = (type: string, listener: (event: MessageEvent<string>) => void): void =>
       source.addEventListener(type, (event) => {
         if (!leg.closed) listener(event)
@@ -238,11 +236,11 @@ export class SharedStream {
     // An EventSource that gives up (HTTP error status, wrong content type) is
     // CLOSED when it fires `error`; after a mere drop it is CONNECTING again.
     on('error', (event) => {
-      const detail = (event as { message?: unknown }).message
-      const why = typeof detail === 'string' && detail !== '' ? `: ${detail}` : ''
+      const detail = (event as { message?: string }).message
+      const why = detail ? `: ${detail}` : ''
       // Every topic of the path, from every tab, is on one stream: past the
       // server's maxTopics, that stream is refused as a whole.
-      const many = topics.length > 1 ? ` (a stream of ${topics.length} topics: more than the server's maxTopics?)` : ''
+      const many = topics.length > 1 ? ` (${topics.length} topics: over maxTopics?)` : ''
       if (source.readyState === 2) return this.#refused(leg, `the server refused the stream ${url}${why}${many}`, true)
       // The end that follows a revocation: a reopen without the revoked topics, not a drop.
       if (leg.revoked) return this.#reopen(leg)
@@ -255,32 +253,27 @@ export class SharedStream {
       if (main) this.#last = id
       const frame = splitFrame(event.data, topics)
       const ops = frame === undefined ? undefined : parseOps(frame[1])
-      if (ops === undefined) return this.#fail(leg, frame?.[0], `a patch frame on ${url} is not a JSON array of [op, path, value] tuples: ${event.data.slice(0, 100)}`)
+      if (ops === undefined) return this.#fail(leg, frame?.[0], event)
       const topic = (frame as [string, string])[0]
-      const to = this.#of(leg, topic)
       // Having a later frame of its topic, a member is in step, wherever it started.
-      for (const entry of to) {
+      for (const entry of this.#tell(leg, topic, { type: 'patch', main, topic, id, ops })) {
         entry.need = main ? undefined : id
         if (main) entry.merge = false
       }
-      this.#tell(to, { type: 'patch', main, topic, ops, id })
     })
     on('snapshot', (event) => {
       const frame = splitFrame(event.data, topics)
-      if (frame === undefined) return this.#fail(leg, undefined, `a snapshot frame on ${url} names no topic of the stream: ${event.data.slice(0, 100)}`)
-      const to = this.#of(leg, frame[0])
+      if (frame === undefined) return this.#fail(leg, undefined, event)
+      const to = this.#tell(leg, frame[0], { type: 'snapshot', main, topic: frame[0], data: frame[1] })
       // Before the main stream's ready, the snapshot's position is not known yet.
       if (main && leg.ready) for (const entry of to) if (entry.need === true) entry.need = undefined
-      this.#tell(to, { type: 'snapshot', main, topic: frame[0], data: frame[1] })
     })
     on('reset', (event) => {
       const id = event.lastEventId
       if (main && id !== '') this.#last = id
       const { reason, topic } = parseControl(event.data)
-      const to = this.#of(leg, topic)
       // Until its snapshot comes, such a member must not be resumed without one.
-      for (const entry of to) if (entry.snapshot) entry.need = true
-      this.#tell(to, { type: 'reset', main, reason, id })
+      for (const entry of this.#tell(leg, topic, { type: 'reset', main, reason, id })) if (entry.snapshot) entry.need = true
     })
     // A revoked topic's subscriptions end for good (the server ends the
     // stream after its revoked frames); the stream is reopened without it
@@ -288,15 +281,13 @@ export class SharedStream {
     // on the same stream still arrives.
     on('revoked', (event) => {
       const { topic } = parseControl(event.data)
-      if (topic === undefined || !topics.includes(topic)) return this.#fail(leg, undefined, `a revoked frame on ${url} names no topic of the stream: ${event.data.slice(0, 100)}`)
-      const to = this.#of(leg, topic)
+      if (topic === undefined || !topics.includes(topic)) return this.#fail(leg, undefined, event)
       leg.revoked = true
-      for (const entry of to) {
+      for (const entry of this.#tell(leg, topic, { type: 'revoked', main, topic })) {
         this.#entries.delete(entry.id)
         leg.members.delete(entry)
       }
       if (leg.members.size === 0) this.#reopen(leg)
-      this.#tell(to, { type: 'revoked', main, topic })
     })
     on('ready', (event) => {
       const id = event.lastEventId
@@ -318,7 +309,7 @@ export class SharedStream {
         }
         this.#schedule()
       }
-      this.#tell(members, { type: 'ready', main, id })
+      this.#tell(leg, undefined, { type: 'ready', main, id })
     })
     return leg
   }
@@ -327,28 +318,29 @@ export class SharedStream {
   // and plans the streams again: its members rejoin from where they stand.
   #reopen(leg: Leg): void {
     this.#close(leg)
-    if (this.#main === leg) this.#main = undefined
     for (const entry of leg.members) entry.leg = undefined
     this.#schedule()
   }
 
-  // The members of a leg that a frame of `topic` concerns: all of them when it names none.
-  #of(leg: Leg, topic?: string): Entry[] {
-    return [...leg.members].filter((entry) => topic === undefined || entry.topic === topic)
-  }
-
-  #tell(to: Iterable<Entry>, event: StreamEvent): void {
-    this.#send(Array.from(to, (entry) => entry.id), event)
+  // Tells the members of a leg that an event of `topic` concerns (all of
+  // them when it names none), and returns them: the frame's handler moves
+  // them on after they have it.
+  #tell(leg: Leg, topic: string | undefined, event: StreamEvent): Entry[] {
+    const to = [...leg.members].filter((entry) => topic === undefined || entry.topic === topic)
+    this.#send(to.map((entry) => entry.id), event)
+    return to
   }
 
   #become(leg: Leg, state: SubscriptionState, code?: PatchwireErrorCode, message?: string): void {
     if (leg.state === state && code === undefined) return
     leg.state = state
-    this.#tell(leg.members, code === undefined ? { type: 'state', main: leg.main, state } : { type: 'state', main: leg.main, state, code, message: message as string })
+    this.#tell(leg, undefined, { type: 'state', main: leg.main, state, code, message })
   }
 
-  #fail(leg: Leg, topic: string | undefined, message: string): void {
-    this.#tell(this.#of(leg, topic), { type: 'error', main: leg.main, code: 'ERR_PATCHWIRE_FRAME', message })
+  // A frame that is not what the protocol says (a patch that is not op
+  // tuples, a frame naming no topic of the stream) is skipped.
+  #fail(leg: Leg, topic: string | undefined, event: MessageEvent<string>): void {
+    this.#tell(leg, topic, { type: 'error', main: leg.main, code: 'ERR_PATCHWIRE_FRAME', message: `bad ${event.type} frame on ${leg.url}: ${event.data.slice(0, 100)}` })
   }
 
   // A stream of several topics, one of which may be the refused one, is
@@ -363,17 +355,16 @@ export class SharedStream {
       return this.#reopen(leg)
     }
     this.#close(leg)
-    if (this.#main === leg) this.#main = undefined
     for (const entry of members) this.#entries.delete(entry.id)
     if (leg.main) this.#last = undefined
-    const refuse = (why: string): void => this.#tell(members, { type: 'state', main: leg.main, state: 'closed', code: 'ERR_PATCHWIRE_REFUSED', message: message + why })
+    const refuse = (why: string): void => this.#become(leg, 'closed', 'ERR_PATCHWIRE_REFUSED', message + why)
     if (explain) void explainRefusal(leg.url, this.#withCredentials).then(refuse)
     else refuse('')
   }
 
   #close(leg: Leg): void {
+    if (this.#main === leg) this.#main = undefined
     leg.closed = true
     leg.source.close()
-    this.#legs.delete(leg)
   }
 }

@@ -141,7 +141,7 @@ export function checkSubscribeArguments(topic: unknown, onPatch: unknown, option
     throw new TypeError('subscribe: topic must be a non-empty string')
   }
   if (typeof onPatch !== 'function') {
-    throw new TypeError('subscribe: onPatch must be a function, such as (ops) => applyPatch(state, ops)')
+    throw new TypeError('subscribe: onPatch must be a function')
   }
   try {
     encodeURIComponent(topic)
@@ -151,7 +151,7 @@ export function checkSubscribeArguments(topic: unknown, onPatch: unknown, option
   checkSubscribeOptions(options)
   const { lastEventId } = options as SubscribeOptions
   if (lastEventId !== undefined && (typeof lastEventId !== 'string' || lastEventId === '')) {
-    throw new TypeError('subscribe: options.lastEventId must be a non-empty event id string, such as the one position(topic) gave the server')
+    throw new TypeError('subscribe: options.lastEventId must be a non-empty event id string (from position(topic))')
   }
 }
 
@@ -166,13 +166,14 @@ function checkSubscribeOptions(options: unknown): void {
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`subscribe: options must be an object, got ${options === null ? 'null' : typeof options}`)
   }
-  const unknown = Object.keys(options).filter((name) => !Object.hasOwn(KNOWN, name))
+  const known = Object.keys(KNOWN)
+  const unknown = Object.keys(options).filter((name) => !known.includes(name))
   if (unknown.length === 0) return
   const named = unknown.map((name) => {
-    const meant = Object.keys(KNOWN).find((known) => known.toLowerCase() === name.toLowerCase())
-    return meant === undefined ? `"${name}"` : `"${name}" (did you mean "${meant}"?)`
+    const meant = known.find((option) => option.toLowerCase() === name.toLowerCase())
+    return `"${name}"${meant === undefined ? '' : ` (did you mean "${meant}"?)`}`
   })
-  throw new TypeError(`subscribe: unknown option${unknown.length === 1 ? '' : 's'} ${named.join(', ')}; the options are ${Object.keys(KNOWN).join(', ')}`)
+  throw new TypeError(`subscribe: unknown option${unknown.length === 1 ? '' : 's'} ${named.join(', ')}; the options are ${known.join(', ')}`)
 }
 
 /**

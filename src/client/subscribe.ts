@@ -1,8 +1,10 @@
 import { PatchwireError, reportToConsole } from '../errors.js'
 import type { PatchOp } from '../patch-op.js'
 import type { ResetReason } from '../protocol/reset-reason.js'
-import { debugReceiver } from './debug.js'
-import type { SubscriptionState } from './event-source.js'
+import { logEvent } from './debug.js'
+import type { EventSourceConstructor, SubscriptionState } from './event-source.js'
+import { isAfter, later } from './positions.js'
+import { pageHref } from './refusal.js'
 import type { StreamEvent } from './shared-stream.js'
 import { checkSubscribeArguments, defaultPath, type SnapshotMeta, type SubscribeOptions } from './subscribe-options.js'
 import { Hub, type Local } from './tabs.js'
@@ -74,23 +76,123 @@ export function subscribe<T = unknown>(
   options: SubscribeOptions<T> = {},
 ): Subscription {
   checkSubscribeArguments(topic, onPatch, options)
-  const { lastEventId, onSnapshot, onReset, onStateChange, onRevoked } = options
+  const { lastEventId, onSnapshot, onReset, onStateChange, onRevoked, onError = quiet } = options
   const win = typeof window === 'undefined' ? undefined : window
   // A page, or a worker (no `window`, but a browser all the same); anywhere
   // else, without options.EventSource, is server-side rendering.
   const isWorker = typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined'
   const Source = options.EventSource ?? (win ?? (isWorker ? globalThis : undefined))?.EventSource
   if (Source === undefined) return CLOSED
+  const hub = hubOf(options, win, Source)
+
+  let state: SubscriptionState = 'connecting'
+  let stopped = false
+  // Where it stands: it has every frame of its topic up to `pos`; it waits
+  // for a snapshot (none has come since it joined or since a reset); it is
+  // in step with the shared stream, so also at the tab's position of it.
+  let pos = lastEventId
+  let snap = lastEventId === undefined && onSnapshot !== undefined
+  let inMain = false
+  const report = (error: PatchwireError): void => {
+    try {
+      onError(error)
+    } catch (thrown) {
+      reportToConsole(new PatchwireError('ERR_PATCHWIRE_CALLBACK', `the onError callback of ${topic} threw`, { cause: thrown }))
+    }
+  }
+  // A callback that throws does not keep the event from the other subscriptions.
+  const call = (callback: () => void): void => {
+    try {
+      callback()
+    } catch (error) {
+      report(new PatchwireError('ERR_PATCHWIRE_CALLBACK', `a callback of ${topic} threw`, { cause: error }))
+    }
+  }
+  const become = (next: SubscriptionState): void => {
+    if (state === next) return
+    state = next
+    if (onStateChange !== undefined) call(() => onStateChange(next))
+  }
+  const local: Local = {
+    id: '',
+    member(position) {
+      if (inMain) pos = later(pos, position)
+      inMain = false
+      return { id: local.id, topic, need: snap || (pos ?? false), snapshot: onSnapshot !== undefined }
+    },
+    receive(event, position) {
+      if (!event.main) inMain = false
+      switch (event.type) {
+        case 'patch':
+          if (!isAfter(event.id, inMain ? later(pos, position) : pos)) return
+          pos = event.id
+          break
+        case 'ready':
+          snap = false
+          inMain ||= event.main
+          pos = later(pos, event.id)
+          return
+        case 'snapshot':
+          pos = undefined
+          break
+        case 'reset':
+          snap ||= onSnapshot !== undefined
+      }
+      if (stopped) return
+      if (options.debug === true) logEvent(topic, event)
+      switch (event.type) {
+        case 'patch':
+          return call(() => onPatch(event.ops, { id: event.id, topic }))
+        case 'snapshot': {
+          if (onSnapshot === undefined) return
+          let value: unknown
+          try {
+            value = JSON.parse(event.data)
+          } catch {
+            return report(new PatchwireError('ERR_PATCHWIRE_FRAME', `bad snapshot frame of ${topic}: ${event.data.slice(0, 100)}`))
+          }
+          return call(() => onSnapshot(value as T, { topic }))
+        }
+        case 'reset':
+          if (onReset !== undefined) return call(() => onReset(event.reason as ResetReason))
+          if (onSnapshot !== undefined || reload(event)) return
+          return report(new PatchwireError('ERR_PATCHWIRE_RESET', `the server reset ${topic} (${event.reason}); give onReset or onSnapshot`))
+        case 'state':
+          if (event.state === 'closed') stopped = true
+          become(event.state)
+          break
+        case 'revoked':
+          stopped = true
+          become('revoked')
+          if (onRevoked !== undefined) call(() => onRevoked(event.topic))
+      }
+      if ('code' in event && event.code !== undefined) report(new PatchwireError(event.code, event.message as string))
+    },
+  }
+  hub.add(local)
+  const stop = (): void => {
+    if (stopped) return
+    stopped = true
+    hub.remove(local)
+  }
+  return Object.defineProperty(stop, 'state', { get: () => (stopped && state !== 'revoked' ? 'closed' : state) }) as Subscription
+}
+
+// One hub per (credentials, path) in the page: browsers allow only six
+// HTTP/1.1 connections per origin, so every subscribe must not open its own.
+const hubs = new Map<string, Hub>()
+
+// The hub of the subscription's path (and credentials), created with its first subscription.
+function hubOf(options: SubscribeOptions<never>, win: Window | undefined, Source: EventSourceConstructor): Hub {
   let path = options.path
   if (path === undefined) {
     if (win === undefined) throw new TypeError('subscribe: options.path is required outside a page')
     path = defaultPath(win.location.pathname)
   }
   // The query goes before any #fragment, which is never sent.
-  const hash = path.indexOf('#')
-  const base = hash === -1 ? path : path.slice(0, hash)
+  const base = path.split('#')[0] as string
   try {
-    new URL(base, typeof location === 'undefined' || typeof location.href !== 'string' ? 'http://localhost/' : location.href)
+    new URL(base, pageHref() ?? 'http://localhost/')
   } catch {
     throw new TypeError(`subscribe: options.path must be a URL path or a URL, got ${JSON.stringify(path)}`)
   }
@@ -103,82 +205,8 @@ export function subscribe<T = unknown>(
     })
     hubs.set(key, (hub = created))
   }
-
-  let state: SubscriptionState = 'connecting'
-  let stopped = false
-  const report = (error: PatchwireError): void => {
-    try {
-      ;(options.onError ?? quiet)(error)
-    } catch (thrown) {
-      reportToConsole(new PatchwireError('ERR_PATCHWIRE_CALLBACK', `the onError callback of the subscription to ${topic} threw`, { cause: thrown }))
-    }
-  }
-  // A callback that throws does not keep the event from the other subscriptions.
-  const call = (callback: () => void): void => {
-    try {
-      callback()
-    } catch (error) {
-      report(new PatchwireError('ERR_PATCHWIRE_CALLBACK', `a callback of the subscription to ${topic} threw`, { cause: error }))
-    }
-  }
-  const local: Local = {
-    id: '',
-    topic,
-    snapshot: onSnapshot !== undefined,
-    pos: lastEventId,
-    snap: lastEventId === undefined && onSnapshot !== undefined,
-    inMain: false,
-    receive(event: StreamEvent) {
-      if (stopped) return
-      switch (event.type) {
-        case 'patch':
-          return call(() => onPatch(event.ops, { id: event.id, topic }))
-        case 'snapshot': {
-          if (onSnapshot === undefined) return
-          let value: unknown
-          try {
-            value = JSON.parse(event.data)
-          } catch {
-            return report(new PatchwireError('ERR_PATCHWIRE_FRAME', `a snapshot frame of ${topic} is not JSON: ${event.data.slice(0, 100)}`))
-          }
-          return call(() => onSnapshot(value as T, { topic }))
-        }
-        case 'reset':
-          if (onReset !== undefined) return call(() => onReset(event.reason as ResetReason))
-          if (onSnapshot !== undefined || reload(event)) return
-          return report(new PatchwireError('ERR_PATCHWIRE_RESET', `the server reset ${topic} (${event.reason}) and no onReset or onSnapshot reloads the state`))
-        case 'state':
-          if (event.state === 'closed') stopped = true
-          if (state !== event.state) {
-            state = event.state
-            if (onStateChange !== undefined) call(() => onStateChange(event.state))
-          }
-          if (event.code !== undefined) report(new PatchwireError(event.code, event.message as string))
-          return
-        case 'error':
-          return report(new PatchwireError(event.code, event.message))
-        case 'revoked':
-          stopped = true
-          state = 'revoked'
-          if (onStateChange !== undefined) call(() => onStateChange('revoked'))
-          return onRevoked === undefined ? undefined : call(() => onRevoked(event.topic))
-      }
-    },
-  }
-  if (options.debug === true) local.receive = debugReceiver(topic, local.receive.bind(local))
-  const joined = hub
-  joined.add(local)
-  const stop = (): void => {
-    if (stopped) return
-    stopped = true
-    joined.remove(local)
-  }
-  return Object.defineProperty(stop, 'state', { get: () => (stopped && state !== 'revoked' ? 'closed' : state) }) as Subscription
+  return hub
 }
-
-// One hub per (credentials, path) in the page: browsers allow only six
-// HTTP/1.1 connections per origin, so every subscribe must not open its own.
-const hubs = new Map<string, Hub>()
 
 // Reset events that reloaded the page already.
 const reloaded = new WeakSet<StreamEvent>()

@@ -1,26 +1,28 @@
-import { isAfter, later } from './positions.js'
+import { later } from './positions.js'
+import { pageHref } from './refusal.js'
 import { SharedStream, type Member, type StreamEvent } from './shared-stream.js'
 import type { EventSourceConstructor } from './event-source.js'
 
 /**
- * A subscription as its tab's {@link Hub} keeps it: where it stands, so
- * that it skips what it already has and can be resumed by another leader.
+ * A subscription as its tab's {@link Hub} sees it; where it stands is the
+ * subscription's own business (see `subscribe`).
  * @internal
  */
 export interface Local {
   /** Given by the hub: unique across the tabs. */
   id: string
-  readonly topic: string
-  /** It has an `onSnapshot`. */
-  readonly snapshot: boolean
-  /** It has every frame of its topic up to this id. */
-  pos: string | undefined
-  /** It waits for a snapshot (none has come since it joined or since a reset). */
-  snap: boolean
-  /** It is in step with the shared stream, so it is also at the tab's position of that stream. */
-  inMain: boolean
-  /** Hands an event to the subscription's callbacks. */
-  receive(event: StreamEvent): void
+  /**
+   * What a leader needs to know of it. Handed to a leader, it is no longer
+   * in step with a stream until that leader's ready says so.
+   * @param position - the tab's position of the shared stream
+   */
+  member(position: string | undefined): Member
+  /**
+   * Takes an event of the shared stream: skips what it has, then hands the
+   * rest to the subscription's callbacks.
+   * @param position - the tab's position of the shared stream before the event
+   */
+  receive(event: StreamEvent, position: string | undefined): void
 }
 
 type Message =
@@ -74,20 +76,20 @@ export class Hub {
     this.#stream = () => new SharedStream(base, withCredentials, Source, (to, event) => this.#relay(to, event))
     const locks = share && typeof navigator !== 'undefined' ? navigator.locks : undefined
     if (locks === undefined || typeof BroadcastChannel !== 'function') {
-      this.#core = this.#stream()
+      this.#lead()
       return
     }
     // Tabs name the stream by its absolute URL: a relative path means another one on another page.
-    const name = (this.#name = `patchwire ${withCredentials} ${typeof location === 'undefined' ? base : new URL(base, location.href).href}`)
+    const href = pageHref()
+    const name = (this.#name = `patchwire ${withCredentials} ${href === undefined ? base : new URL(base, href).href}`)
     this.#abort = new AbortController()
     const channel = (this.#channel = new BroadcastChannel(name))
     channel.onmessage = (message: MessageEvent<Message>) => this.#message(message.data)
     // The tab's own lock first: a leader that waited for it before we held
     // it would take this tab for gone.
-    this.#hold(locks, `${name} ${this.#id}`, () => {
-      this.#started = true
+    this.#hold(`${name} ${this.#id}`, () => {
       this.#rejoin()
-      this.#hold(locks, name, () => this.#lead())
+      this.#hold(name, () => this.#lead())
     })
   }
 
@@ -95,33 +97,20 @@ export class Hub {
   add(local: Local): void {
     local.id = `${this.#id} ${++this.#count}`
     this.#locals.set(local.id, local)
-    if (this.#core !== undefined) this.#core.join([this.#member(local)])
-    else this.#queue(local)
+    this.#queue(local)
   }
 
   /** Removes a subscription; the hub closes with its last one. */
   remove(local: Local): void {
     if (!this.#locals.delete(local.id)) return
-    if (this.#core !== undefined) this.#core.leave([local.id])
-    else {
-      this.#joins.delete(local)
-      this.#leaves.push(local.id)
-      this.#queue()
-    }
+    this.#joins.delete(local)
+    this.#leaves.push(local.id)
+    this.#queue()
     if (this.#locals.size === 0) this.#close()
   }
 
-  // What a leader needs to know of a subscription. Handed to a leader, it
-  // is no longer in step with a stream until that leader's ready says so: a
-  // new leader's frames of other subscriptions move the tab's position on.
-  #member(local: Local): Member {
-    if (local.inMain) local.pos = later(local.pos, this.#position)
-    local.inMain = false
-    return { id: local.id, topic: local.topic, need: local.snap || (local.pos ?? false), snapshot: local.snapshot }
-  }
-
-  // Subscriptions of one microtask go to the leader in one message, so that
-  // it reopens the stream once for them.
+  // Subscriptions of one microtask go to the leader at once, so that it
+  // reopens the stream once for them, even from another tab.
   #queue(local?: Local): void {
     if (local !== undefined) this.#joins.add(local)
     if (this.#flushing || !this.#started) return
@@ -131,27 +120,32 @@ export class Hub {
 
   #flush(): void {
     this.#flushing = false
-    if (this.#joins.size === 0 && this.#leaves.length === 0) return
-    this.#post({ tab: this.#id, join: [...this.#joins].map((local) => this.#member(local)), leave: this.#leaves })
+    const leave = this.#leaves
+    const join = [...this.#joins].map((local) => local.member(this.#position))
     this.#joins.clear()
     this.#leaves = []
+    if (join.length + leave.length === 0) return
+    if (this.#core === undefined) return this.#post({ tab: this.#id, join, leave })
+    this.#core.leave(leave)
+    this.#core.join(join)
   }
 
+  // Tells the leader (this tab's own stream, or another tab's) every subscription.
   #rejoin(): void {
+    this.#started = true
     for (const local of this.#locals.values()) this.#joins.add(local)
     this.#flush()
   }
 
   #lead(): void {
-    this.#joins.clear()
-    this.#leaves = []
     this.#core = this.#stream()
-    this.#core.join([...this.#locals.values()].map((local) => this.#member(local)))
+    this.#rejoin()
     this.#post({ hello: true })
   }
 
-  #hold(locks: LockManager, name: string, then: () => void): void {
-    locks
+  // Only a hub that shares holds locks: navigator.locks is there.
+  #hold(name: string, then: () => void): void {
+    navigator.locks
       .request(name, { signal: (this.#abort as AbortController).signal }, () => {
         if (this.#closed) return undefined
         then()
@@ -172,18 +166,17 @@ export class Hub {
       core.join(message.join)
       if (!this.#watched.has(tab)) {
         this.#watched.add(tab)
-        this.#hold(navigator.locks, `${this.#name} ${tab}`, () => this.#core?.leave([], `${tab} `))
+        this.#hold(`${this.#name} ${tab}`, () => this.#core?.leave([], `${tab} `))
       }
     }
   }
 
   // The leader's events: to its own subscriptions, and to the other tabs
-  // when some are due them or they carry the stream's position.
+  // once one has joined (before, nobody listens). Every tab follows the
+  // stream's position from the events that carry an id.
   #relay(to: string[], event: StreamEvent): void {
     this.#deliver(to, event)
-    const own = `${this.#id} `
-    // No other tab has joined yet: nobody listens.
-    if (this.#watched.size > 0 && (to.some((id) => !id.startsWith(own)) || (event.main && idOf(event) !== ''))) this.#post({ to, event })
+    if (this.#watched.size > 0) this.#post({ to, event })
   }
 
   #deliver(to: string[], event: StreamEvent): void {
@@ -191,21 +184,11 @@ export class Hub {
     for (const id of to) {
       const local = this.#locals.get(id)
       if (local === undefined) continue
-      if (!event.main) local.inMain = false
-      if (event.type === 'patch') {
-        if (!isAfter(event.id, local.inMain ? later(local.pos, position) : local.pos)) continue
-        local.pos = event.id
-      } else if (event.type === 'ready') {
-        local.snap = false
-        local.inMain ||= event.main
-        local.pos = later(local.pos, event.id)
-        continue
-      } else if (event.type === 'snapshot') local.pos = undefined
-      else if (event.type === 'reset') local.snap ||= local.snapshot
-      else if ((event.type === 'state' && event.state === 'closed') || event.type === 'revoked') this.#locals.delete(id)
-      local.receive(event)
+      if ((event.type === 'state' && event.state === 'closed') || event.type === 'revoked') this.#locals.delete(id)
+      local.receive(event, position)
     }
-    if (event.main && idOf(event) !== '') this.#position = later(position, idOf(event))
+    const { id } = event as { id?: string }
+    if (event.main && id) this.#position = later(position, id)
     if (this.#locals.size === 0 && !this.#closed) this.#close()
   }
 
@@ -222,8 +205,4 @@ export class Hub {
     this.#core?.close()
     this.#onClose()
   }
-}
-
-function idOf(event: StreamEvent): string {
-  return 'id' in event ? event.id : ''
 }
