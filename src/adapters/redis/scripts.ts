@@ -351,8 +351,8 @@ function isNoScript(error: unknown): boolean {
 const epochBytes = Buffer.alloc(8 * 64)
 let epochOffset = epochBytes.length
 
-/** 13 characters of [0-9a-z], random. */
-function newEpoch(): string {
+/** 13 characters of [0-9a-z], random. @internal */
+export function newEpoch(): string {
   if (epochOffset === epochBytes.length) {
     randomFillSync(epochBytes)
     epochOffset = 0
