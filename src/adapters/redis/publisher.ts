@@ -32,6 +32,14 @@ export interface PublisherOptions {
   readonly onError: (error: PatchwireError) => void
 }
 
+/** What a lone publish to one topic sends besides its payload. */
+interface LoneTopic {
+  readonly topic: string
+  readonly keys: string[]
+  readonly channel: string
+  readonly what: string
+}
+
 /** A publish waiting for its script call. */
 interface Pending {
   readonly topic: string
@@ -62,10 +70,18 @@ export class Publisher {
   #queue: Pending[] = []
   #inFlight = 0
   readonly #flush = (): void => this.#send()
+  #lastLone: LoneTopic | undefined
+  // The bounds as the scripts take them, made once.
+  readonly #lastTtl: string
+  readonly #history: string
+  readonly #historyMs: string
 
   /** @param options - see {@link PublisherOptions} */
   constructor(options: PublisherOptions) {
     this.#o = options
+    this.#lastTtl = String(options.lastTtlMs)
+    this.#history = String(options.history)
+    this.#historyMs = String(options.historyMs)
   }
 
   /**
@@ -124,7 +140,7 @@ export class Publisher {
     const what = describe(batch, numbers.size)
     this.#inFlight++
     this.#o.runner.run(PUBLISH_SCRIPT, keys, () => [
-      ...historyArgs(feed.known, this.#o.lastTtlMs), String(this.#o.history), String(this.#o.historyMs), ...channels, ...messages,
+      ...historyArgs(feed.known, this.#o.lastTtlMs), this.#history, this.#historyMs, ...channels, ...messages,
     ], what, true).then(
       (reply) => {
         this.#inFlight--
@@ -147,23 +163,23 @@ export class Publisher {
 
   /** One message: the lone PUBLISH script, whose reply is its position alone while the epoch holds. */
   #callOne(pending: Pending): void {
-    const { layout, feed, lastTtlMs, history, historyMs } = this.#o
+    const { feed } = this.#o
     const { topic, payload } = pending
-    const what = `publish to topic "${topic}"`
+    const lone = this.#lone(topic)
     let sentEpoch = ''
     this.#inFlight++
-    this.#o.runner.run(LONE_PUBLISH_SCRIPT, [layout.epoch, layout.seq, layout.last(topic), layout.stream(topic)], () => {
+    this.#o.runner.run(LONE_PUBLISH_SCRIPT, lone.keys, () => {
       const { epoch, seen } = feed.known
       sentEpoch = epoch ?? ''
-      return [sentEpoch, String(seen), newEpoch(), String(lastTtlMs), String(history), String(historyMs), layout.channel(topic), payload]
-    }, what, true).then(
+      return [sentEpoch, String(seen), newEpoch(), this.#lastTtl, this.#history, this.#historyMs, lone.channel, payload]
+    }, lone.what, true).then(
       (reply) => {
         this.#inFlight--
         let parsed
         try {
           parsed = parseLonePublishReply(reply, sentEpoch)
         } catch (error) {
-          pending.reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `could not ${what}: the reply of Redis cannot be read`, { cause: error }))
+          pending.reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `could not ${lone.what}: the reply of Redis cannot be read`, { cause: error }))
           return
         }
         if ('refused' in parsed) {
@@ -175,9 +191,20 @@ export class Publisher {
       },
       (error: unknown) => {
         this.#inFlight--
-        pending.reject(error instanceof PatchwireError ? error : new PatchwireError('ERR_PATCHWIRE_BROKER', `could not ${what}`, { cause: error }))
+        pending.reject(error instanceof PatchwireError ? error : new PatchwireError('ERR_PATCHWIRE_BROKER', `could not ${lone.what}`, { cause: error }))
       },
     )
+  }
+
+  /** The keys, channel and description of a lone publish to `topic`: kept for the last topic, which a sequential publisher often publishes to again. */
+  #lone(topic: string): LoneTopic {
+    let lone = this.#lastLone
+    if (lone === undefined || lone.topic !== topic) {
+      const { layout } = this.#o
+      lone = { topic, keys: [layout.epoch, layout.seq, layout.last(topic), layout.stream(topic)], channel: layout.channel(topic), what: `publish to topic "${topic}"` }
+      this.#lastLone = lone
+    }
+    return lone
   }
 
   #settle(batch: readonly Pending[], { epoch, base, results }: PublishReply): void {
