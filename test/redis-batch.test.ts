@@ -11,7 +11,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createRedisBroker } from '../src/adapters/redis/index.ts'
-import { keyLayout } from '../src/adapters/redis/scripts.ts'
+import { connectionOf } from '../src/adapters/redis/clients.ts'
+import { LONE_PUBLISH } from '../src/adapters/redis/lone-publish.ts'
+import { Script, keyLayout } from '../src/adapters/redis/scripts.ts'
 import type { PatchwireError } from '../src/errors.ts'
 import { LIBS, SCRIPT_COMMANDS, brokerOn, commandCalls, epochOf, eventually, isBrokerError, probe, recorder, seqOf, uniquePrefix } from './helpers/redis.ts'
 import type { Server } from './helpers/redis.ts'
@@ -173,4 +175,28 @@ describe('createRedisBroker publishing in batches', { timeout: 120_000 }, () => 
       })
     })
   }
+
+  it('publishes, chains and refuses the same way where SET … GET is not used (the lone script before Redis 7)', { timeout: 15_000 }, async (t) => {
+    const admin = await probe(t, server.port)
+    const connection = connectionOf(admin, 'publisher')
+    const layout = keyLayout(uniquePrefix())
+    assert.ok(LONE_PUBLISH.includes('redis.REDIS_VERSION_NUM ~= nil'), 'the script tells Redis 7 by the version it names to scripts')
+    const before7 = new Script(LONE_PUBLISH.replace('redis.REDIS_VERSION_NUM ~= nil', 'false'))
+    const keys = [layout.epoch, layout.seq, layout.last('room'), layout.stream('room')]
+    const run = (known: string, seen: number, payload: string): Promise<unknown> => before7.run(connection, keys, [known, String(seen), 'e0', '86400000', '100', '60000', layout.channel('room'), payload])
+    const entryOf = async (seq: number): Promise<unknown> => ((await admin.sendCommand(['XRANGE', layout.stream('room'), String(seq), String(seq)])) as [[string, string[]]])[0]?.[1]
+    const created = await run('', 0, '[1]') as [string, string]
+    assert.equal(created[0], 'e0', 'a new history, under the epoch the call brought')
+    const first = Number(created[1])
+    const second = await run('e0', first, '[2]')
+    assert.equal(second, first + 1, 'the next position, alone, in the epoch the call knew')
+    assert.deepEqual([await admin.sendCommand(['GET', layout.last('room')]), await entryOf(first + 1)], [String(first + 1), ['d', '[2]', 'p', String(first)]], 'last moved on, and the entry points to the message before')
+    await admin.sendCommand(['RENAME', layout.stream('room'), `${layout.stream('room')}:kept`])
+    await admin.sendCommand(['SET', layout.stream('room'), 'not a stream'])
+    assert.match(String(await run('e0', first + 1, '[3]')), /^WRONGTYPE/, 'Redis\'s refusal as the reply')
+    assert.equal(await admin.sendCommand(['GET', layout.last('room')]), String(first + 1), 'last is left as it was')
+    await admin.sendCommand(['RENAME', `${layout.stream('room')}:kept`, layout.stream('room')])
+    assert.equal(await run('e0', first + 1, '[4]'), first + 3, 'the refused position stays unused')
+    assert.deepEqual(await entryOf(first + 3), ['d', '[4]', 'p', String(first + 1)], 'chained to the last message published')
+  })
 })

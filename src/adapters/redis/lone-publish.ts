@@ -38,7 +38,8 @@ import { Script } from './scripts.js'
  * entry is above the position): the message is then not published, its
  * position is left unused, and the `last` key is as it was.
  */
-const LONE_PUBLISH = `
+/** @internal (exported for the tests of the path taken before Redis 7) */
+export const LONE_PUBLISH = `
 local epoch = redis.call('GET', KEYS[1])
 local seq = redis.call('INCR', KEYS[2])
 if seq == 1 or not epoch or (epoch == ARGV[1] and seq <= tonumber(ARGV[2])) then
