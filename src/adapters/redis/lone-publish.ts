@@ -3,11 +3,11 @@
  * same guarantees as the batch script, in fewer Redis calls.
  *
  * A publish made while no other call is under way waits for this script
- * alone, so its cost in Redis is most of what a sequential publish costs
- * over a plain `PUBLISH`. Each `redis.call` costs about 0.5–1 µs in Redis 7
- * on top of the command itself; measured on redis-server 7.0 (bench/README.md,
- * "Sequential publishes: a lighter script"), the batch script runs 13–15 µs
- * for one message against 8.5–10 µs for this one, which:
+ * alone, so its run in Redis is a large share of what a sequential publish
+ * costs over a plain `PUBLISH`. Each `redis.call` costs about 0.5 µs in
+ * Redis 7 on top of the command itself; measured on redis-server 7.0
+ * (bench/README.md, "Sequential publishes: a lighter script"), the batch
+ * script runs 13–15 µs for one message against 9–11 µs for this one, which:
  * - takes the position with `INCR` and checks the history from its reply
  *   and one `GET` of the epoch, instead of two `GET`s and an `INCRBY`;
  * - reads and writes the topic's `last` key in one `SET … GET` (Redis 6.2

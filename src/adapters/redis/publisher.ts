@@ -51,9 +51,10 @@ interface Pending {
 /**
  * The publish path. A publish made while no PUBLISH script call is under
  * way goes out at once, in a call of its own (one round trip, as a lone
- * publish should), running the lighter script of lone-publish.ts. Those made while calls are under way wait for the end
- * of the turn of the event loop, and go out together, up to 256 (or about
- * 1 MiB of payloads) in one call: a busy publisher then pays one script run, one `INCRBY` and one
+ * publish should), running the lighter script of lone-publish.ts. Those
+ * made while calls are under way wait for the end of the turn of the event
+ * loop, and go out together, up to 256 (or about 1 MiB of payloads) in one
+ * call: a busy publisher then pays one script run, one `INCRBY` and one
  * round trip per batch instead of per message (see scripts.ts), and calls
  * still pipeline on the connection. Calls go out in publish order on one
  * connection, and Redis runs each atomically, so positions follow publish
