@@ -3,13 +3,17 @@
  * client libraries: the publishes of one turn go out in one script call,
  * with ids in publish order across topics; a message Redis refuses inside a
  * batch fails alone and is not delivered; a batch that fails as a whole
- * rejects every publish of it and delivers none. And a broker with no
+ * rejects every publish of it and delivers none. A lone publish (the
+ * lighter script) keeps the same guarantees: a refused message leaves the
+ * topic's chain as it was, and a lost epoch or counter starts a new epoch. And a broker with no
  * subscriber publishes, and refuses what needs one, naming the option.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createRedisBroker } from '../src/adapters/redis/index.ts'
-import { keyLayout } from '../src/adapters/redis/scripts.ts'
+import { connectionOf } from '../src/adapters/redis/clients.ts'
+import { LONE_PUBLISH } from '../src/adapters/redis/lone-publish.ts'
+import { Script, keyLayout } from '../src/adapters/redis/scripts.ts'
 import type { PatchwireError } from '../src/errors.ts'
 import { LIBS, SCRIPT_COMMANDS, brokerOn, commandCalls, epochOf, eventually, isBrokerError, probe, recorder, seqOf, uniquePrefix } from './helpers/redis.ts'
 import type { Server } from './helpers/redis.ts'
@@ -29,8 +33,9 @@ describe('createRedisBroker publishing in batches', { timeout: 120_000 }, () => 
         const admin = await probe(t, server.port)
         const got = recorder()
         for (const topic of ['x', 'y', 'z']) await b.broker.subscribe(topic, got.listener, got.onGap).ready
-        await a.broker.publish('x', '["warm"]')
-        await eventually(() => got.events.length === 1, 'the first message')
+        // Both scripts loaded: a lone publish runs one, the two after it (one batch) the other.
+        await Promise.all(Array.from({ length: 3 }, () => a.broker.publish('x', '["warm"]')))
+        await eventually(() => got.events.length === 3, 'the first messages')
         const before = await commandCalls(admin, SCRIPT_COMMANDS)
         const topics = ['x', 'y', 'z', 'x', 'other']
         const sent = Array.from({ length: 600 }, (_, i) => ({ topic: topics[i % topics.length] as string, payload: `[${i}]` }))
@@ -40,8 +45,8 @@ describe('createRedisBroker publishing in batches', { timeout: 120_000 }, () => 
         assert.equal(new Set(ids.map(epochOf)).size, 1, 'one epoch')
         for (let i = 1; i < ids.length; i++) assert.ok(seqOf(ids[i]) > seqOf(ids[i - 1]), `${ids[i]} after ${ids[i - 1]}: ids follow publish order`)
         const expected = sent.flatMap(({ topic, payload }, i) => topic === 'other' ? [] : [{ payload, id: ids[i] as string }])
-        await eventually(() => got.events.length >= expected.length + 1, 'every message')
-        assert.deepEqual(got.events.slice(1), expected, 'each message once, in id order across the topics, with the id publish resolved with')
+        await eventually(() => got.events.length >= expected.length + 3, 'every message')
+        assert.deepEqual(got.events.slice(3), expected, 'each message once, in id order across the topics, with the id publish resolved with')
         assert.deepEqual([a.errors, b.errors], [[], []], 'no error reported')
       })
 
@@ -96,6 +101,49 @@ describe('createRedisBroker publishing in batches', { timeout: 120_000 }, () => 
         assert.equal((got.events.at(-1) as { id: string }).id, next, 'the next publish goes through')
       })
 
+      it('rejects a lone publish whose stream Redis refuses, leaves the topic\'s chain as it was, and delivers the next one without a gap', { timeout: 15_000 }, async (t) => {
+        const prefix = uniquePrefix()
+        const { broker, errors } = await brokerOn(t, lib, server.port, { prefix })
+        const admin = await probe(t, server.port)
+        const got = recorder()
+        await broker.subscribe('room', got.listener, got.onGap).ready
+        const first = await broker.publish('room', '[1]') as string
+        const layout = keyLayout(prefix)
+        await admin.sendCommand(['RENAME', layout.stream('room'), `${prefix}kept`])
+        await admin.sendCommand(['SET', layout.stream('room'), 'not a stream'])
+        await assert.rejects(broker.publish('room', '[2]'), (error: unknown) => isBrokerError(error) && /Redis refused to publish to topic "room" \(WRONGTYPE/.test((error as Error).message), 'the refusal, naming the topic')
+        assert.equal(await admin.sendCommand(['GET', layout.last('room')]), String(seqOf(first)), 'the topic\'s last position is the message before')
+        await admin.sendCommand(['RENAME', `${prefix}kept`, layout.stream('room')])
+        const third = await broker.publish('room', '[3]') as string
+        await eventually(() => got.events.length === 2, 'the next message')
+        assert.deepEqual(got.events, [{ payload: '[1]', id: first }, { payload: '[3]', id: third }], 'delivered, chained to the message before, with no gap')
+        const [entry] = await admin.sendCommand(['XRANGE', layout.stream('room'), String(seqOf(third)), '+']) as [[string, string[]]]
+        assert.deepEqual(entry[1], ['d', '[3]', 'p', String(seqOf(first))], 'its stream entry points to the message before')
+        assert.deepEqual(errors, [], 'no error reported')
+      })
+
+      it('starts a new epoch from a lone publish when the epoch or the counter alone is gone, above every position issued', { timeout: 15_000 }, async (t) => {
+        const prefix = uniquePrefix()
+        const { broker } = await brokerOn(t, lib, server.port, { prefix })
+        const admin = await probe(t, server.port)
+        const got = recorder()
+        await broker.subscribe('room', got.listener, got.onGap).ready
+        const layout = keyLayout(prefix)
+        let id = await broker.publish('room', '[0]') as string
+        for (const key of [layout.seq, layout.epoch]) {
+          await admin.sendCommand(['DEL', key])
+          // A process that has not seen the history yet: it has nothing to compare the counter with.
+          const fresh = createRedisBroker({ publisher: (await lib.connect(t, server.port)).client, prefix })
+          const next = await fresh.publish('room', `["without ${key}"]`) as string
+          assert.notEqual(epochOf(next), epochOf(id), `a new epoch once ${key} is gone`)
+          assert.ok(seqOf(next) > seqOf(id), `${next} after ${id}: positions keep increasing`)
+          id = next
+        }
+        await eventually(() => got.payloads().length === 3, 'every message')
+        assert.equal(got.gaps(), 2, 'the topic is reset at each new epoch')
+        assert.deepEqual(got.events.filter((event) => event !== 'gap').map((event) => event.id).at(-1), id, 'the last message with the id publish resolved with')
+      })
+
       it('publishes and revokes without a subscriber, and refuses subscribe, position, replay and onRevoke naming the subscriber option', { timeout: 15_000 }, async (t) => {
         const prefix = uniquePrefix()
         const listening = await brokerOn(t, lib, server.port, { prefix })
@@ -127,4 +175,28 @@ describe('createRedisBroker publishing in batches', { timeout: 120_000 }, () => 
       })
     })
   }
+
+  it('publishes, chains and refuses the same way where SET … GET is not used (the lone script before Redis 7)', { timeout: 15_000 }, async (t) => {
+    const admin = await probe(t, server.port)
+    const connection = connectionOf(admin, 'publisher')
+    const layout = keyLayout(uniquePrefix())
+    assert.ok(LONE_PUBLISH.includes('redis.REDIS_VERSION_NUM ~= nil'), 'the script tells Redis 7 by the version it names to scripts')
+    const before7 = new Script(LONE_PUBLISH.replace('redis.REDIS_VERSION_NUM ~= nil', 'false'))
+    const keys = [layout.epoch, layout.seq, layout.last('room'), layout.stream('room')]
+    const run = (known: string, seen: number, payload: string): Promise<unknown> => before7.run(connection, keys, [known, String(seen), 'e0', '86400000', '100', '60000', layout.channel('room'), payload])
+    const entryOf = async (seq: number): Promise<unknown> => ((await admin.sendCommand(['XRANGE', layout.stream('room'), String(seq), String(seq)])) as [[string, string[]]])[0]?.[1]
+    const created = await run('', 0, '[1]') as [string, string]
+    assert.equal(created[0], 'e0', 'a new history, under the epoch the call brought')
+    const first = Number(created[1])
+    const second = await run('e0', first, '[2]')
+    assert.equal(second, first + 1, 'the next position, alone, in the epoch the call knew')
+    assert.deepEqual([await admin.sendCommand(['GET', layout.last('room')]), await entryOf(first + 1)], [String(first + 1), ['d', '[2]', 'p', String(first)]], 'last moved on, and the entry points to the message before')
+    await admin.sendCommand(['RENAME', layout.stream('room'), `${layout.stream('room')}:kept`])
+    await admin.sendCommand(['SET', layout.stream('room'), 'not a stream'])
+    assert.match(String(await run('e0', first + 1, '[3]')), /^WRONGTYPE/, 'Redis\'s refusal as the reply')
+    assert.equal(await admin.sendCommand(['GET', layout.last('room')]), String(first + 1), 'last is left as it was')
+    await admin.sendCommand(['RENAME', `${layout.stream('room')}:kept`, layout.stream('room')])
+    assert.equal(await run('e0', first + 1, '[4]'), first + 3, 'the refused position stays unused')
+    assert.deepEqual(await entryOf(first + 3), ['d', '[4]', 'p', String(first + 1)], 'chained to the last message published')
+  })
 })

@@ -35,6 +35,11 @@ async function settled<T>(promise: Promise<T>): Promise<T> {
   }
 }
 
+/** Resolves once `check` holds, looking again at every turn of the event loop. */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setImmediate(resolve))
+}
+
 const isBrokerError = (pattern: RegExp) => (error: unknown): boolean => error instanceof PatchwireError && error.code === 'ERR_PATCHWIRE_BROKER' && pattern.test(error.message)
 
 describe('ScriptRunner (patchwire/redis)', () => {
@@ -92,6 +97,29 @@ describe('ScriptRunner (patchwire/redis)', () => {
     }
     assert.equal(await runner.run(SCRIPT, [], () => [], 'test', true), 'ran', 'the source was sent')
     assert.deepEqual(client.commands.map(([command]) => command), ['EVALSHA', 'EVAL'], 'by hash, then by source')
+  })
+
+  it('bounds each of several calls under way by its own deadline, one timer for all, and leaves answered ones alone', async () => {
+    const { client, runner } = setup('ready', 40)
+    client.answer = ([, , , key]) => key === 'answered' ? Promise.resolve('OK') : new Promise(() => {})
+    const outcome = (call: Promise<unknown>): { settled?: number, error?: unknown } => {
+      const state: { settled?: number, error?: unknown } = {}
+      call.then(() => { state.settled = performance.now() }, (error: unknown) => { state.settled = performance.now(); state.error = error })
+      return state
+    }
+    const firstStarted = performance.now()
+    const first = outcome(runner.run(SCRIPT, ['first'], () => [], 'publish to topic "first"', true))
+    await settled(until(() => performance.now() - firstStarted >= 20))
+    const secondStarted = performance.now()
+    const second = outcome(runner.run(SCRIPT, ['second'], () => [], 'publish to topic "second"', true))
+    assert.equal(await runner.run(SCRIPT, ['answered'], () => [], 'test', true), 'OK', 'an answered call resolves')
+    await settled(until(() => first.settled !== undefined))
+    assert.equal(second.settled, undefined, 'the second call is not rejected with the first')
+    assert.ok(isBrokerError(/within 40 ms \(publishTimeoutMs\) to publish to topic "first"/)(first.error), `the first call times out: ${String(first.error)}`)
+    await settled(until(() => second.settled !== undefined))
+    assert.ok(isBrokerError(/to publish to topic "second"/)(second.error), `the second call times out too: ${String(second.error)}`)
+    const waited = Number(second.settled) - secondStarted
+    assert.ok(waited >= 39, `the second call had its whole 40 ms: ${waited} ms`)
   })
 
   it('rejects a script Redis does not answer within the timeout', async () => {

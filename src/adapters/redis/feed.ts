@@ -3,7 +3,8 @@ import { formatEventId } from '../../protocol/event-id.js'
 import { Barrier, RESOLVED } from './barrier.js'
 import type { LocalHistory } from './local-history.js'
 import type { TopicAnswer } from './reader.js'
-import { isCompleteAfter, parseChannelMessage } from './scripts.js'
+import { parseChannelMessage } from './channel-message.js'
+import { isCompleteAfter } from './scripts.js'
 import type { Known } from './scripts.js'
 import { deliverToListeners } from '../listeners.js'
 import { reportGap } from './topic.js'
@@ -116,7 +117,8 @@ export class Feed {
       }
       return
     }
-    this.#enqueue({ channel, ...parsed, refilled: false })
+    const queued: Queued = { channel, epoch: parsed.epoch, seq: parsed.seq, prev: parsed.prev, payload: parsed.payload, refilled: false }
+    this.#enqueue(queued)
     this.#drain()
   }
 

@@ -2,8 +2,9 @@ import { reportUnobserved } from '../../broker/unobserved.js'
 import { PatchwireError } from '../../errors.js'
 import { formatEventId } from '../../protocol/event-id.js'
 import type { Feed } from './feed.js'
+import { LONE_PUBLISH_SCRIPT, parseLonePublishReply } from './lone-publish.js'
 import type { ScriptRunner } from './script-runner.js'
-import { PUBLISH_SCRIPT, historyArgs, parsePublishReply } from './scripts.js'
+import { PUBLISH_SCRIPT, historyArgs, newEpoch, parsePublishReply } from './scripts.js'
 import type { KeyLayout, PublishReply } from './scripts.js'
 
 /**
@@ -31,6 +32,14 @@ export interface PublisherOptions {
   readonly onError: (error: PatchwireError) => void
 }
 
+/** What a lone publish to one topic sends besides its payload. */
+interface LoneTopic {
+  readonly topic: string
+  readonly keys: string[]
+  readonly channel: string
+  readonly what: string
+}
+
 /** A publish waiting for its script call. */
 interface Pending {
   readonly topic: string
@@ -42,9 +51,10 @@ interface Pending {
 /**
  * The publish path. A publish made while no PUBLISH script call is under
  * way goes out at once, in a call of its own (one round trip, as a lone
- * publish should). Those made while calls are under way wait for the end
- * of the turn of the event loop, and go out together, up to 256 (or about
- * 1 MiB of payloads) in one call: a busy publisher then pays one script run, one `INCRBY` and one
+ * publish should), running the lighter script of lone-publish.ts. Those
+ * made while calls are under way wait for the end of the turn of the event
+ * loop, and go out together, up to 256 (or about 1 MiB of payloads) in one
+ * call: a busy publisher then pays one script run, one `INCRBY` and one
  * round trip per batch instead of per message (see scripts.ts), and calls
  * still pipeline on the connection. Calls go out in publish order on one
  * connection, and Redis runs each atomically, so positions follow publish
@@ -61,10 +71,18 @@ export class Publisher {
   #queue: Pending[] = []
   #inFlight = 0
   readonly #flush = (): void => this.#send()
+  #lastLone: LoneTopic | undefined
+  // The bounds as the scripts take them, made once.
+  readonly #lastTtl: string
+  readonly #history: string
+  readonly #historyMs: string
 
   /** @param options - see {@link PublisherOptions} */
   constructor(options: PublisherOptions) {
     this.#o = options
+    this.#lastTtl = String(options.lastTtlMs)
+    this.#history = String(options.history)
+    this.#historyMs = String(options.historyMs)
   }
 
   /**
@@ -101,6 +119,10 @@ export class Publisher {
   }
 
   #call(batch: readonly Pending[]): void {
+    if (batch.length === 1) {
+      this.#callOne(batch[0] as Pending)
+      return
+    }
     const { layout, feed } = this.#o
     const keys = [layout.epoch, layout.seq]
     const channels: string[] = []
@@ -119,7 +141,7 @@ export class Publisher {
     const what = describe(batch, numbers.size)
     this.#inFlight++
     this.#o.runner.run(PUBLISH_SCRIPT, keys, () => [
-      ...historyArgs(feed.known, this.#o.lastTtlMs), String(this.#o.history), String(this.#o.historyMs), ...channels, ...messages,
+      ...historyArgs(feed.known, this.#o.lastTtlMs), this.#history, this.#historyMs, ...channels, ...messages,
     ], what, true).then(
       (reply) => {
         this.#inFlight--
@@ -140,6 +162,52 @@ export class Publisher {
     )
   }
 
+  /** One message: the lone PUBLISH script, whose reply is its position alone while the epoch holds. */
+  #callOne(pending: Pending): void {
+    const { feed } = this.#o
+    const { topic, payload } = pending
+    const lone = this.#lone(topic)
+    let sentEpoch = ''
+    this.#inFlight++
+    this.#o.runner.run(LONE_PUBLISH_SCRIPT, lone.keys, () => {
+      const { epoch, seen } = feed.known
+      sentEpoch = epoch ?? ''
+      return [sentEpoch, String(seen), newEpoch(), this.#lastTtl, this.#history, this.#historyMs, lone.channel, payload]
+    }, lone.what, true).then(
+      (reply) => {
+        this.#inFlight--
+        let parsed
+        try {
+          parsed = parseLonePublishReply(reply, sentEpoch)
+        } catch (error) {
+          pending.reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `could not ${lone.what}: the reply of Redis cannot be read`, { cause: error }))
+          return
+        }
+        if ('refused' in parsed) {
+          pending.reject(refused(topic, parsed.refused))
+          return
+        }
+        feed.observe(parsed.epoch, parsed.seq - 1, parsed.seq)
+        pending.resolve(formatEventId(parsed.epoch, parsed.seq))
+      },
+      (error: unknown) => {
+        this.#inFlight--
+        pending.reject(error instanceof PatchwireError ? error : new PatchwireError('ERR_PATCHWIRE_BROKER', `could not ${lone.what}`, { cause: error }))
+      },
+    )
+  }
+
+  /** The keys, channel and description of a lone publish to `topic`: kept for the last topic, which a sequential publisher often publishes to again. */
+  #lone(topic: string): LoneTopic {
+    let lone = this.#lastLone
+    if (lone === undefined || lone.topic !== topic) {
+      const { layout } = this.#o
+      lone = { topic, keys: [layout.epoch, layout.seq, layout.last(topic), layout.stream(topic)], channel: layout.channel(topic), what: `publish to topic "${topic}"` }
+      this.#lastLone = lone
+    }
+    return lone
+  }
+
   #settle(batch: readonly Pending[], { epoch, base, results }: PublishReply): void {
     // Should the reply show a new epoch, the feed starts it just before
     // this batch, whose messages its listeners then still get.
@@ -149,10 +217,15 @@ export class Publisher {
       if (typeof result === 'number') {
         pending.resolve(formatEventId(epoch, result))
       } else {
-        pending.reject(new PatchwireError('ERR_PATCHWIRE_BROKER', `Redis refused to publish to topic "${pending.topic}" (${String(result)}); check that nothing else writes the broker's keys (its prefix)`, { cause: new Error(String(result)) }))
+        pending.reject(refused(pending.topic, String(result)))
       }
     }
   }
+}
+
+/** A message Redis refused inside a call that ran. */
+function refused(topic: string, error: string): PatchwireError {
+  return new PatchwireError('ERR_PATCHWIRE_BROKER', `Redis refused to publish to topic "${topic}" (${error}); check that nothing else writes the broker's keys (its prefix)`, { cause: new Error(error) })
 }
 
 function fail(batch: readonly Pending[], error: PatchwireError): void {

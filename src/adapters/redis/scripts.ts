@@ -202,10 +202,15 @@ export class Script {
    * @returns the script's reply
    */
   run(connection: Connection, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    const rest = [String(keys.length), ...keys, ...args]
-    return connection.command(['EVALSHA', this.#sha, ...rest]).catch((error: unknown) => {
+    const command = ['EVALSHA', this.#sha, String(keys.length)]
+    for (const key of keys) command.push(key)
+    for (const arg of args) command.push(arg)
+    return connection.command(command).then(undefined, (error: unknown) => {
       if (!isNoScript(error)) throw error
-      return connection.command(['EVAL', this.#source, ...rest])
+      const source = command.slice()
+      source[0] = 'EVAL'
+      source[1] = this.#source
+      return connection.command(source)
     })
   }
 }
@@ -290,31 +295,6 @@ export function parseReadReply(reply: unknown): ReadReply {
   }
 }
 
-/** A message as it arrives on a channel. @internal */
-export interface ChannelMessage {
-  readonly epoch: string
-  readonly seq: number
-  readonly prev: number | undefined
-  readonly payload: string
-}
-
-const MESSAGE_HEAD = /^([0-9a-z]{1,16}):(0|[1-9][0-9]{0,15}):((?:0|[1-9][0-9]{0,15})?):/
-
-/**
- * Reads `<epoch>:<seq>:<prev>:<payload>`.
- * @returns the message, or undefined when it is not in this format (published by something else)
- * @internal
- */
-export function parseChannelMessage(message: string): ChannelMessage | undefined {
-  // Only the head is matched: the payload may be megabytes.
-  const match = MESSAGE_HEAD.exec(message.slice(0, 52))
-  if (match === null) return undefined
-  const seq = Number(match[2])
-  const prev = match[3] === '' ? undefined : Number(match[3])
-  if (!Number.isSafeInteger(seq) || (prev !== undefined && !Number.isSafeInteger(prev))) return undefined
-  return { epoch: match[1] as string, seq, prev, payload: message.slice(match[0].length) }
-}
-
 function parseEntry(entry: unknown): Entry {
   const [id, fields] = asArray(entry)
   const text = String(id)
@@ -351,8 +331,8 @@ function isNoScript(error: unknown): boolean {
 const epochBytes = Buffer.alloc(8 * 64)
 let epochOffset = epochBytes.length
 
-/** 13 characters of [0-9a-z], random. */
-function newEpoch(): string {
+/** 13 characters of [0-9a-z], random. @internal */
+export function newEpoch(): string {
   if (epochOffset === epochBytes.length) {
     randomFillSync(epochBytes)
     epochOffset = 0
