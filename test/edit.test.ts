@@ -22,9 +22,9 @@ const doc = (): { a: { b: number[], c: string }, d: Array<{ id: number, v: numbe
 describe('edit', () => {
   it('walks paths through members, indexes and keys', () => {
     const e = startEdit(doc(), false, 'id')
-    assert.equal(walk(e, ['a', 'c'], 2, false), 'x' as unknown, 'a member')
-    assert.equal(walk(e, ['a', 'b', '2'], 3, false), 3 as unknown, 'an index')
-    assert.deepEqual(walk(e, ['d', '$$2'], 2, false), { id: 2, v: 0 }, 'a key')
+    assert.equal(walk(e, ['a', 'c']), 'x' as unknown, 'a member')
+    assert.equal(walk(e, ['a', 'b', '2']), 3 as unknown, 'an index')
+    assert.deepEqual(walk(e, ['d', '$$2']), { id: 2, v: 0 }, 'a key')
     const [node, k] = parent(e, ['a', 'b', '-'], true)
     assert.deepEqual([node, k], [[1, 2, 3], 3], 'the end of an array, for an insert')
   })
@@ -35,8 +35,8 @@ describe('edit', () => {
       [['x', 'y'], false, '"x" does not exist'],
       [['a', 'b', '3'], false, 'index 3 is out of bounds (length 3)'],
       [['a', 'b', '4'], true, 'index 4 is out of bounds (length 3)'],
-      [['a', 'b', '01'], false, '"01" is not an array index'],
-      [['a', 'b', '-'], false, '"-" is not an array index'],
+      [['a', 'b', '01'], false, '"01" is not an index'],
+      [['a', 'b', '-'], false, '"-" is not an index'],
       [['d', '$$9'], false, 'no item with id "9"'],
       [['e', 'f'], true, 'cannot look up "f" in number'],
     ]
@@ -58,7 +58,7 @@ describe('edit', () => {
     set(e, ...parent(e, ['e'], false), 6)
     insert(e, ['d', '0'], { id: 3, v: 0 })
     remove(e, ['d', '$$2'])
-    splice(e, walk(e, ['a'], 0, true)['d'] as unknown[], 0, 2, false)
+    splice(e, walk(e, ['a'], true, 0)['d'] as unknown[], 0, 2, false)
     assert.notDeepEqual(target, before, 'the document changed')
     rollback(e)
     assert.deepEqual(target, before, 'every change undone')

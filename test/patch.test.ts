@@ -115,8 +115,8 @@ describe('applyPatch', () => {
   describe('failures', () => {
     const cases: [string, Doc, unknown[], number, RegExp][] = [
       ['an unknown op', { a: 1 }, [['spam', '/a', 1]], 0, /unknown op "spam"/],
-      ['an op that is not a tuple', {}, [{ op: 'add', path: '/a', value: 1 }], 0, /not an \[op, path, value\] tuple/],
-      ['a path that is not a string', {}, [['add', 1, 1]], 0, /not an \[op, path, value\] tuple/],
+      ['an op that is not a tuple', {}, [{ op: 'add', path: '/a', value: 1 }], 0, /not a tuple/],
+      ['a path that is not a string', {}, [['add', 1, 1]], 0, /not a tuple/],
       ['a path without a leading slash', { a: 1 }, [['remove', 'a']], 0, /must be "" or start with "\/"/],
       ['a bad escape', { 'a~2': 1 }, [['remove', '/a~2']], 0, /"~" must be followed by 0 or 1/],
       ['a trailing ~', { 'a~': 1 }, [['remove', '/a~']], 0, /"~" must be followed by 0 or 1/],
@@ -128,11 +128,11 @@ describe('applyPatch', () => {
       ['add below a scalar', { a: 1 }, [['add', '/a/b', 1]], 0, /cannot look up "b" in number/],
       ['add below null', { a: null }, [['add', '/a/b', 1]], 0, /cannot look up "b" in null/],
       ['add past the end of an array', [1, 2], [['add', '/3', 0]], 0, /index 3 is out of bounds \(length 2\)/],
-      ['a negative index', [1, 2], [['add', '/-1', 0]], 0, /"-1" is not an array index/],
-      ['an index with a leading zero', [1, 2], [['remove', '/01']], 0, /"01" is not an array index/],
-      ['an index in exponent form', [1, 2], [['remove', '/1e0']], 0, /"1e0" is not an array index/],
-      ['a member name on an array', [1], [['add', '/a', 1]], 0, /"a" is not an array index/],
-      ['remove "-"', [1], [['remove', '/-']], 0, /"-" is not an array index/],
+      ['a negative index', [1, 2], [['add', '/-1', 0]], 0, /"-1" is not an index/],
+      ['an index with a leading zero', [1, 2], [['remove', '/01']], 0, /"01" is not an index/],
+      ['an index in exponent form', [1, 2], [['remove', '/1e0']], 0, /"1e0" is not an index/],
+      ['a member name on an array', [1], [['add', '/a', 1]], 0, /"a" is not an index/],
+      ['remove "-"', [1], [['remove', '/-']], 0, /"-" is not an index/],
       ['remove at the length', [1], [['remove', '/1']], 0, /out of bounds/],
       ['replace at the length', [1], [['replace', '/1', 0]], 0, /out of bounds/],
       ['remove a missing member', { a: 1 }, [['remove', '/b']], 0, /"b" does not exist/],
@@ -148,12 +148,12 @@ describe('applyPatch', () => {
       ['a test with an extra member', { a: { x: 1 } }, [['test', '/a', { x: 1, y: 2 }]], 0, /test failed/],
       ['a test of a missing member', {}, [['test', '/a', null]], 0, /"a" does not exist/],
       ['a missing $$ key', [{ id: 1 }], [['remove', '/$$2']], 0, /no item with id "2"/],
-      ['upsert on an object', { a: {} }, [['upsert', '/a/b', { id: 1 }]], 0, /upsert needs a path into an array/],
-      ['upsert on the root', [], [['upsert', '', { id: 1 }]], 0, /upsert needs a path into an array/],
+      ['upsert on an object', { a: {} }, [['upsert', '/a/b', { id: 1 }]], 0, /not an array/],
+      ['upsert on the root', [], [['upsert', '', { id: 1 }]], 0, /not an array/],
       ['upsert past the end', [], [['upsert', '/1', { id: 1 }]], 0, /out of bounds/],
-      ['limit on an object', { a: {} }, [['limit', '/a', 1]], 0, /limit needs a path to an array/],
-      ['limit with a fraction', { a: [] }, [['limit', '/a', 1.5]], 0, /limit needs an integer/],
-      ['limit with a string', { a: [] }, [['limit', '/a', '1']], 0, /limit needs an integer/],
+      ['limit on an object', { a: {} }, [['limit', '/a', 1]], 0, /not an array/],
+      ['limit with a fraction', { a: [] }, [['limit', '/a', 1.5]], 0, /not an integer/],
+      ['limit with a string', { a: [] }, [['limit', '/a', '1']], 0, /not an integer/],
       ['a later op fails', { a: 1 }, [['replace', '/a', 2], ['add', '/b', 3], ['remove', '/zz']], 2, /"zz" does not exist/],
     ]
     for (const [name, doc, ops, index, reason] of cases) it(`fails on ${name}`, () => checkFails(doc, ops, index, reason))
@@ -293,7 +293,7 @@ describe('applyPatch', () => {
   describe('safety', () => {
     for (const segment of ['__proto__', 'constructor', 'prototype']) {
       for (const op of [['add', `/${segment}/polluted`, 1], ['add', `/a/${segment}`, 1], ['replace', `/${segment}`, {}], ['copy', '/x', `/${segment}`], ['move', `/${segment}/x`, '/a']] as const) {
-        it(`refuses ${op[0]} ${op[1]} ${op[2]}`, () => checkFails({ a: {} }, [op], 0, new RegExp(`"${segment}" is not allowed in a path`)))
+        it(`refuses ${op[0]} ${op[1]} ${op[2]}`, () => checkFails({ a: {} }, [op], 0, new RegExp(`"${segment}" is not allowed`)))
       }
     }
 

@@ -69,7 +69,7 @@ function resolve(e: Edit, node: unknown, segment: string, insert: boolean): stri
       return i < 0 ? fail(`no item with ${e.key} "${id}"`) : i
     }
     if (insert && segment === '-') return node.length
-    if (!INDEX.test(segment)) fail(`"${segment}" is not an array index`)
+    if (!INDEX.test(segment)) fail(`"${segment}" is not an index`)
     const i = Number(segment)
     return i > node.length || (!insert && i === node.length) ? fail(`index ${i} is out of bounds (length ${node.length})`) : i
   }
@@ -78,11 +78,11 @@ function resolve(e: Edit, node: unknown, segment: string, insert: boolean): stri
 }
 
 /**
- * The node at the first `depth` segments. With `write`, each node on the
- * way is made writable: copied once in immutable mode.
+ * The node at the first `depth` segments (all of them by default). With
+ * `write`, each node on the way is made writable: copied once in immutable mode.
  * @internal
  */
-export function walk(e: Edit, segments: string[], depth: number, write: boolean): Container {
+export function walk(e: Edit, segments: string[], write?: boolean, depth = segments.length): Container {
   if (write) e.doc = own(e, e.doc)
   let node = e.doc as Container
   for (let i = 0; i < depth; i++) {
@@ -98,20 +98,25 @@ export function walk(e: Edit, segments: string[], depth: number, write: boolean)
  * @internal
  */
 export function parent(e: Edit, segments: string[], insert: boolean): [Container, string | number] {
-  const node = walk(e, segments, segments.length - 1, true)
+  const node = walk(e, segments, true, segments.length - 1)
   return [node, resolve(e, node, segments[segments.length - 1] as string, insert)]
 }
 
 /**
- * Sets member (or item) `k` of `node`. Each change is made before its
- * inverse is logged: a change that throws (a frozen object, a proxy's trap)
- * leaves nothing to undo.
+ * Sets member (or item) `k` of `node`, or with `del` deletes it. Each change
+ * is made before its inverse is logged: a change that throws (a frozen
+ * object, a proxy's trap) leaves nothing to undo.
  * @internal
  */
-export function set(e: Edit, node: Container, k: string | number, value: unknown): void {
+export function set(e: Edit, node: Container, k: string | number, value: unknown, del?: boolean): void {
   const had = Object.hasOwn(node, k)
   const old = node[k]
-  node[k] = value
+  if (!del) node[k] = value
+  else {
+    // Re-added members go last: the order before the first remove is kept for a rollback.
+    if (!e.immutable && !e.orders.has(node)) e.orders.set(node, Object.keys(node))
+    delete node[k]
+  }
   if (!e.immutable) e.undo.push(node, k, old, had)
   invalidate(e, node, k, old, value)
 }
@@ -125,14 +130,8 @@ export function remove(e: Edit, segments: string[]): unknown {
   if (segments.length === 0) fail('the root cannot be removed')
   const [node, k] = parent(e, segments, false)
   const value = node[k]
-  if (Array.isArray(node)) {
-    splice(e, node, k as number, 1, false)
-  } else {
-    if (!e.immutable && !e.orders.has(node)) e.orders.set(node, Object.keys(node))
-    delete node[k]
-    if (!e.immutable) e.undo.push(node, k, value, true)
-    invalidate(e, node, k, value, undefined)
-  }
+  if (Array.isArray(node)) splice(e, node, k as number, 1, false)
+  else set(e, node, k, undefined, true)
   return value
 }
 
@@ -152,16 +151,17 @@ export function splice(e: Edit, array: unknown[], i: number, count: number, inse
 
 /**
  * Adds a value at a path: a new member, a replaced one, an inserted item,
- * or (the root) the new document.
+ * or (the root) the new document. With `replace`, the member or item must
+ * exist and an item is replaced, not inserted before.
  * @internal
  */
-export function insert(e: Edit, segments: string[], value: unknown): void {
+export function insert(e: Edit, segments: string[], value: unknown, replace?: boolean): void {
   if (segments.length === 0) {
     e.doc = value
     return
   }
-  const [node, k] = parent(e, segments, true)
-  if (Array.isArray(node)) splice(e, node, k as number, 0, true, value)
+  const [node, k] = parent(e, segments, !replace)
+  if (!replace && Array.isArray(node)) splice(e, node, k as number, 0, true, value)
   else set(e, node, k, value)
 }
 

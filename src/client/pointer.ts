@@ -22,7 +22,7 @@ export const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype'])
  */
 export function parsePointer(path: string): string[] {
   if (path === '') return []
-  if (path[0] !== '/') fail(`path ${JSON.stringify(path)} must be "" or start with "/"`)
+  if (path[0] !== '/') fail('must be "" or start with "/"')
   const escaped = path.includes('~')
   const segments: string[] = []
   // indexOf and slice, not split: several times faster on short paths.
@@ -30,11 +30,11 @@ export function parsePointer(path: string): string[] {
     end = path.indexOf('/', start)
     let segment = path.slice(start, end < 0 ? undefined : end)
     if (escaped && segment.includes('~')) {
-      if (/~([^01]|$)/.test(segment)) fail(`"~" must be followed by 0 or 1 in ${JSON.stringify(path)}`)
+      if (/~([^01]|$)/.test(segment)) fail('"~" must be followed by 0 or 1')
       segment = segment.replace(/~1/g, '/').replace(/~0/g, '~')
     }
     // (The length test spares the others a hash: the three are 9 or 11 long.)
-    if ((segment.length === 9 || segment.length === 11) && FORBIDDEN.has(segment)) fail(`"${segment}" is not allowed in a path`)
+    if ((segment.length === 9 || segment.length === 11) && FORBIDDEN.has(segment)) fail(`"${segment}" is not allowed`)
     segments.push(segment)
   }
   return segments
