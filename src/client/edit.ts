@@ -172,11 +172,11 @@ export function insert(e: Edit, segments: string[], value: unknown, replace?: bo
  */
 export function rollback(e: Edit): void {
   const { undo } = e
-  for (let j = undo.length - 4; j >= 0; j -= 4) {
-    const node = undo[j] as Container
-    const k = undo[j + 1] as string | number
-    const old = undo[j + 2]
-    const tag = undo[j + 3]
+  while (undo.length > 0) {
+    const tag = undo.pop()
+    const old = undo.pop()
+    const k = undo.pop() as string | number
+    const node = undo.pop() as Container
     if (tag === true) node[k] = old
     else if (tag === false) delete node[k]
     // A loop, not a spread: `limit` can remove more items than a call takes arguments.
@@ -184,11 +184,12 @@ export function rollback(e: Edit): void {
   }
   for (const [node, keys] of e.orders) {
     for (const k of keys) {
-      // A member that an earlier op of this call added is gone again.
-      if (!Object.hasOwn(node, k)) continue
-      const v = node[k]
-      delete node[k]
-      node[k] = v
+      // Skipped: a member that an earlier op of this call added is gone again.
+      if (Object.hasOwn(node, k)) {
+        const v = node[k]
+        delete node[k]
+        node[k] = v
+      }
     }
   }
 }

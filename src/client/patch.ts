@@ -84,21 +84,18 @@ function applyOp(e: Edit, op: unknown): void {
   const segments = parsePointer(path)
   switch (name) {
     case 'add':
-      return insert(e, segments, value(arg))
+    case 'replace':
+      return insert(e, segments, value(arg), name === 'replace')
     case 'remove':
       return void remove(e, segments)
-    case 'replace':
-      return insert(e, segments, value(arg), true)
+    case 'copy':
     case 'move': {
-      const source = parsePointer(from(arg))
+      const source = parsePointer(typeof arg === 'string' ? arg : fail('missing from'))
+      if (name === 'copy') return insert(e, segments, clone(walk(e, source)))
       // Onto itself: nothing moves, but the value must exist.
       if (path === arg) return void walk(e, source)
       if (path.startsWith(`${arg}/`)) fail('cannot move into itself')
       return insert(e, segments, remove(e, source))
-    }
-    case 'copy': {
-      const source = parsePointer(from(arg))
-      return insert(e, segments, clone(walk(e, source)))
     }
     case 'test':
       // `value` only to refuse a missing value: a test keeps nothing, so needs no copy.
@@ -136,10 +133,6 @@ function limit(e: Edit, segments: string[], arg: unknown): void {
 // The op's value, copied.
 function value(arg: unknown): unknown {
   return arg === undefined ? fail('missing value') : clone(arg)
-}
-
-function from(value: unknown): string {
-  return typeof value === 'string' ? value : fail('missing from')
 }
 
 // A deep copy of a JSON value. The spread defines members, so a
