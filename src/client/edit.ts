@@ -7,7 +7,7 @@
  */
 import { isObject } from './json.js'
 import type { Container } from './json.js'
-import { findByKey, invalidate, spliced } from './key-index.js'
+import { findByKey, invalidate, splicing } from './key-index.js'
 import type { KeyLookups } from './key-index.js'
 import { fail } from './patch-error.js'
 
@@ -73,8 +73,8 @@ function resolve(e: Edit, node: unknown, segment: string, insert: boolean): stri
     const i = Number(segment)
     return i > node.length || (!insert && i === node.length) ? fail(`index ${i} is out of bounds (length ${node.length})`) : i
   }
-  if (!isObject(node)) fail(`cannot look up "${segment}" in ${node === null ? 'null' : typeof node}`)
-  return insert || Object.hasOwn(node, segment) ? segment : fail(`"${segment}" does not exist`)
+  if (!isObject(node)) fail(`no member "${segment}" in ${node === null ? 'null' : typeof node}`)
+  return insert || Object.hasOwn(node, segment) ? segment : fail(`no member "${segment}"`)
 }
 
 /**
@@ -127,26 +127,26 @@ export function set(e: Edit, node: Container, k: string | number, value: unknown
  * @internal
  */
 export function remove(e: Edit, segments: string[]): unknown {
-  if (segments.length === 0) fail('the root cannot be removed')
+  if (segments.length === 0) fail('cannot remove the root')
   const [node, k] = parent(e, segments, false)
   const value = node[k]
-  if (Array.isArray(node)) splice(e, node, k as number, 1, false)
+  if (Array.isArray(node)) splice(e, node, k as number, 1)
   else set(e, node, k, undefined, true)
   return value
 }
 
 /**
- * Removes `count` items at `i`, or inserts `item` there, keeping the
- * array's key index.
+ * Removes `count` items at `i`, or (`count` 0) inserts `item` there,
+ * keeping the array's key index.
  * @internal
  */
-export function splice(e: Edit, array: unknown[], i: number, count: number, insert: boolean, item?: unknown): void {
+export function splice(e: Edit, array: unknown[], i: number, count: number, item?: unknown): void {
+  splicing(e, array, i, count, item)
   let removed = NONE
-  if (!insert) removed = array.splice(i, count)
+  if (count > 0) removed = array.splice(i, count)
   else if (i === array.length) array.push(item)
   else array.splice(i, 0, item)
-  if (!e.immutable) e.undo.push(array, i, removed, insert ? 1 : 0)
-  spliced(e, array, i, removed, insert, item)
+  if (!e.immutable) e.undo.push(array, i, removed, count > 0 ? 0 : 1)
 }
 
 /**
@@ -161,7 +161,7 @@ export function insert(e: Edit, segments: string[], value: unknown, replace?: bo
     return
   }
   const [node, k] = parent(e, segments, !replace)
-  if (!replace && Array.isArray(node)) splice(e, node, k as number, 0, true, value)
+  if (!replace && Array.isArray(node)) splice(e, node, k as number, 0, value)
   else set(e, node, k, value)
 }
 

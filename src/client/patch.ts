@@ -115,7 +115,7 @@ function upsert(e: Edit, segments: string[], value: unknown): void {
   if (!Array.isArray(node)) fail('not an array')
   const id = isObject(value) ? value[e.key] : undefined
   const found = id === undefined ? -1 : findByKey(e, node, id, true)
-  if (found < 0) splice(e, node, k as number, 0, true, value)
+  if (found < 0) splice(e, node, k as number, 0, value)
   else set(e, node, found, value)
 }
 
@@ -127,7 +127,7 @@ function limit(e: Edit, segments: string[], arg: unknown): void {
   const n = arg as number
   const drop = node.length - Math.abs(n)
   // Made writable (copied, when immutable) only when something goes.
-  if (drop > 0) splice(e, walk(e, segments, true) as unknown as unknown[], n < 0 ? 0 : n, drop, false)
+  if (drop > 0) splice(e, walk(e, segments, true) as unknown as unknown[], n < 0 ? 0 : n, drop)
 }
 
 // The op's value, copied.
