@@ -123,8 +123,7 @@ function upsert(e: Edit, segments: string[], value: unknown): void {
 function limit(e: Edit, segments: string[], arg: unknown): void {
   const node = walk(e, segments)
   if (!Array.isArray(node)) fail('not an array')
-  if (!Number.isInteger(arg)) fail('not an integer')
-  const n = arg as number
+  const n = Number.isInteger(arg) ? (arg as number) : fail('not an integer')
   const drop = node.length - Math.abs(n)
   // Made writable (copied, when immutable) only when something goes.
   if (drop > 0) splice(e, walk(e, segments, true) as unknown as unknown[], n < 0 ? 0 : n, drop)
