@@ -76,7 +76,8 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
   return e.doc as T
 }
 
-function applyOp(e: Edit, op: unknown): void {
+// Returns what its step returns, unread: each case stays one statement.
+function applyOp(e: Edit, op: unknown): unknown {
   if (!isTuple(op)) fail('not a tuple')
   const name = op[0]
   const path = op[1]
@@ -87,19 +88,19 @@ function applyOp(e: Edit, op: unknown): void {
     case 'replace':
       return insert(e, segments, value(arg), name === 'replace')
     case 'remove':
-      return void remove(e, segments)
+      return remove(e, segments)
     case 'copy':
     case 'move': {
       const source = parsePointer(typeof arg === 'string' ? arg : fail('missing from'))
       if (name === 'copy') return insert(e, segments, clone(walk(e, source)))
       // Onto itself: nothing moves, but the value must exist.
-      if (path === arg) return void walk(e, source)
+      if (path === arg) return walk(e, source)
       if (path.startsWith(`${arg}/`)) fail('cannot move into itself')
       return insert(e, segments, remove(e, source))
     }
     case 'test':
       // `value` only to refuse a missing value: a test keeps nothing, so needs no copy.
-      return equal(walk(e, segments), arg ?? value(arg)) ? undefined : fail('test failed')
+      return equal(walk(e, segments), arg ?? value(arg)) || fail('test failed')
     case 'upsert':
       return upsert(e, segments, value(arg))
     case 'limit':
