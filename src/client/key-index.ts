@@ -85,8 +85,7 @@ export function findByKey(lookups: KeyLookups, array: unknown[], id: unknown, st
     // The first indexed item whose key has id's string form, if any.
     const s = index.strs.get(id as string)
     const m = index.nums[id as number]
-    // (undefined < s is false: m only when it comes first or s is missing.)
-    let at = (m as number) < s! || s === undefined ? m : s
+    let at = s === undefined || (m !== undefined && m < s) ? m : s
     // The number whose string form is id: "7" names 7, "07" none.
     const n = at !== undefined || typeof id === 'number' ? id : String(Number(id)) === id ? Number(id) : NaN
     while (at === undefined && index.end < array.length) {
@@ -96,8 +95,7 @@ export function findByKey(lookups: KeyLookups, array: unknown[], id: unknown, st
         indexes.set(array, (index = null))
         break
       }
-      // n is id itself or a number, so a string k matches only id, a number k only n.
-      if (k === id || k === n) at = p - index.base
+      if (typeof k === 'string' ? k === id : k === n) at = p - index.base
     }
     if (index) {
       if (at === undefined) return -1
