@@ -103,20 +103,18 @@ export function parent(e: Edit, segments: string[], insert: boolean): [Container
 }
 
 /**
- * Sets member (or item) `k` of `node`, or with `del` deletes it. Each change
- * is made before its inverse is logged: a change that throws (a frozen
- * object, a proxy's trap) leaves nothing to undo.
+ * Sets member (or item) `k` of `node`. Each change is made before its
+ * inverse is logged: a change that throws (a frozen object, a proxy's trap)
+ * leaves nothing to undo. A member's removal has its own copy of these
+ * steps in `remove`: folded in here, it saved 6 bytes and measured 1.5 and
+ * 2.4 % slower in two series of the upsert-limit bench, whose updates all
+ * come through here.
  * @internal
  */
-export function set(e: Edit, node: Container, k: string | number, value: unknown, del?: boolean): void {
+export function set(e: Edit, node: Container, k: string | number, value: unknown): void {
   const had = Object.hasOwn(node, k)
   const old = node[k]
-  if (!del) node[k] = value
-  else {
-    // Re-added members go last: the order before the first remove is kept for a rollback.
-    if (!e.immutable && !e.orders.has(node)) e.orders.set(node, Object.keys(node))
-    delete node[k]
-  }
+  node[k] = value
   if (!e.immutable) e.undo.push(node, k, old, had)
   invalidate(e, node, k, old, value)
 }
@@ -130,8 +128,14 @@ export function remove(e: Edit, segments: string[]): unknown {
   if (segments.length === 0) fail('cannot remove the root')
   const [node, k] = parent(e, segments, false)
   const value = node[k]
-  if (Array.isArray(node)) splice(e, node, k as number, 1)
-  else set(e, node, k, undefined, true)
+  if (Array.isArray(node)) {
+    splice(e, node, k as number, 1)
+  } else {
+    if (!e.immutable && !e.orders.has(node)) e.orders.set(node, Object.keys(node))
+    delete node[k]
+    if (!e.immutable) e.undo.push(node, k, value, true)
+    invalidate(e, node, k, value, undefined)
+  }
   return value
 }
 
