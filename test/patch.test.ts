@@ -115,8 +115,8 @@ describe('applyPatch', () => {
   describe('failures', () => {
     const cases: [string, Doc, unknown[], number, RegExp][] = [
       ['an unknown op', { a: 1 }, [['spam', '/a', 1]], 0, /unknown op "spam"/],
-      ['an op that is not a tuple', {}, [{ op: 'add', path: '/a', value: 1 }], 0, /not an \[op, path, value\] tuple/],
-      ['a path that is not a string', {}, [['add', 1, 1]], 0, /not an \[op, path, value\] tuple/],
+      ['an op that is not a tuple', {}, [{ op: 'add', path: '/a', value: 1 }], 0, /not a tuple/],
+      ['a path that is not a string', {}, [['add', 1, 1]], 0, /not a tuple/],
       ['a path without a leading slash', { a: 1 }, [['remove', 'a']], 0, /must be "" or start with "\/"/],
       ['a bad escape', { 'a~2': 1 }, [['remove', '/a~2']], 0, /"~" must be followed by 0 or 1/],
       ['a trailing ~', { 'a~': 1 }, [['remove', '/a~']], 0, /"~" must be followed by 0 or 1/],
@@ -124,37 +124,37 @@ describe('applyPatch', () => {
       ['test without a value', [null], [['test', '/0']], 0, /missing value/],
       ['move without from', { a: 1 }, [['move', '/b']], 0, /missing from/],
       ['copy with a non-string from', { a: 1 }, [['copy', '/b', 1]], 0, /missing from/],
-      ['add to a missing parent', { a: 1 }, [['add', '/b/c', 1]], 0, /"b" does not exist/],
-      ['add below a scalar', { a: 1 }, [['add', '/a/b', 1]], 0, /cannot look up "b" in number/],
-      ['add below null', { a: null }, [['add', '/a/b', 1]], 0, /cannot look up "b" in null/],
+      ['add to a missing parent', { a: 1 }, [['add', '/b/c', 1]], 0, /no member "b"/],
+      ['add below a scalar', { a: 1 }, [['add', '/a/b', 1]], 0, /no member "b" in number/],
+      ['add below null', { a: null }, [['add', '/a/b', 1]], 0, /no member "b" in null/],
       ['add past the end of an array', [1, 2], [['add', '/3', 0]], 0, /index 3 is out of bounds \(length 2\)/],
-      ['a negative index', [1, 2], [['add', '/-1', 0]], 0, /"-1" is not an array index/],
-      ['an index with a leading zero', [1, 2], [['remove', '/01']], 0, /"01" is not an array index/],
-      ['an index in exponent form', [1, 2], [['remove', '/1e0']], 0, /"1e0" is not an array index/],
-      ['a member name on an array', [1], [['add', '/a', 1]], 0, /"a" is not an array index/],
-      ['remove "-"', [1], [['remove', '/-']], 0, /"-" is not an array index/],
+      ['a negative index', [1, 2], [['add', '/-1', 0]], 0, /"-1" is not an index/],
+      ['an index with a leading zero', [1, 2], [['remove', '/01']], 0, /"01" is not an index/],
+      ['an index in exponent form', [1, 2], [['remove', '/1e0']], 0, /"1e0" is not an index/],
+      ['a member name on an array', [1], [['add', '/a', 1]], 0, /"a" is not an index/],
+      ['remove "-"', [1], [['remove', '/-']], 0, /"-" is not an index/],
       ['remove at the length', [1], [['remove', '/1']], 0, /out of bounds/],
       ['replace at the length', [1], [['replace', '/1', 0]], 0, /out of bounds/],
-      ['remove a missing member', { a: 1 }, [['remove', '/b']], 0, /"b" does not exist/],
-      ['remove an inherited member', {}, [['remove', '/toString']], 0, /"toString" does not exist/],
-      ['replace a missing member', { a: 1 }, [['replace', '/b', 1]], 0, /"b" does not exist/],
-      ['remove the root', { a: 1 }, [['remove', '']], 0, /the root cannot be removed/],
-      ['move from a missing member', { a: 1 }, [['move', '/b', '/c']], 0, /"c" does not exist/],
-      ['move to the same missing place', { a: 1 }, [['move', '/c', '/c']], 0, /"c" does not exist/],
+      ['remove a missing member', { a: 1 }, [['remove', '/b']], 0, /no member "b"/],
+      ['remove an inherited member', {}, [['remove', '/toString']], 0, /no member "toString"/],
+      ['replace a missing member', { a: 1 }, [['replace', '/b', 1]], 0, /no member "b"/],
+      ['remove the root', { a: 1 }, [['remove', '']], 0, /cannot remove the root/],
+      ['move from a missing member', { a: 1 }, [['move', '/b', '/c']], 0, /no member "c"/],
+      ['move to the same missing place', { a: 1 }, [['move', '/c', '/c']], 0, /no member "c"/],
       ['move into its own child', { a: { b: 1 } }, [['move', '/a/b/c', '/a']], 0, /cannot move into itself/],
       ['a failed test', { a: 1 }, [['test', '/a', 2]], 0, /test failed/],
       ['a test of a number against a string', { a: 10 }, [['test', '/a', '10']], 0, /test failed/],
       ['a test of an array against an object', { a: [] }, [['test', '/a', {}]], 0, /test failed/],
       ['a test with an extra member', { a: { x: 1 } }, [['test', '/a', { x: 1, y: 2 }]], 0, /test failed/],
-      ['a test of a missing member', {}, [['test', '/a', null]], 0, /"a" does not exist/],
+      ['a test of a missing member', {}, [['test', '/a', null]], 0, /no member "a"/],
       ['a missing $$ key', [{ id: 1 }], [['remove', '/$$2']], 0, /no item with id "2"/],
-      ['upsert on an object', { a: {} }, [['upsert', '/a/b', { id: 1 }]], 0, /upsert needs a path into an array/],
-      ['upsert on the root', [], [['upsert', '', { id: 1 }]], 0, /upsert needs a path into an array/],
+      ['upsert on an object', { a: {} }, [['upsert', '/a/b', { id: 1 }]], 0, /not an array/],
+      ['upsert on the root', [], [['upsert', '', { id: 1 }]], 0, /not an array/],
       ['upsert past the end', [], [['upsert', '/1', { id: 1 }]], 0, /out of bounds/],
-      ['limit on an object', { a: {} }, [['limit', '/a', 1]], 0, /limit needs a path to an array/],
-      ['limit with a fraction', { a: [] }, [['limit', '/a', 1.5]], 0, /limit needs an integer/],
-      ['limit with a string', { a: [] }, [['limit', '/a', '1']], 0, /limit needs an integer/],
-      ['a later op fails', { a: 1 }, [['replace', '/a', 2], ['add', '/b', 3], ['remove', '/zz']], 2, /"zz" does not exist/],
+      ['limit on an object', { a: {} }, [['limit', '/a', 1]], 0, /not an array/],
+      ['limit with a fraction', { a: [] }, [['limit', '/a', 1.5]], 0, /not an integer/],
+      ['limit with a string', { a: [] }, [['limit', '/a', '1']], 0, /not an integer/],
+      ['a later op fails', { a: 1 }, [['replace', '/a', 2], ['add', '/b', 3], ['remove', '/zz']], 2, /no member "zz"/],
     ]
     for (const [name, doc, ops, index, reason] of cases) it(`fails on ${name}`, () => checkFails(doc, ops, index, reason))
 
@@ -293,7 +293,7 @@ describe('applyPatch', () => {
   describe('safety', () => {
     for (const segment of ['__proto__', 'constructor', 'prototype']) {
       for (const op of [['add', `/${segment}/polluted`, 1], ['add', `/a/${segment}`, 1], ['replace', `/${segment}`, {}], ['copy', '/x', `/${segment}`], ['move', `/${segment}/x`, '/a']] as const) {
-        it(`refuses ${op[0]} ${op[1]} ${op[2]}`, () => checkFails({ a: {} }, [op], 0, new RegExp(`"${segment}" is not allowed in a path`)))
+        it(`refuses ${op[0]} ${op[1]} ${op[2]}`, () => checkFails({ a: {} }, [op], 0, new RegExp(`"${segment}" is not allowed`)))
       }
     }
 

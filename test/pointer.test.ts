@@ -36,17 +36,17 @@ describe('parsePointer', () => {
   })
 
   it('refuses a path that does not start with "/", and a "~" not followed by 0 or 1', () => {
-    assert.equal(reason('a/b'), 'path "a/b" must be "" or start with "/"', 'no leading slash')
-    assert.equal(reason('/a~2'), '"~" must be followed by 0 or 1 in "/a~2"', '~2')
-    assert.equal(reason('/a~'), '"~" must be followed by 0 or 1 in "/a~"', 'a trailing ~')
+    assert.equal(reason('a/b'), 'must be "" or start with "/"', 'no leading slash')
+    assert.equal(reason('/a~2'), '"~" must be followed by 0 or 1', '~2')
+    assert.equal(reason('/a~'), '"~" must be followed by 0 or 1', 'a trailing ~')
   })
 
   it('refuses __proto__, constructor and prototype anywhere in a path', () => {
     for (const name of FORBIDDEN) {
-      assert.equal(reason(`/${name}`), `"${name}" is not allowed in a path`, name)
-      assert.equal(reason(`/a/${name}/b`), `"${name}" is not allowed in a path`, `${name} in the middle`)
+      assert.equal(reason(`/${name}`), `"${name}" is not allowed`, name)
+      assert.equal(reason(`/a/${name}/b`), `"${name}" is not allowed`, `${name} in the middle`)
     }
-    assert.equal(reason('/a~1b/prototype'), '"prototype" is not allowed in a path', 'after an escaped segment')
+    assert.equal(reason('/a~1b/prototype'), '"prototype" is not allowed', 'after an escaped segment')
     assert.deepEqual(parsePointer('/protos/constructors'), ['protos', 'constructors'], 'names that only look alike pass')
   })
 })

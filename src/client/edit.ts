@@ -7,7 +7,7 @@
  */
 import { isObject } from './json.js'
 import type { Container } from './json.js'
-import { findByKey, invalidate, spliced } from './key-index.js'
+import { findByKey, invalidate, splicing } from './key-index.js'
 import type { KeyLookups } from './key-index.js'
 import { fail } from './patch-error.js'
 
@@ -69,20 +69,20 @@ function resolve(e: Edit, node: unknown, segment: string, insert: boolean): stri
       return i < 0 ? fail(`no item with ${e.key} "${id}"`) : i
     }
     if (insert && segment === '-') return node.length
-    if (!INDEX.test(segment)) fail(`"${segment}" is not an array index`)
+    if (!INDEX.test(segment)) fail(`"${segment}" is not an index`)
     const i = Number(segment)
     return i > node.length || (!insert && i === node.length) ? fail(`index ${i} is out of bounds (length ${node.length})`) : i
   }
-  if (!isObject(node)) fail(`cannot look up "${segment}" in ${node === null ? 'null' : typeof node}`)
-  return insert || Object.hasOwn(node, segment) ? segment : fail(`"${segment}" does not exist`)
+  if (!isObject(node)) fail(`no member "${segment}" in ${node === null ? 'null' : typeof node}`)
+  return insert || Object.hasOwn(node, segment) ? segment : fail(`no member "${segment}"`)
 }
 
 /**
- * The node at the first `depth` segments. With `write`, each node on the
- * way is made writable: copied once in immutable mode.
+ * The node at the first `depth` segments (all of them by default). With
+ * `write`, each node on the way is made writable: copied once in immutable mode.
  * @internal
  */
-export function walk(e: Edit, segments: string[], depth: number, write: boolean): Container {
+export function walk(e: Edit, segments: string[], write?: boolean, depth = segments.length): Container {
   if (write) e.doc = own(e, e.doc)
   let node = e.doc as Container
   for (let i = 0; i < depth; i++) {
@@ -98,14 +98,17 @@ export function walk(e: Edit, segments: string[], depth: number, write: boolean)
  * @internal
  */
 export function parent(e: Edit, segments: string[], insert: boolean): [Container, string | number] {
-  const node = walk(e, segments, segments.length - 1, true)
+  const node = walk(e, segments, true, segments.length - 1)
   return [node, resolve(e, node, segments[segments.length - 1] as string, insert)]
 }
 
 /**
  * Sets member (or item) `k` of `node`. Each change is made before its
  * inverse is logged: a change that throws (a frozen object, a proxy's trap)
- * leaves nothing to undo.
+ * leaves nothing to undo. A member's removal has its own copy of these
+ * steps in `remove`: folded in here, it saved 6 bytes and measured 1.5 and
+ * 2.4 % slower in two series of the upsert-limit bench, whose updates all
+ * come through here.
  * @internal
  */
 export function set(e: Edit, node: Container, k: string | number, value: unknown): void {
@@ -122,11 +125,11 @@ export function set(e: Edit, node: Container, k: string | number, value: unknown
  * @internal
  */
 export function remove(e: Edit, segments: string[]): unknown {
-  if (segments.length === 0) fail('the root cannot be removed')
+  if (segments.length === 0) fail('cannot remove the root')
   const [node, k] = parent(e, segments, false)
   const value = node[k]
   if (Array.isArray(node)) {
-    splice(e, node, k as number, 1, false)
+    splice(e, node, k as number, 1)
   } else {
     if (!e.immutable && !e.orders.has(node)) e.orders.set(node, Object.keys(node))
     delete node[k]
@@ -137,31 +140,32 @@ export function remove(e: Edit, segments: string[]): unknown {
 }
 
 /**
- * Removes `count` items at `i`, or inserts `item` there, keeping the
- * array's key index.
+ * Removes `count` items at `i`, or (`count` 0) inserts `item` there,
+ * keeping the array's key index.
  * @internal
  */
-export function splice(e: Edit, array: unknown[], i: number, count: number, insert: boolean, item?: unknown): void {
+export function splice(e: Edit, array: unknown[], i: number, count: number, item?: unknown): void {
+  splicing(e, array, i, count, item)
   let removed = NONE
-  if (!insert) removed = array.splice(i, count)
+  if (count > 0) removed = array.splice(i, count)
   else if (i === array.length) array.push(item)
   else array.splice(i, 0, item)
-  if (!e.immutable) e.undo.push(array, i, removed, insert ? 1 : 0)
-  spliced(e, array, i, removed, insert, item)
+  if (!e.immutable) e.undo.push(array, i, removed, count > 0 ? 0 : 1)
 }
 
 /**
  * Adds a value at a path: a new member, a replaced one, an inserted item,
- * or (the root) the new document.
+ * or (the root) the new document. With `replace`, the member or item must
+ * exist and an item is replaced, not inserted before.
  * @internal
  */
-export function insert(e: Edit, segments: string[], value: unknown): void {
+export function insert(e: Edit, segments: string[], value: unknown, replace?: boolean): void {
   if (segments.length === 0) {
     e.doc = value
     return
   }
-  const [node, k] = parent(e, segments, true)
-  if (Array.isArray(node)) splice(e, node, k as number, 0, true, value)
+  const [node, k] = parent(e, segments, !replace)
+  if (!replace && Array.isArray(node)) splice(e, node, k as number, 0, value)
   else set(e, node, k, value)
 }
 
@@ -172,11 +176,11 @@ export function insert(e: Edit, segments: string[], value: unknown): void {
  */
 export function rollback(e: Edit): void {
   const { undo } = e
-  for (let j = undo.length - 4; j >= 0; j -= 4) {
-    const node = undo[j] as Container
-    const k = undo[j + 1] as string | number
-    const old = undo[j + 2]
-    const tag = undo[j + 3]
+  while (undo.length > 0) {
+    const tag = undo.pop()
+    const old = undo.pop()
+    const k = undo.pop() as string | number
+    const node = undo.pop() as Container
     if (tag === true) node[k] = old
     else if (tag === false) delete node[k]
     // A loop, not a spread: `limit` can remove more items than a call takes arguments.
@@ -184,11 +188,12 @@ export function rollback(e: Edit): void {
   }
   for (const [node, keys] of e.orders) {
     for (const k of keys) {
-      // A member that an earlier op of this call added is gone again.
-      if (!Object.hasOwn(node, k)) continue
-      const v = node[k]
-      delete node[k]
-      node[k] = v
+      // Skipped: a member that an earlier op of this call added is gone again.
+      if (Object.hasOwn(node, k)) {
+        const v = node[k]
+        delete node[k]
+        node[k] = v
+      }
     }
   }
 }

@@ -125,24 +125,27 @@ export function invalidate(lookups: KeyLookups, node: Container, k: string | num
 }
 
 /**
- * `array` has had `removed` taken out at `i`, or (`insert`) `item` put in
- * there: keeps its index. A change at the start shifts every indexed
- * position by one offset; elsewhere, the index ends where the change begins.
+ * `count` items of `array` are about to be taken out at `i`, or (`count`
+ * 0) `item` put in there: keeps its index. A change at the start shifts
+ * every indexed position by one offset; elsewhere, the index ends where the
+ * change begins. Called before the change, so that it reads the items that
+ * go where they still are (a change that then fails ends the call, and its
+ * lookups with it).
  * @internal
  */
-export function spliced(lookups: KeyLookups, array: unknown[], i: number, removed: unknown[], insert: boolean, item: unknown): void {
+export function splicing(lookups: KeyLookups, array: unknown[], i: number, count: number, item?: unknown): void {
   const { key, indexes } = lookups
   const index = indexes.get(array)
   if (!index || i >= index.end) return
-  const added = insert ? 1 : 0
-  for (let j = 0; j < removed.length && i + j < index.end; j++) unindex(key, index, removed[j])
-  if (i === 0) {
-    index.base += added - removed.length
-    index.end = Math.max(index.end - removed.length, 0)
-    if (insert && put(key, index, 0, item) === BAD) indexes.delete(array)
-    else if (insert) index.end++
+  // The items that go; past the start, every indexed item after them too (they move).
+  for (let p = i; p < index.end && (i > 0 || p < count); p++) unindex(key, index, array[p])
+  if (i > 0) index.end = i
+  else if (count > 0) {
+    index.base -= count
+    index.end = Math.max(index.end - count, 0)
   } else {
-    for (let p = i + added; p < index.end + added - removed.length; p++) unindex(key, index, array[p])
-    index.end = i
+    index.base++
+    if (put(key, index, 0, item) === BAD) indexes.delete(array)
+    else index.end++
   }
 }

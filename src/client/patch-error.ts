@@ -6,12 +6,13 @@ import { PatchwireError } from '../errors.js'
  */
 export class PatchError extends PatchwireError {
   override name = 'PatchError'
+  // `declare`: the constructor sets these, so no field definitions are shipped for them.
   /** The position of the failed op in the ops array. */
-  readonly index: number
+  declare readonly index: number
   /** The failed op, as given. */
-  readonly op: unknown
+  declare readonly op: unknown
   /** Why it failed, for example `index 9 is out of bounds` or `test failed`. */
-  readonly reason: string
+  declare readonly reason: string
 
   /**
    * @param index - the position of the failed op in the ops array

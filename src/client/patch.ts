@@ -58,11 +58,11 @@ export interface ApplyPatchOptions {
  */
 export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: ApplyPatchOptions = {}): T {
   if (!Array.isArray(ops)) {
-    throw new TypeError('applyPatch: ops must be an array of [op, path, value] tuples')
+    throw new TypeError('applyPatch: ops must be an array')
   }
   const { immutable = false, key = 'id' } = options
   if (typeof key !== 'string' || key === '') {
-    throw new TypeError('applyPatch: options.key must be a non-empty string such as "id"')
+    throw new TypeError('applyPatch: options.key must be a non-empty string')
   }
   const e = startEdit(target, immutable, key)
   for (let i = 0; i < ops.length; i++) {
@@ -76,37 +76,31 @@ export function applyPatch<T>(target: T, ops: readonly PatchOp[], options: Apply
   return e.doc as T
 }
 
-function applyOp(e: Edit, op: unknown): void {
-  if (!isTuple(op)) fail('not an [op, path, value] tuple')
+// Returns what its step returns, unread: each case stays one statement.
+function applyOp(e: Edit, op: unknown): unknown {
+  if (!isTuple(op)) fail('not a tuple')
   const name = op[0]
   const path = op[1]
   const arg = op[2]
   const segments = parsePointer(path)
   switch (name) {
     case 'add':
-      return insert(e, segments, value(arg))
+    case 'replace':
+      return insert(e, segments, value(arg), name === 'replace')
     case 'remove':
-      return void remove(e, segments)
-    case 'replace': {
-      const v = value(arg)
-      if (segments.length === 0) e.doc = v
-      else set(e, ...parent(e, segments, false), v)
-      return
-    }
+      return remove(e, segments)
+    case 'copy':
     case 'move': {
-      const source = parsePointer(from(arg))
+      const source = parsePointer(typeof arg === 'string' ? arg : fail('missing from'))
+      if (name === 'copy') return insert(e, segments, clone(walk(e, source)))
       // Onto itself: nothing moves, but the value must exist.
-      if (path === arg) return void walk(e, source, source.length, false)
-      if (path.startsWith(`${arg}/`)) fail('a value cannot move into itself')
+      if (path === arg) return walk(e, source)
+      if (path.startsWith(`${arg}/`)) fail('cannot move into itself')
       return insert(e, segments, remove(e, source))
-    }
-    case 'copy': {
-      const source = parsePointer(from(arg))
-      return insert(e, segments, clone(walk(e, source, source.length, false)))
     }
     case 'test':
       // `value` only to refuse a missing value: a test keeps nothing, so needs no copy.
-      return equal(walk(e, segments, segments.length, false), arg ?? value(arg)) ? undefined : fail('test failed')
+      return equal(walk(e, segments), arg ?? value(arg)) || fail('test failed')
     case 'upsert':
       return upsert(e, segments, value(arg))
     case 'limit':
@@ -119,31 +113,26 @@ function applyOp(e: Edit, op: unknown): void {
 // Replaces the item with the value's key, else inserts the value at the path.
 function upsert(e: Edit, segments: string[], value: unknown): void {
   const [node, k] = segments.length > 0 ? parent(e, segments, true) : []
-  if (!Array.isArray(node)) fail('upsert needs a path into an array')
+  if (!Array.isArray(node)) fail('not an array')
   const id = isObject(value) ? value[e.key] : undefined
   const found = id === undefined ? -1 : findByKey(e, node, id, true)
-  if (found < 0) splice(e, node, k as number, 0, true, value)
+  if (found < 0) splice(e, node, k as number, 0, value)
   else set(e, node, found, value)
 }
 
 // Keeps the first n items, or the last |n| when n is negative.
 function limit(e: Edit, segments: string[], arg: unknown): void {
-  const node = walk(e, segments, segments.length, false)
-  if (!Array.isArray(node)) fail('limit needs a path to an array')
-  if (!Number.isInteger(arg)) fail('limit needs an integer')
-  const n = arg as number
+  const node = walk(e, segments)
+  if (!Array.isArray(node)) fail('not an array')
+  const n = Number.isInteger(arg) ? (arg as number) : fail('not an integer')
   const drop = node.length - Math.abs(n)
   // Made writable (copied, when immutable) only when something goes.
-  if (drop > 0) splice(e, walk(e, segments, segments.length, true) as unknown as unknown[], n < 0 ? 0 : n, drop, false)
+  if (drop > 0) splice(e, walk(e, segments, true) as unknown as unknown[], n < 0 ? 0 : n, drop)
 }
 
 // The op's value, copied.
 function value(arg: unknown): unknown {
   return arg === undefined ? fail('missing value') : clone(arg)
-}
-
-function from(value: unknown): string {
-  return typeof value === 'string' ? value : fail('missing from')
 }
 
 // A deep copy of a JSON value. The spread defines members, so a
