@@ -17,8 +17,8 @@
  *
  * A second check holds the other assertions (`equal`, `deepEqual`, `match`,
  * `throws`, `rejects`, …) to the same rule, so that a failure says what was
- * being checked and not only two values. It runs on every file of test/ but
- * those listed in PENDING, which are still being brought under it.
+ * being checked and not only two values. Both run on every file of test/,
+ * helpers, fixtures and test/soak included.
  */
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -172,14 +172,6 @@ function sourceFiles(dir: string): string[] {
   })
 }
 
-/**
- * The files still to be brought under the check of the other assertions:
- * each has calls without a message, and its owner takes it off this list
- * with the last of them. Every other file of test/ (helpers, fixtures and
- * test/soak included) is held to the rule.
- */
-const PENDING = ['test/patch.test.ts']
-
 describe('assertions in test/', () => {
   it('every assert(value) and assert.ok(value) carries a message, so that a failing one cannot hang the run', () => {
     const files = sourceFiles('test')
@@ -188,13 +180,10 @@ describe('assertions in test/', () => {
     assert.deepEqual(found, [], `add a message saying what is expected to each of these:\n${found.map((call) => `${call.at}  ${call.text}`).join('\n')}`)
   })
 
-  it('every equal, deepEqual, match, throws, rejects and other assertion outside the pending files carries a message, so that a failure says what was checked', () => {
+  it('every equal, deepEqual, match, throws, rejects and other assertion carries a message, so that a failure says what was checked', () => {
     const files = sourceFiles('test')
-    const found = files.filter((file) => !PENDING.includes(file)).flatMap((file) => messagelessComparisons(file, readFileSync(path.join(ROOT, file), 'utf8')))
+    const found = files.flatMap((file) => messagelessComparisons(file, readFileSync(path.join(ROOT, file), 'utf8')))
     assert.deepEqual(found, [], `add a message saying what is checked (for throws and rejects, after a validator) to each of these:\n${found.map((call) => `${call.at}  ${call.text}`).join('\n')}`)
-    // A file brought under the rule leaves PENDING, so that it cannot lose a message again unseen.
-    const done = PENDING.filter((file) => !files.includes(file) || messagelessComparisons(file, readFileSync(path.join(ROOT, file), 'utf8')).length === 0)
-    assert.deepEqual(done, [], `take these off PENDING: they are gone or every assertion in them has a message: ${done.join(', ')}`)
   })
 
   describe('the check', () => {

@@ -34,14 +34,15 @@ function checkFails(doc: Doc, ops: readonly unknown[], index: number, reason: Re
       (error: unknown) => {
         assert.ok(error instanceof PatchError, `${name}: a PatchError`)
         assert.ok(error instanceof PatchwireError, `${name}: a PatchwireError too`)
-        assert.equal(error.code, 'ERR_PATCHWIRE_PATCH')
-        assert.equal(error.name, 'PatchError')
+        assert.equal(error.code, 'ERR_PATCHWIRE_PATCH', `${name}: code`)
+        assert.equal(error.name, 'PatchError', `${name}: name`)
         assert.equal(error.index, index, `${name}: index`)
-        assert.equal(error.op, ops[index])
+        assert.equal(error.op, ops[index], `${name}: the op is the one at index ${index}, not a copy`)
         assert.match(error.reason, reason, `${name}: reason`)
-        assert.match(error.message, new RegExp(`^applyPatch: op ${index}\\b.*${reason.source}`))
+        assert.match(error.message, new RegExp(`^applyPatch: op ${index}\\b.*${reason.source}`), `${name}: the message names op ${index}, then the reason`)
         return true
       },
+      `${name}: the ops throw a PatchError at op ${index}`,
     )
     assert.equal(JSON.stringify(target), before, `${name}: document unchanged`)
   }
@@ -159,19 +160,19 @@ describe('applyPatch', () => {
     for (const [name, doc, ops, index, reason] of cases) it(`fails on ${name}`, () => checkFails(doc, ops, index, reason))
 
     it('throws a TypeError when ops is not an array', () => {
-      assert.throws(() => applyPatch({}, {} as never), { name: 'TypeError', message: /ops must be an array/ })
-      assert.throws(() => applyPatch({}, null as never), TypeError)
+      assert.throws(() => applyPatch({}, {} as never), { name: 'TypeError', message: /ops must be an array/ }, 'an object as ops is a TypeError naming ops')
+      assert.throws(() => applyPatch({}, null as never), TypeError, 'null as ops is a TypeError')
     })
 
     it('throws a TypeError when options.key is not a non-empty string', () => {
-      assert.throws(() => applyPatch({}, [], { key: '' }), { name: 'TypeError', message: /options\.key/ })
-      assert.throws(() => applyPatch({}, [], { key: 1 as never }), { name: 'TypeError', message: /options\.key/ })
+      assert.throws(() => applyPatch({}, [], { key: '' }), { name: 'TypeError', message: /options\.key/ }, 'an empty key is a TypeError naming options.key')
+      assert.throws(() => applyPatch({}, [], { key: 1 as never }), { name: 'TypeError', message: /options\.key/ }, 'a number as key is a TypeError naming options.key')
     })
 
     it('names the op in the message', () => {
       assert.throws(() => applyPatch({ l: [] }, [['add', '/l/-', 1], ['remove', '/l/5']]), {
         message: 'applyPatch: op 1 (remove "/l/5") failed: index 5 is out of bounds (length 1)',
-      })
+      }, 'the message names the op, its path and the reason')
     })
   })
 
@@ -199,33 +200,33 @@ describe('applyPatch', () => {
         ['move', '/d/0', '/d/2'],
         ['test', '/a', 'not 2'],
       ]
-      assert.throws(() => applyPatch(target, ops), (error: unknown) => error instanceof PatchError && error.index === ops.length - 1)
-      assert.equal(JSON.stringify(target), before)
-      assert.equal(target['b'], nested)
-      assert.equal(target['d'], list)
-      assert.deepEqual(Object.keys(target), ['a', 'b', 'c', 'd', 'e'])
-      assert.deepEqual(Object.keys(target['e'] as object), ['k1', 'k2', 'k3'])
-      list.forEach((item, i) => assert.equal(item, listBefore[i]))
+      assert.throws(() => applyPatch(target, ops), (error: unknown) => error instanceof PatchError && error.index === ops.length - 1, `the last op, ${ops.length - 1}, fails the patch`)
+      assert.equal(JSON.stringify(target), before, 'the document is back as it was')
+      assert.equal(target['b'], nested, 'b is the same object again')
+      assert.equal(target['d'], list, 'd is the same array again')
+      assert.deepEqual(Object.keys(target), ['a', 'b', 'c', 'd', 'e'], 'the members are back in their order')
+      assert.deepEqual(Object.keys(target['e'] as object), ['k1', 'k2', 'k3'], 'the members of e are back in their order')
+      list.forEach((item, i) => assert.equal(item, listBefore[i], `item ${i} of d is the same object again`))
     })
 
     it('restores a long array cut by limit (no argument spreading)', () => {
       const long = Array.from({ length: 300_000 }, (_, i) => i)
       const target = { long }
-      assert.throws(() => applyPatch(target, [['limit', '/long', 1], ['test', '/long', []]]), PatchError)
-      assert.equal(target.long.length, 300_000)
-      assert.equal(target.long[299_999], 299_999)
+      assert.throws(() => applyPatch(target, [['limit', '/long', 1], ['test', '/long', []]]), PatchError, 'the failed test fails the patch')
+      assert.equal(target.long.length, 300_000, 'the long array has its length back')
+      assert.equal(target.long[299_999], 299_999, 'the last item of the long array is back')
     })
 
     it('leaves the root alone when the root was replaced before the failure', () => {
       const target = { a: 1 }
-      assert.throws(() => applyPatch(target, [['remove', '/a'], ['replace', '', { b: 1 }], ['remove', '/zz']]), PatchError)
-      assert.deepEqual(target, { a: 1 })
+      assert.throws(() => applyPatch(target, [['remove', '/a'], ['replace', '', { b: 1 }], ['remove', '/zz']]), PatchError, 'the missing member fails the patch')
+      assert.deepEqual(target, { a: 1 }, 'the target is as it was')
     })
 
     it('rolls back and rethrows what a setter threw', () => {
       const target = { a: 1, b: Object.freeze({ c: 1 }) }
-      assert.throws(() => applyPatch(target, [['replace', '/a', 2], ['replace', '/b/c', 2]]), TypeError)
-      assert.deepEqual(target, { a: 1, b: { c: 1 } })
+      assert.throws(() => applyPatch(target, [['replace', '/a', 2], ['replace', '/b/c', 2]]), TypeError, "the frozen object's TypeError comes through")
+      assert.deepEqual(target, { a: 1, b: { c: 1 } }, 'the replace before the setter is undone')
     })
   })
 
@@ -245,8 +246,8 @@ describe('applyPatch', () => {
         })
       const state = reactive({ counter: 1, gone: true, list: reactive([1]) })
       const result = applyPatch(state, [['replace', '/counter', 2], ['remove', '/gone'], ['add', '/list/-', 2]])
-      assert.equal(result, state)
-      assert.deepEqual(traps, ['set counter', 'delete gone', 'set 1', 'set length'])
+      assert.equal(result, state, 'returns the proxy itself')
+      assert.deepEqual(traps, ['set counter', 'delete gone', 'set 1', 'set length'], `every change goes through a trap: ${traps.join(', ')}`)
     })
 
     it('copies inserted values, so one ops array can patch several documents', () => {
@@ -254,13 +255,13 @@ describe('applyPatch', () => {
       const one = applyPatch({} as { item: { tags: string[] } }, ops)
       const two = applyPatch({} as { item: { tags: string[] } }, ops)
       one.item.tags.push('b')
-      assert.deepEqual(two.item.tags, ['a'])
-      assert.deepEqual(ops[0]?.[2], { tags: ['a'] })
+      assert.deepEqual(two.item.tags, ['a'], 'a change to one document does not reach the other')
+      assert.deepEqual(ops[0]?.[2], { tags: ['a'] }, 'nor the ops')
     })
 
     it('copies the value of copy, so the copies are independent', () => {
       const doc = applyPatch({ a: { x: 1 } } as Record<string, { x: number }>, [['copy', '/b', '/a']])
-      assert.notEqual(doc['a'], doc['b'])
+      assert.notEqual(doc['a'], doc['b'], 'the copy is a new object')
     })
   })
 
@@ -268,25 +269,25 @@ describe('applyPatch', () => {
     it('shares every untouched branch and copies the path to each change', () => {
       const doc = { a: { b: { c: 1 } }, x: { y: [1] }, l: [{ id: 1 }, { id: 2 }] }
       const next = applyPatch(doc, [['replace', '/a/b/c', 2], ['add', '/l/$$2/v', 1]], { immutable: true })
-      assert.notEqual(next, doc)
-      assert.notEqual(next.a, doc.a)
-      assert.notEqual(next.a.b, doc.a.b)
-      assert.equal(next.x, doc.x)
-      assert.notEqual(next.l, doc.l)
-      assert.equal(next.l[0], doc.l[0])
-      assert.deepEqual(doc, { a: { b: { c: 1 } }, x: { y: [1] }, l: [{ id: 1 }, { id: 2 }] })
+      assert.notEqual(next, doc, 'the root is copied')
+      assert.notEqual(next.a, doc.a, 'a, on the path to a change, is copied')
+      assert.notEqual(next.a.b, doc.a.b, 'a.b, on the path to a change, is copied')
+      assert.equal(next.x, doc.x, 'x, untouched, is shared')
+      assert.notEqual(next.l, doc.l, 'l, on the path to a change, is copied')
+      assert.equal(next.l[0], doc.l[0], 'l[0], untouched, is shared')
+      assert.deepEqual(doc, { a: { b: { c: 1 } }, x: { y: [1] }, l: [{ id: 1 }, { id: 2 }] }, 'the input is unchanged')
     })
 
     it('returns the target itself when nothing changes', () => {
       const doc = { a: 1, feed: [1, 2] }
-      assert.equal(applyPatch(doc, [['test', '/a', 1]], { immutable: true }), doc)
+      assert.equal(applyPatch(doc, [['test', '/a', 1]], { immutable: true }), doc, 'a passing test returns the target')
       // A limit the list is already within changes nothing, so it copies nothing.
-      assert.equal(applyPatch(doc, [['limit', '/feed', 5], ['limit', '/feed', -2]], { immutable: true }), doc)
+      assert.equal(applyPatch(doc, [['limit', '/feed', 5], ['limit', '/feed', -2]], { immutable: true }), doc, 'limits the list is within return the target')
     })
 
     it('works on frozen documents', () => {
       const doc = Object.freeze({ a: Object.freeze({ b: 1 }), l: Object.freeze([1, 2, 3]) })
-      assert.deepEqual(applyPatch(doc, [['replace', '/a/b', 2], ['limit', '/l', 1]], { immutable: true }), { a: { b: 2 }, l: [1] })
+      assert.deepEqual(applyPatch(doc, [['replace', '/a/b', 2], ['limit', '/l', 1]], { immutable: true }), { a: { b: 2 }, l: [1] }, 'a frozen document is patched into a new one')
     })
   })
 
@@ -308,10 +309,10 @@ describe('applyPatch', () => {
         const value: unknown = JSON.parse('{"__proto__": {"polluted": 1}, "ok": 1}')
         const doc = applyPatch({} as Record<string, Record<string, unknown>>, [['add', '/v', value]], { immutable })
         const v = doc['v'] as Record<string, unknown>
-        assert.equal(Object.getPrototypeOf(v), Object.prototype)
+        assert.equal(Object.getPrototypeOf(v), Object.prototype, `immutable ${immutable}: the added value keeps Object.prototype`)
         assert.ok(Object.hasOwn(v, '__proto__'), '__proto__ stays an own key of the added value')
-        assert.equal(v['polluted'], undefined)
-        assert.equal(({} as Record<string, unknown>)['polluted'], undefined)
+        assert.equal(v['polluted'], undefined, `immutable ${immutable}: the added value inherits no polluted`)
+        assert.equal(({} as Record<string, unknown>)['polluted'], undefined, `immutable ${immutable}: Object.prototype is not polluted`)
       }
     })
   })
