@@ -381,6 +381,33 @@ describe('revoke', () => {
     assert.equal(server.handler.stats().revoked, 1, 'counted')
   })
 
+  it('a request whose identify is still running when its identity is revoked opens, gets its revoked frames and ends', async (t) => {
+    const broker = createBroker()
+    let release = (): void => {}
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    let asked = 0
+    const identify = async (req: NodeRequest): Promise<string | undefined> => {
+      asked++
+      await gate
+      return userOf(req)
+    }
+    const server = await startServer(t, { broker, identify })
+    const opening = openTopics(t, server.port, ['room', 'lobby'], '&user=a')
+    const other = openTopics(t, server.port, ['room'], '&user=b')
+    await until(() => asked === 2, 5000, 'both requests to wait for identify')
+    await revoke(broker, { identity: 'a', topic: 'lobby' })
+    await revoke(broker, { identity: 'a', topic: 'elsewhere' })
+    release()
+    const client = await opening
+    await client.waitForClose(1000)
+    assert.deepEqual(revokedTopics(client), [{ topic: 'lobby' }], `revoked right after its opening, for the revoked topic only: ${JSON.stringify(revokedTopics(client))}`)
+    const untouched = await other
+    assert.equal(untouched.named('ready').length, 1, 'another identity\'s request opens')
+    assert.deepEqual(revokedTopics(untouched), [], 'and gets no revoked frame')
+    assert.equal(untouched.closed, false, 'and stays open')
+    assert.equal(server.handler.stats().revoked, 1, 'one stream counted as revoked')
+  })
+
   it('ends matching streams of the Fetch handler', async (t) => {
     const broker = createBroker()
     const handler = createFetchHandler({ broker, identify: (request) => request.headers.get('x-user') ?? undefined })

@@ -80,7 +80,7 @@ export class Openings<Req> {
       this.#refuse(o, BUSY)
       return
     }
-    const w: Waiting<Req> = { o, topics: [], stream: undefined, timer: undefined, cancel: undefined, done: false, identity: undefined, until: Infinity, revoked: undefined }
+    const w: Waiting<Req> = { o, topics: [], stream: undefined, timer: undefined, cancel: undefined, done: false, identity: undefined, until: Infinity, revoked: undefined, unidentified: undefined }
     this.#waiting.add(w)
     this.#open(w).catch((error: unknown) => this.#fail(w, 'ERR_PATCHWIRE_BROKER', 'could not open a stream', error))
   }
@@ -103,9 +103,12 @@ export class Openings<Req> {
   revoke(revocation: Revocation): void {
     const { identity, topic } = revocation
     for (const w of this.#waiting) {
-      if (identity !== undefined && w.identity !== identity) continue
-      const topics = topic === undefined ? w.o.topics : w.o.topics.filter((name) => name === topic)
-      if (topics.length > 0) w.revoked = [...new Set([...(w.revoked ?? []), ...topics])]
+      if (identity !== undefined && w.identity !== identity) {
+        // Its `identify` has not answered yet: the revocation is judged once it has.
+        if (w.identity === undefined && w.unidentified !== null) (w.unidentified ??= []).push(revocation)
+        continue
+      }
+      mark(w, topic)
     }
   }
 
@@ -120,6 +123,10 @@ export class Openings<Req> {
     let admitted = this.#admission.admit(w)
     if (isThenable(admitted)) admitted = await admitted
     if (!admitted) return
+    // Whose request it is is known now: the revocations of that identity made while `identify` ran apply.
+    const unidentified = w.unidentified
+    w.unidentified = null
+    for (const revocation of unidentified ?? []) if (revocation.identity === w.identity) mark(w, revocation.topic)
     try {
       for (const name of o.topics) w.topics.push(this.#subscriptions.hold(name))
     } catch (error) {
@@ -287,6 +294,17 @@ interface Waiting<Req> extends AdmissionRequest<Req> {
   done: boolean
   /** Its topics that a revocation matched while it waited. */
   revoked: string[] | undefined
+  /**
+   * The revocations by identity made before its identity was known (while
+   * `identify` ran); null once admission is over.
+   */
+  unidentified: Revocation[] | null | undefined
+}
+
+/** Marks `w`'s topics that a revocation of `topic` (undefined: all of them) matches. */
+function mark(w: Waiting<unknown>, topic: string | undefined): void {
+  const topics = topic === undefined ? w.o.topics : w.o.topics.filter((name) => name === topic)
+  if (topics.length > 0) w.revoked = [...new Set([...(w.revoked ?? []), ...topics])]
 }
 
 const FAILED: Refusal = { status: 500, message: 'Internal Server Error' }
