@@ -11,6 +11,7 @@ import { createPostgresBroker, postgresSchema } from '../src/adapters/postgres/i
 import type { HistoryFrame, ReplayResult } from '../src/broker/broker.ts'
 import { PatchwireError } from '../src/errors.ts'
 import { parseEventId } from '../src/protocol/event-id.ts'
+import { recorder } from './helpers/broker-recorder.ts'
 import { brokerOn, freshDatabase, startPostgresServer } from './helpers/postgres-server.ts'
 import type { PostgresServer } from './helpers/postgres-server.ts'
 
@@ -366,18 +367,6 @@ describe('createPostgresBroker', { timeout: 120_000 }, () => {
     assert.throws(() => broker.subscribe('x', 'nope' as never), /listener must be a function/, 'a listener that is not a function')
   })
 })
-
-/** A listener that records `(payload, id)` and `onGap` calls in one sequence. */
-function recorder() {
-  const events: ({ payload: string, id: string } | 'gap')[] = []
-  return {
-    events,
-    listener: (payload: string, id?: string) => { events.push({ payload, id: id ?? '' }) },
-    onGap: () => { events.push('gap') },
-    payloads: () => events.flatMap((event) => event === 'gap' ? [] : [event.payload]),
-    gaps: () => events.filter((event) => event === 'gap').length,
-  }
-}
 
 async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms

@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { reportGap } from '../src/adapters/redis/topic.ts'
-import { deliverToListeners } from '../src/adapters/listeners.ts'
+import { deliverToListeners, reportGap } from '../src/adapters/listeners.ts'
 import type { Subscription, Topic } from '../src/adapters/redis/topic.ts'
 import type { PatchwireError } from '../src/errors.ts'
 

@@ -21,8 +21,9 @@ import { connectionOf } from '../src/adapters/redis/clients.ts'
 import { PUBLISH_SCRIPT, historyArgs, keyLayout, parsePublishReply } from '../src/adapters/redis/scripts.ts'
 import {
   LIBS, SCRIPT_COMMANDS, allowSubscribe, brokerOn, commandCalls, cutWhilePublishing, epochOf, eventually, framesOf, ioRedis, isBrokerError, killSubscriber,
-  monitorOf, nodeRedis, numsub, probe, publishing, publishWhenBack, pubsubReplies, recorder, seqOf, uniquePrefix,
+  monitorOf, nodeRedis, numsub, probe, publishing, publishWhenBack, pubsubReplies, seqOf, uniquePrefix,
 } from './helpers/redis.ts'
+import { recorder } from './helpers/broker-recorder.ts'
 import type { Lib, Server } from './helpers/redis.ts'
 import { startRedisProxy, startRedisServer } from './helpers/redis-server.ts'
 

@@ -80,7 +80,7 @@ export class Openings<Req> {
       this.#refuse(o, BUSY)
       return
     }
-    const w: Waiting<Req> = { o, topics: [], stream: undefined, timer: undefined, cancel: undefined, done: false, identity: undefined, until: Infinity, revoked: undefined, unidentified: undefined }
+    const w: Waiting<Req> = { o, topics: [], stream: undefined, timer: undefined, cancel: undefined, done: false, identity: undefined, until: Infinity, revoked: undefined, unidentified: this.#o.identify === undefined ? null : undefined }
     this.#waiting.add(w)
     this.#open(w).catch((error: unknown) => this.#fail(w, 'ERR_PATCHWIRE_BROKER', 'could not open a stream', error))
   }
@@ -296,7 +296,8 @@ interface Waiting<Req> extends AdmissionRequest<Req> {
   revoked: string[] | undefined
   /**
    * The revocations by identity made before its identity was known (while
-   * `identify` ran); null once admission is over.
+   * `identify` ran); null once admission is over, and from the start when
+   * the handler has no `identify` (no revocation by identity can match it).
    */
   unidentified: Revocation[] | null | undefined
 }

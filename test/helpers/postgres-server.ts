@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { TestContext } from 'node:test'
 import pg from 'pg'
+import { freePort } from './free-port.ts'
 import { createPostgresBroker } from '../../src/adapters/postgres/index.ts'
 import type { PostgresBroker, PostgresBrokerOptions } from '../../src/adapters/postgres/index.ts'
 import type { PatchwireError } from '../../src/errors.ts'
@@ -171,23 +172,6 @@ async function waitFor(condition: () => Promise<boolean>, what: string): Promise
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-/** A free port below the ephemeral range (see test/helpers/redis-server.ts for why). */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20000 + Math.floor(Math.random() * 12000)
-    const server = net.createServer()
-    const bound = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false))
-      server.listen(port, '127.0.0.1', () => resolve(true))
-    })
-    if (bound) {
-      server.close()
-      await once(server, 'close')
-      return port
-    }
   }
 }
 

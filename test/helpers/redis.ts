@@ -299,15 +299,3 @@ export async function publishWhenBack(broker: Broker, topic: string, payload: st
   await eventually(async () => broker.publish(topic, payload).then((value) => { id = value; return true }, () => false), 'a publish to be taken')
   return id as unknown as string
 }
-
-/** A listener that records `(payload, id)` and `onGap` calls in one sequence. */
-export function recorder() {
-  const events: ({ payload: string, id: string } | 'gap')[] = []
-  return {
-    events,
-    listener: (payload: string, id?: string) => { events.push({ payload, id: id ?? '' }) },
-    onGap: () => { events.push('gap') },
-    payloads: () => events.flatMap((event) => event === 'gap' ? [] : [event.payload]),
-    gaps: () => events.filter((event) => event === 'gap').length,
-  }
-}

@@ -1,5 +1,5 @@
 import type { BrokerListener, Unsubscribe } from '../../broker/broker.js'
-import { deliverToListeners, type Subscription } from '../listeners.js'
+import { deliverToListeners, reportGap, type Subscription } from '../listeners.js'
 import { PatchwireError } from '../../errors.js'
 import { formatEventId } from '../../protocol/event-id.js'
 import type { Database } from './database.js'
@@ -303,17 +303,6 @@ function newEpoch(): string {
   let epoch = ''
   while (epoch.length < 12) epoch += Math.random().toString(36).slice(2)
   return epoch.slice(0, 12)
-}
-
-function reportGap(topic: Topic, onError: (error: PatchwireError) => void): void {
-  for (const subscription of [...topic.subscriptions]) {
-    if (!subscription.active || subscription.onGap === undefined) continue
-    try {
-      subscription.onGap()
-    } catch (error) {
-      onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', `the onGap callback of topic "${topic.name}" threw`, { cause: error }))
-    }
-  }
 }
 
 function noop(): void {}

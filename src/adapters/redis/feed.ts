@@ -6,8 +6,7 @@ import type { TopicAnswer } from './reader.js'
 import { parseChannelMessage } from './channel-message.js'
 import { isCompleteAfter } from './scripts.js'
 import type { Known } from './scripts.js'
-import { deliverToListeners } from '../listeners.js'
-import { reportGap } from './topic.js'
+import { deliverToListeners, reportGap } from '../listeners.js'
 import type { Topic } from './topic.js'
 
 /** A message waiting its turn: received during a refill, or read from a stream. */

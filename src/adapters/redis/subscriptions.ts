@@ -4,7 +4,7 @@ import { RESOLVED } from './barrier.js'
 import type { Channels } from './clients.js'
 import type { Feed } from './feed.js'
 import type { LocalHistory } from './local-history.js'
-import { reportGap } from './topic.js'
+import { reportGap } from '../listeners.js'
 import type { Subscription, Topic } from './topic.js'
 
 /** A topic as its subscriptions keep it: with its SUBSCRIBE under way. @internal */

@@ -4,7 +4,6 @@
  * and remove them) and the feed (which delivers to them).
  */
 import type { Subscription } from '../listeners.js'
-import { PatchwireError } from '../../errors.js'
 
 export type { Subscription }
 
@@ -33,18 +32,3 @@ export interface Topic {
   last: number | undefined
 }
 
-/**
- * Calls every `onGap` of `topic`: messages may have been lost. One that
- * throws is reported, and the others still run.
- * @internal
- */
-export function reportGap(topic: Topic, onError: (error: PatchwireError) => void): void {
-  for (const subscription of [...topic.subscriptions]) {
-    if (!subscription.active || subscription.onGap === undefined) continue
-    try {
-      subscription.onGap()
-    } catch (error) {
-      onError(new PatchwireError('ERR_PATCHWIRE_LISTENER', `the onGap callback of topic "${topic.name}" threw`, { cause: error }))
-    }
-  }
-}
