@@ -9,7 +9,6 @@
  */
 import { execFileSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { existsSync, readdirSync } from 'node:fs'
 import { chown, mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
@@ -21,7 +20,7 @@ import { freePort } from './free-port.ts'
 import { createPostgresBroker } from '../../src/adapters/postgres/index.ts'
 import type { PostgresBroker, PostgresBrokerOptions } from '../../src/adapters/postgres/index.ts'
 import type { PatchwireError } from '../../src/errors.ts'
-import { spawnTied } from './tied-process.ts'
+import { killAndWait, spawnTied } from './tied-process.ts'
 
 /** A private PostgreSQL server. */
 export interface PostgresServer {
@@ -77,10 +76,8 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   const kill = async (): Promise<void> => {
     const proc = current
     current = undefined
-    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return
-    const exited = once(proc, 'exit')
-    proc.kill('SIGKILL')
-    await exited
+    if (proc === undefined) return
+    await killAndWait(proc)
     // The postmaster's children notice its death and leave soon after; a
     // start before they have gone fails and is tried again (see start).
     await waitFor(async () => !(await isListening(port)), 'PostgreSQL to release its port')

@@ -1,8 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import net from 'node:net'
 import { freePort } from './free-port.ts'
-import { processState, spawnTied } from './tied-process.ts'
+import { killAndWait, processState, spawnTied } from './tied-process.ts'
 
 /** A private `redis-server` for tests that stop, pause or restart Redis. */
 export interface RedisServer {
@@ -46,10 +45,7 @@ export async function startRedisServer(args: readonly string[] = []): Promise<Re
     const kill = async (): Promise<void> => {
       const proc = current
       current = undefined
-      if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return
-      const exited = once(proc, 'exit')
-      proc.kill('SIGKILL')
-      await exited
+      await killAndWait(proc)
     }
     return {
       port,

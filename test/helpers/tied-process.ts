@@ -23,6 +23,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process'
 import type { ChildProcess, StdioOptions } from 'node:child_process'
+import { once } from 'node:events'
 import { readdir, readFile } from 'node:fs/promises'
 
 /** Options of {@link spawnTied}. */
@@ -67,6 +68,17 @@ done 2>/dev/null
  * @returns the child process
  * @throws Error when util-linux `setpriv` (with `--pdeathsig`) is not installed, naming the package
  */
+/**
+ * Kills a private server abruptly (SIGKILL), as a crash would, and resolves
+ * once it has exited; nothing to do when it has exited already.
+ */
+export async function killAndWait(proc: ChildProcess | undefined): Promise<void> {
+  if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return
+  const exited = once(proc, 'exit')
+  proc.kill('SIGKILL')
+  await exited
+}
+
 export function spawnTied(command: string, args: readonly string[], options: TiedOptions = {}): ChildProcess {
   requireSetpriv()
   endWithParent()
