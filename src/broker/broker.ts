@@ -38,6 +38,16 @@ export interface Revocation {
   readonly identity?: string
   /** Which topic. */
   readonly topic?: string
+  /**
+   * Set by a broker that delivers the revocation late, after its connection
+   * for hearing revocations was lost and came back: when it was lost
+   * (`Date.now()` of this process). A matching stream that opened before
+   * then gets its `revoked` frames; one that opened since may have opened
+   * after the revocation, so it ends as an expired stream does (a spread
+   * `retry:`) and is judged by `authorize` again. Never set on a revocation
+   * that is sent: `revoke()` refuses the key.
+   */
+  readonly lostAt?: number
 }
 
 /**

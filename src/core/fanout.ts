@@ -94,6 +94,7 @@ export class Fanout<Req> implements StreamOwner<Topic> {
       identities,
       topic: (name) => this.#subscriptions.get(name),
       opening: (revocation) => this.#openings.revoke(revocation),
+      recheck: (streams) => this.#expire(streams),
     })
     this.#stopListening = listenForRevocations(broker, (revocation) => this.#revoke(revocation))
   }

@@ -12,6 +12,8 @@ export interface RevocationTargets {
   topic(name: string): Topic | undefined
   /** Marks the requests still opening that the revocation matches. */
   opening(revocation: Revocation): void
+  /** Ends open streams as expired ones are ended: they come back through `authorize`. */
+  recheck(streams: readonly TopicStream[]): void
 }
 
 /**
@@ -30,24 +32,34 @@ export class Revocations {
 
   /**
    * Ends the open streams `revocation` matches, and marks the requests
-   * still opening that it matches.
-   * @returns the streams ended, and the bytes written to them
+   * still opening that it matches. A revocation its broker delivers late
+   * (`lostAt` set) ends with `revoked` frames only the streams that were
+   * open before the broker lost its connection; those opened since, and the
+   * requests opening now, may have been authorized after the revocation was
+   * made, so they are sent back through `authorize` instead.
+   * @returns the streams ended with `revoked` frames, and the bytes written to them
    */
   revoke(revocation: Revocation): { streams: number; bytes: number } {
-    const { identity, topic } = revocation
+    const { identity, topic, lostAt } = revocation
     const targets = this.#targets
-    targets.opening(revocation)
+    if (lostAt === undefined) targets.opening(revocation)
     const ends: [TopicStream, string][] = []
+    const since: TopicStream[] = []
+    const end = (stream: TopicStream, text: string): void => {
+      if (lostAt !== undefined && stream.openedAt >= lostAt) since.push(stream)
+      else ends.push([stream, text])
+    }
     if (identity !== undefined) {
       for (const stream of targets.identities.streamsOf(identity)) {
         const text = framesFor(stream, topic)
-        if (text !== '') ends.push([stream, text])
+        if (text !== '') end(stream, text)
       }
     } else {
       const held = targets.topic(topic as string)
       // Only open streams: one still opening is among the requests marked above.
-      for (const stream of held?.streams ?? []) if (stream.sink !== undefined) ends.push([stream, revokedFrame(held?.name as string)])
+      for (const stream of held?.streams ?? []) if (stream.sink !== undefined) end(stream, revokedFrame(held?.name as string))
     }
+    if (since.length > 0) targets.recheck(since)
     return { streams: ends.length, bytes: endStreams(ends) }
   }
 

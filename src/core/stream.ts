@@ -32,6 +32,8 @@ export class Stream<T> implements StreamHandle {
   readonly slots: number[]
   /** Whether frames must name their topic (more than one topic). */
   readonly multi: boolean
+  /** When its request came (`Date.now()`): a revocation delivered late spares the streams opened since its broker lost the connection (see `Revocation.lostAt`). */
+  readonly openedAt = Date.now()
   /** Undefined until the response is accepted. */
   sink: Sink | undefined
   /** Messages at or below this position are already covered: never written again. */
