@@ -34,9 +34,15 @@ export type ReplayResult = { readonly frames: readonly HistoryFrame[] } | { read
 
 /** A revocation as it crosses a broker: at least one of the two is set. */
 export interface Revocation {
-  /** Whose streams: the value `identify` gave them. */
+  /**
+   * Whose streams: the value `identify` gave them.
+   * @defaultValue none: every identity's streams of `topic`
+   */
   readonly identity?: string
-  /** Which topic. */
+  /**
+   * Which topic.
+   * @defaultValue none: every topic of the identity's streams
+   */
   readonly topic?: string
   /**
    * Set by a broker that delivers the revocation late, after its connection
@@ -46,6 +52,7 @@ export interface Revocation {
    * after the revocation, so it ends as an expired stream does (a spread
    * `retry:`) and is judged by `authorize` again. Never set on a revocation
    * that is sent: `revoke()` refuses the key.
+   * @defaultValue none: delivered as it was made; every matching stream gets its `revoked` frames
    */
   readonly lostAt?: number
 }

@@ -2,6 +2,7 @@ import type { Revocation } from '../broker/broker.js'
 import { revokedFrame } from '../protocol/frame.js'
 import { endStreams } from './ending.js'
 import type { Identities } from './identities.js'
+import { openingTime } from './stream.js'
 import type { Topic, TopicStream } from './topic.js'
 
 /** What revoking needs from the rest of the core. @internal */
@@ -45,8 +46,10 @@ export class Revocations {
     if (lostAt === undefined) targets.opening(revocation)
     const ends: [TopicStream, string][] = []
     const since: TopicStream[] = []
+    // A stream opened in the same tenth of a second as the loss counts as opened since.
+    const lost = lostAt === undefined ? Infinity : openingTime(lostAt)
     const end = (stream: TopicStream, text: string): void => {
-      if (lostAt !== undefined && stream.openedAt >= lostAt) since.push(stream)
+      if (stream.openedAt >= lost) since.push(stream)
       else ends.push([stream, text])
     }
     if (identity !== undefined) {
