@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it, type TestContext } from 'node:test'
 import { createRedisBroker } from '../src/adapters/redis/index.ts'
+import { compareIds, splitMessage } from '../src/adapters/redis/revocation-log.ts'
 import { brokerOn, eventually, LIBS, numsub, probe, uniquePrefix, type Lib, type Probe, type Server, type Setup } from './helpers/redis.ts'
 import { startRedisProxy, startRedisServer, type RedisProxy } from './helpers/redis-server.ts'
 import { startServer, until } from './helpers/server.ts'
@@ -74,7 +75,7 @@ function back(o: Outage): void {
   o.proxy.releaseCommands()
 }
 
-/** Records B's revocations, `lostAt` replaced by whether it is set. */
+/** Records the revocations B delivers to its listeners, in order. */
 function heardOn(t: TestContext, o: Outage): { heard: Revocation[] } {
   const heard: Revocation[] = []
   const stop = o.b.broker.onRevoke?.((revocation) => heard.push(revocation))
@@ -91,6 +92,22 @@ async function clockMoves(): Promise<void> {
   const now = Date.now()
   await until(() => Date.now() >= now + 100, 1000, 'the clock to move on a tenth of a second')
 }
+
+describe('the revocation log\'s ids and messages', () => {
+  it('orders entry ids by milliseconds, then sequence, as numbers', () => {
+    const cases: [string, string, number][] = [
+      ['9-0', '10-0', -1], ['10-0', '9-0', 1], ['5-9', '5-10', -1], ['5-10', '5-10', 0],
+      ['0-0', '1-0', -1], ['1733300000000-18446744073709551614', '1733300000000-18446744073709551615', -1],
+    ]
+    for (const [a, b, order] of cases) assert.equal(Math.sign(compareIds(a, b)), order, `${a} against ${b}`)
+  })
+
+  it('splits <id> <json>, and takes anything else as the bare JSON of the earlier version', () => {
+    assert.deepEqual(splitMessage('1733300000000-0 {"identity":"a b"}'), { id: '1733300000000-0', text: '{"identity":"a b"}' }, 'an id, then the JSON')
+    assert.deepEqual(splitMessage('{"identity":"a b"}'), { id: undefined, text: '{"identity":"a b"}' }, 'bare JSON, a space inside')
+    assert.deepEqual(splitMessage('01-0 {}'), { id: undefined, text: '01-0 {}' }, 'not an id Redis writes: left whole, and refused as JSON')
+  })
+})
 
 describe('revocations over Redis across an outage of the subscriber', { timeout: 120_000 }, () => {
   let redis: Server
