@@ -43,9 +43,14 @@ const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
  * the `SUBSCRIBE` is live and the topic's start position is read (it
  * rejects with `ERR_PATCHWIRE_BROKER` if subscribing failed).
  *
- * `revoke` and `onRevoke` give the revocation capability: one `PUBLISH` on
- * a control channel under the prefix reaches the handlers of every process
- * on the same Redis and prefix (see `revoke` in `patchwire`).
+ * `revoke` and `onRevoke` give the revocation capability: one script call
+ * appends the revocation to a log under the prefix (a Redis Stream of about
+ * the last 10 000 revocations) and publishes it on a control channel, which
+ * reaches the handlers of every process on the same Redis and prefix (see
+ * `revoke` in `patchwire`). A process whose subscriber was down reads the
+ * revocations it missed from the log when it is back: the streams open
+ * before the outage get their `revoked` frames, those opened since are
+ * judged by `authorize` again.
  *
  * `position(topic)` and `replay(topic, after)` give the history capability.
  * Both settle only once every message up to their position (for a replay,
@@ -65,10 +70,14 @@ const LOCAL_HISTORY_BYTES = 16 * 1024 * 1024
  * - The subscriber's connection drops (network, `CLIENT KILL TYPE pubsub`,
  *   Redis cutting a slow subscriber): messages are held until every topic
  *   is subscribed again and what it missed is read back from its stream,
- *   then delivered in order; no reset.
+ *   then delivered in order; no reset. The revocations it missed are read
+ *   from the revocation log and delivered before the ones heard since.
  * - A hole the stream no longer covers (more than `history` messages
  *   missed, or older than `historyMs`): that topic's `onGap`; a replay from
- *   before it is refused as `history-exceeded`.
+ *   before it is refused as `history-exceeded`. A hole in the revocation
+ *   log (more than about 10 000 revocations made during the outage, or
+ *   Redis lost its data) is reported through `onError`; the streams it may
+ *   have concerned still end at their `until`.
  * - Redis lost its data (restart without persistence, `FLUSHALL`, eviction
  *   of the broker's keys; or a restore from a snapshot older than positions
  *   a process has seen): a new epoch, so every topic's `onGap` is called
@@ -157,7 +166,14 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     onError,
   })
   const publishing = new Publisher({ layout, runner, feed, history, historyMs, lastTtlMs, onError })
-  const revocations = new Revocations({ publisher, subscriber, prefix, timeoutMs: publishTimeoutMs, onError })
+  const revocations = new Revocations({
+    publisher,
+    subscriber,
+    prefix,
+    timeoutMs: publishTimeoutMs,
+    read: (script, keys, args, what) => runner.run(script, keys, () => args, what, false),
+    onError,
+  })
   if (subscriber === undefined) return publishOnly(publishing, revocations)
   const subscriptions = new Subscriptions({
     topics,
@@ -169,9 +185,13 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     onError,
   })
   // An outage of the subscriber holds the feed; its return subscribes every
-  // topic again and refills what each missed; its end resets them all.
+  // topic and the control channel again and refills what each missed (the
+  // revocations from the log); its end resets them all.
   new ConnectionWatch(subscriber, 'subscriber', onError, {
-    onLost: () => feed.lost(),
+    onLost: () => {
+      feed.lost()
+      revocations.lost()
+    },
     onReady: (first) => {
       subscriptions.resubscribe(first)
       revocations.resubscribe()
