@@ -136,6 +136,31 @@ describe('patchwire/postgres revocations sent while a LISTEN connection was gone
     assert.equal(handler.handler.stats().revoked, 1, 'one stream counted as revoked')
   })
 
+  it('does not deliver again, from the table, a revocation heard live while the table was being read', async (t) => {
+    const url = await freshDatabase(server)
+    const a = await brokerOn(t, url)
+    const b = await gatedBroker(t, url)
+    const admin = await adminOn(t, url)
+    await until(async () => await listeningCount(admin) === 2, 5000, 'both brokers to listen')
+    await a.broker.revoke({ identity: 'first' })
+    await until(() => b.heard.length === 1, 5000, 'b to hear the first revocation')
+    await loseListen(b, admin, 2)
+    await a.broker.revoke({ identity: 'missed' })
+    // The LISTEN connection comes back; the read of the table (the next checkout) waits.
+    b.open()
+    b.hold()
+    await until(async () => b.holding && await listeningCount(admin) === 2, 5000, 'b to listen again, its read of the table held back')
+    await a.broker.revoke({ identity: 'live' })
+    await until(() => b.heard.length === 2, 5000, 'the revocation heard live')
+    b.open()
+    await until(() => b.heard.length === 3, 5000, 'the missed revocation, late')
+    await a.broker.revoke({ identity: 'after' })
+    await until(() => b.heard.length >= 4, 5000, 'a revocation after the read')
+    const lostAt = b.heard[2]?.lostAt
+    assert.equal(typeof lostAt, 'number', 'the missed one carries lostAt')
+    assert.deepEqual(b.heard, [{ identity: 'first' }, { identity: 'live' }, { identity: 'missed', lostAt }, { identity: 'after' }], 'the one heard live is not read again from the table')
+  })
+
   it('still takes a revocation from a process of the previous version: bare JSON, no id', async (t) => {
     const url = await freshDatabase(server)
     const b = await gatedBroker(t, url)
@@ -172,6 +197,29 @@ describe('patchwire/postgres revocations sent while a LISTEN connection was gone
     assert.equal(gaps.length, 1, `reported once: ${b.errors.map((error) => error.message).join('; ')}`)
     assert.equal(gaps[0]?.code, 'ERR_PATCHWIRE_BROKER', 'as ERR_PATCHWIRE_BROKER')
     assert.match(gaps[0]?.message ?? '', /until/, 'saying that the streams still end at their until')
+  })
+
+  it('reports that some may have been missed when the table lost what was heard (emptied, its ids restarted), and follows the new ids', async (t) => {
+    const url = await freshDatabase(server)
+    const a = await brokerOn(t, url)
+    const b = await gatedBroker(t, url)
+    const admin = await adminOn(t, url)
+    await until(async () => await listeningCount(admin) === 2, 5000, 'both brokers to listen')
+    for (const identity of ['first', 'second']) await a.broker.revoke({ identity })
+    await until(() => b.heard.length === 2, 5000, 'b to hear both')
+    await loseListen(b, admin, 2)
+    await admin.query('TRUNCATE patchwire_revocations RESTART IDENTITY')
+    await a.broker.revoke({ identity: 'in-the-new-table' })
+    const reported = b.errors.length
+    b.open()
+    await until(() => b.errors.slice(reported).some((error) => /may have been missed/.test(error.message)), 5000, 'the report')
+    // The next catch-up starts from the new table's ids: a second loss, with nothing heard between, proves it.
+    await loseListen(b, admin, 2)
+    await a.broker.revoke({ identity: 'missed-later' })
+    b.open()
+    await until(() => b.heard.some((revocation) => revocation.identity === 'missed-later'), 5000, 'the revocation of the second outage, late')
+    assert.deepEqual(b.heard.map((revocation) => revocation.identity), ['first', 'second', 'missed-later'], 'the one in the emptied table is reported, not delivered; the later ones are')
+    assert.equal(b.errors.filter((error) => /may have been missed/.test(error.message)).length, 1, 'reported once')
   })
 
   it('reports a failed read of the missed revocations and reads them again', async (t) => {

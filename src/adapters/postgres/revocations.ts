@@ -186,14 +186,19 @@ export class Revocations {
   async #catchUp(after: number, lostAt: number): Promise<void> {
     const { rows } = await this.#o.database.query(READ_REVOCATIONS, [String(after)], 'read the revocations made while the LISTEN connection was down')
     if (this.#closed) return
-    const first = Number(rows[0]?.['first'] ?? after + 1)
-    if (first > after + 1) {
-      this.#o.onError(new PatchwireError('ERR_PATCHWIRE_BROKER', `revocations made while the PostgreSQL LISTEN connection was down may have been missed: they were trimmed from patchwire_revocations (ids ${after + 1} to ${first - 1}) before it came back; the streams they should have ended still end at their until`))
+    const first = rows[0]?.['first']
+    const last = rows[0]?.['last']
+    const lastKept = last === null || last === undefined ? 0 : Number(last)
+    // Trimmed beyond the id heard, or the table lost what was heard (recreated, restored).
+    if (lastKept < after || Number(first ?? after + 1) > after + 1) {
+      this.#o.onError(new PatchwireError('ERR_PATCHWIRE_BROKER', `revocations made while the PostgreSQL LISTEN connection was down may have been missed: patchwire_revocations no longer holds all of those after id ${after} (trimmed, or the database lost them); the streams they should have ended still end at their until`))
     }
+    if (lastKept < after) this.#lastId = lastKept
     // The notifications heard during this read are the only ones still to come twice.
     const heard = this.#recent
     this.#recent = new Set()
     for (const row of rows) {
+      if (row['id'] === null) continue
       const id = Number(row['id'])
       this.#lastId = Math.max(this.#lastId ?? 0, id)
       if (heard.has(id)) continue
@@ -211,6 +216,7 @@ export class Revocations {
   }
 
   #readFailed(error: unknown): void {
+    if (this.#closed) return
     if (!this.#failing) {
       this.#failing = true
       this.#o.onError(error instanceof PatchwireError ? error : new PatchwireError('ERR_PATCHWIRE_BROKER', 'could not read the revocations from PostgreSQL', { cause: error }))

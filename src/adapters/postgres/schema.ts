@@ -156,12 +156,15 @@ SELECT id::text AS id, pg_notify('${REVOKE_CHANNEL}', id::text || ' ' || $1) FRO
 export const READ_REVOCATIONS_HEAD = `SELECT coalesce(max(id), 0)::text AS id FROM patchwire_revocations`
 
 /**
- * The revocations after an id, in id order, each with the smallest id
- * kept (a trim beyond the id shows as a smallest id above it).
- * Parameter: the id. @internal
+ * The revocations after an id, in id order, each with the smallest and the
+ * largest id kept (a trim beyond the id shows as a smallest id above it, a
+ * table that lost rows as a largest id below it); one row with a NULL id
+ * when there is none after it. Parameter: the id. @internal
  */
-export const READ_REVOCATIONS = `SELECT id::text AS id, revocation, (SELECT min(id) FROM patchwire_revocations)::text AS first
-FROM patchwire_revocations WHERE id > $1 ORDER BY id`
+export const READ_REVOCATIONS = `SELECT kept.first::text AS first, kept.last::text AS last, r.id::text AS id, r.revocation
+FROM (SELECT min(id) AS first, max(id) AS last FROM patchwire_revocations) AS kept
+LEFT JOIN patchwire_revocations AS r ON r.id > $1
+ORDER BY r.id`
 
 /**
  * Deletes the revocations beyond the newest {@link KEPT_REVOCATIONS}: the
