@@ -161,7 +161,7 @@ describe('patchwire/postgres revocations sent while a LISTEN connection was gone
     assert.deepEqual(b.heard, [{ identity: 'first' }, { identity: 'live' }, { identity: 'missed', lostAt }, { identity: 'after' }], 'the one heard live is not read again from the table')
   })
 
-  it('still takes a revocation from a process of the previous version: bare JSON, no id', async (t) => {
+  it('still takes a revocation from a process of the previous version (JSON without an id), and sends ones it takes too', async (t) => {
     const url = await freshDatabase(server)
     const b = await gatedBroker(t, url)
     const admin = await adminOn(t, url)
@@ -169,10 +169,19 @@ describe('patchwire/postgres revocations sent while a LISTEN connection was gone
     await admin.query(`SELECT pg_notify('patchwire_revoke', $1)`, [JSON.stringify({ origin: 'old', identity: 'u' })])
     await until(() => b.heard.length === 1, 5000, 'the old-format revocation')
     assert.deepEqual(b.heard, [{ identity: 'u' }], 'delivered as a revocation')
-    await admin.query(`SELECT pg_notify('patchwire_revoke', '7 not json')`)
+    await admin.query(`SELECT pg_notify('patchwire_revoke', '{"id":7}')`)
     await until(() => b.errors.length === 1, 5000, 'the malformed one to be reported')
     assert.equal(b.errors[0]?.code, 'ERR_PATCHWIRE_BROKER', 'reported as ERR_PATCHWIRE_BROKER')
     assert.equal(b.heard.length, 1, 'and not delivered')
+    // What it sends is still the JSON object the previous version parses: the id is one more key.
+    const sent: string[] = []
+    admin.on('notification', (message) => sent.push(message.payload ?? ''))
+    await admin.query('LISTEN patchwire_revoke')
+    await b.broker.revoke({ identity: 'v', topic: 't' })
+    await until(() => sent.length === 1, 5000, 'the notification')
+    const { id, origin, ...filter } = JSON.parse(sent[0] as string) as { id: unknown, origin: unknown }
+    assert.deepEqual(filter, { identity: 'v', topic: 't' }, `the revocation's fields: ${sent[0]}`)
+    assert.ok(Number.isSafeInteger(id) && typeof origin === 'string', `with its id and origin: ${sent[0]}`)
   })
 
   it('reports once that some may have been missed when they were trimmed before the connection came back, and delivers those kept', async (t) => {

@@ -11,13 +11,13 @@ export interface RevocationsOptions {
   readonly onError: (error: PatchwireError) => void
 }
 
-/** PostgreSQL refuses a notification payload of 8000 bytes or more; the id and a space come first. */
-const MAX_PAYLOAD_BYTES = 7999 - 21
+/** PostgreSQL refuses a notification payload of 8000 bytes or more; the id (`"id":…,`, up to 26 bytes) is added to the JSON. */
+const MAX_PAYLOAD_BYTES = 7999 - 26
 const READ_RETRY_MS = 1000
 
 /**
  * The revocation capability (see `Broker.revoke`): a revocation is a row of
- * `patchwire_revocations` and a `pg_notify` of `<id> <JSON>` on the
+ * `patchwire_revocations` and a `pg_notify` of its JSON with its id on the
  * revocations channel, which the `LISTEN` connection of every process
  * hears. This process's own listeners get it as soon as the database has
  * taken it, without waiting for the echo (which is skipped), so that they
@@ -40,7 +40,10 @@ export class Revocations {
   #lastId: number | undefined
   /** When the `LISTEN` connection was lost (the first loss before it came back); undefined while nothing is to be read. */
   #lostAt: number | undefined
-  /** The ids delivered since the last loss whose notification may still come: delivered once only. */
+  /**
+   * Ids not to deliver again: while the table is read, those heard; after
+   * it, those it delivered, whose notification may still come.
+   */
   #recent = new Set<number>()
   /** Whether the `LISTEN` connection is up, and how many times it was lost: a read clears `lostAt` only when no loss came since it started. */
   #up = false
@@ -95,16 +98,14 @@ export class Revocations {
   }
 
   /**
-   * A notification on the revocations channel: `<id> <JSON>`, or the bare
-   * JSON that a process of an earlier version sends (no id to remember).
+   * A notification on the revocations channel: the revocation's JSON, with
+   * its id, or without one from a process of an earlier version (nothing to
+   * remember then).
    */
   received(payload: string): void {
-    const match = /^(\d+) /.exec(payload)
-    const id = match === null ? undefined : Number(match[1])
-    const json = match === null ? payload : payload.slice(match[0].length)
     let parsed: unknown
     try {
-      parsed = JSON.parse(json)
+      parsed = JSON.parse(payload)
     } catch {
       parsed = undefined
     }
@@ -113,7 +114,8 @@ export class Revocations {
       this.#o.onError(new PatchwireError('ERR_PATCHWIRE_BROKER', 'a notification on the patchwire_revoke channel is not a revocation the broker sent; it was ignored'))
       return
     }
-    if (id !== undefined) {
+    const { id } = parsed as { id?: unknown }
+    if (typeof id === 'number' && Number.isSafeInteger(id)) {
       if (this.#recent.delete(id)) return
       // Heard while the table is read: that read must not deliver it again.
       if (this.#reading) this.#recent.add(id)

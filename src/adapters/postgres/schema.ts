@@ -141,16 +141,18 @@ SELECT topic, max(seq) FROM gone GROUP BY topic
 ON CONFLICT (topic) DO UPDATE SET seq = greatest(patchwire_trims.seq, excluded.seq)`
 
 /**
- * Keeps a revocation and notifies every process of it, `<id> <JSON>`, in
- * one statement. The advisory lock, taken before the id (a volatile CTE
- * runs first, and is held until the statement commits), makes revocations
- * commit in id order: a process that heard id n has every revocation up to
- * n, so what it missed is what lies above. Parameter: its JSON. Row: id.
- * @internal
+ * Keeps a revocation and notifies every process of it, in one statement.
+ * The notification is the revocation's JSON with its id as the first key
+ * (`{"id":7,"origin":…}`): a process of an earlier version, which reads
+ * the JSON and ignores other keys, still takes it. The advisory lock, taken
+ * before the id (a volatile CTE runs first) and held until the statement
+ * commits, makes revocations commit in id order: a process that heard id n
+ * has heard every revocation up to n, so what it missed lies above.
+ * Parameter: the revocation's JSON (an object). @internal
  */
 export const REVOKE = `WITH locked AS (SELECT pg_advisory_xact_lock(hashtext('patchwire_revoke'))),
 kept AS (INSERT INTO patchwire_revocations (revocation) SELECT $1 FROM locked RETURNING id)
-SELECT id::text AS id, pg_notify('${REVOKE_CHANNEL}', id::text || ' ' || $1) FROM kept`
+SELECT pg_notify('${REVOKE_CHANNEL}', '{"id":' || id::text || ',' || substr($1, 2)) FROM kept`
 
 /** The id of the newest revocation, `0` when none: where a process that starts listening begins. @internal */
 export const READ_REVOCATIONS_HEAD = `SELECT coalesce(max(id), 0)::text AS id FROM patchwire_revocations`
