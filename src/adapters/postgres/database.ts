@@ -2,10 +2,14 @@ import { PatchwireError } from '../../errors.js'
 import type { PostgresPool, PostgresPoolClient, PostgresQueryable, PostgresResult } from './pool.js'
 import { ENSURE_SCHEMA, UNDEFINED_TABLE } from './schema.js'
 
-/** Whether the three tables exist (a role without CREATE can use tables a migration made). */
+/**
+ * Whether the four tables exist (a role without CREATE can use tables a
+ * migration made); a database of an earlier version lacks `patchwire_revocations`.
+ */
 const TABLES_EXIST = `SELECT to_regclass('patchwire_state') IS NOT NULL
   AND to_regclass('patchwire_messages') IS NOT NULL
-  AND to_regclass('patchwire_trims') IS NOT NULL AS exists`
+  AND to_regclass('patchwire_trims') IS NOT NULL
+  AND to_regclass('patchwire_revocations') IS NOT NULL AS exists`
 
 /**
  * The broker's way to the database: every statement runs within a deadline

@@ -25,7 +25,11 @@ export interface PostgresBroker extends Broker {
   position(topic: string): Promise<string>
   /** See `Broker.replay`: one statement. */
   replay(topic: string, after: string): ReplayResult | Promise<ReplayResult>
-  /** See `Broker.revoke`: a `pg_notify` that every process's broker hears. */
+  /**
+   * See `Broker.revoke`: a row of `patchwire_revocations` and a `pg_notify`
+   * that every process's broker hears; a broker whose `LISTEN` connection
+   * was down reads the ones it missed from the table when it is back.
+   */
   revoke(revocation: Revocation): Promise<void>
   /** See `Broker.onRevoke`. */
   onRevoke(listener: (revocation: Revocation) => void): () => void
@@ -63,7 +67,10 @@ export interface PostgresBroker extends Broker {
  * failure does:
  * - The `LISTEN` connection is lost (`pg_terminate_backend`, a restart, the
  *   network): reported once through `onError`; the broker connects again
- *   and reads what was published meanwhile from the table. No reset.
+ *   and reads what was published meanwhile from the table. No reset. The
+ *   revocations sent meanwhile are read too, and delivered late (see
+ *   `Revocation.lostAt`); when more than the 10 000 kept were sent
+ *   meanwhile, `onError` says that some may have been missed.
  * - A topic lost messages to a trim before this process read them (more
  *   than `history` published during an outage): that topic's `onGap`.
  * - The database lost data (its tables were created again, or it was
@@ -110,15 +117,19 @@ export function createPostgresBroker(options: PostgresBrokerOptions): PostgresBr
   const { pool, history, historyMs, publishTimeoutMs, onError } = resolveOptions(options)
   const database = new Database(pool, publishTimeoutMs)
   const feed = new Feed({ database, timeoutMs: publishTimeoutMs, onError })
-  const revocations = new Revocations({ database, onError })
+  const trimmer = new Trimmer({ database, history, historyMs, onError })
+  const revocations = new Revocations({ database, trimmer, onError })
   const listener = new Listener({
     database,
     onMessage: (payload) => feed.notified(payload),
     onRevoke: (payload) => revocations.received(payload),
-    onListening: () => feed.listening(),
+    onListening: () => {
+      feed.listening()
+      revocations.listening()
+    },
+    onLost: () => revocations.lost(),
     onError,
   })
-  const trimmer = new Trimmer({ database, history, historyMs, onError })
   const publisher = new Publisher({ pool, database, trimmer, onError })
   const reads = new HistoryReads({ database, feed, history, historyMs })
   return {
@@ -131,6 +142,7 @@ export function createPostgresBroker(options: PostgresBrokerOptions): PostgresBr
     close: async () => {
       trimmer.close()
       feed.close()
+      revocations.close()
       await listener.close()
     },
   }

@@ -11,6 +11,8 @@ export interface ListenerOptions {
   onRevoke(payload: string): void
   /** Listening (again): what was published meanwhile must be read from the table. */
   onListening(): void
+  /** A connection that listened is lost: what is sent until the next one listens is not heard. */
+  onLost(): void
   readonly onError: (error: PatchwireError) => void
 }
 
@@ -20,10 +22,11 @@ const LAST_RETRY_MS = 5000
 /**
  * The `LISTEN` connection: one connection of the pool, checked out for as
  * long as the broker runs. Notifications only wake the process up (the
- * messages are read from the table), so a connection lost (the server
- * restarted, `pg_terminate_backend`, a network failure) loses nothing: it
- * is replaced, with a growing delay while that fails, and every new one
- * calls `onListening` so that what was published meanwhile is read.
+ * messages and the revocations are read from the table), so a connection
+ * lost (the server restarted, `pg_terminate_backend`, a network failure)
+ * loses nothing: it calls `onLost`, it is replaced, with a growing delay
+ * while that fails, and every new one calls `onListening` so that what was
+ * published or revoked meanwhile is read.
  * @internal
  */
 export class Listener {
@@ -90,6 +93,7 @@ export class Listener {
       this.#client = undefined
       this.#detach(client)
       client.release(error ?? true)
+      this.#o.onLost()
       this.#failed(error ?? new Error('the LISTEN connection ended'))
     }
     this.#listeners.set(client, { onNotification, onLost })

@@ -1,5 +1,5 @@
 /**
- * The broker's tables and statements. Three tables, named `patchwire_*`:
+ * The broker's tables and statements. Four tables, named `patchwire_*`:
  * - `patchwire_state`: one row, the history's epoch and its counter. The
  *   publish statement increments the counter, and the row lock it takes is
  *   held until the publishing transaction ends: the next publish waits for
@@ -8,14 +8,21 @@
  * - `patchwire_messages`: the kept messages, by id, with their topic.
  * - `patchwire_trims`: per topic, the highest id the trims deleted, so
  *   that a replay from before it is refused rather than short.
+ * - `patchwire_revocations`: the recent revocations (the newest
+ *   {@link KEPT_REVOCATIONS}), by id, so that a process whose `LISTEN`
+ *   connection was lost reads the ones it did not hear.
  */
+
+/** How many revocations `patchwire_revocations` keeps (see {@link TRIM_REVOCATIONS}). @internal */
+export const KEPT_REVOCATIONS = 10_000
 
 /**
  * The SQL that creates the broker's tables when they are missing, for
  * migration tools: the broker runs it itself on first use (under an
  * advisory lock, so that processes starting together do not race), and
- * it is a no-op once the tables exist. The publishing role needs SELECT,
- * INSERT, UPDATE and DELETE on the three tables.
+ * it is a no-op once the tables exist, and adds the tables a database of
+ * an earlier version lacks (`patchwire_revocations`). The publishing role
+ * needs SELECT, INSERT, UPDATE and DELETE on the four tables.
  * @example
  * import { postgresSchema } from 'patchwire/postgres'
  * await pool.query(postgresSchema)
@@ -38,6 +45,11 @@ CREATE INDEX IF NOT EXISTS patchwire_messages_topic_seq ON patchwire_messages (t
 CREATE TABLE IF NOT EXISTS patchwire_trims (
   topic text PRIMARY KEY,
   seq bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS patchwire_revocations (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  revocation text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 `
 
@@ -128,8 +140,41 @@ INSERT INTO patchwire_trims (topic, seq)
 SELECT topic, max(seq) FROM gone GROUP BY topic
 ON CONFLICT (topic) DO UPDATE SET seq = greatest(patchwire_trims.seq, excluded.seq)`
 
-/** Sends a revocation to every process. Parameter: its JSON. @internal */
-export const REVOKE = `SELECT pg_notify('${REVOKE_CHANNEL}', $1)`
+/**
+ * Keeps a revocation and notifies every process of it, in one statement.
+ * The notification is the revocation's JSON with its id as the first key
+ * (`{"id":7,"origin":…}`): a process of an earlier version, which reads
+ * the JSON and ignores other keys, still takes it. The advisory lock, taken
+ * before the id (a volatile CTE runs first) and held until the statement
+ * commits, makes revocations commit in id order: a process that heard id n
+ * has heard every revocation up to n, so what it missed lies above.
+ * Parameter: the revocation's JSON (an object). @internal
+ */
+export const REVOKE = `WITH locked AS (SELECT pg_advisory_xact_lock(hashtext('patchwire_revoke'))),
+kept AS (INSERT INTO patchwire_revocations (revocation) SELECT $1 FROM locked RETURNING id)
+SELECT pg_notify('${REVOKE_CHANNEL}', '{"id":' || id::text || ',' || substr($1, 2)) FROM kept`
+
+/** The id of the newest revocation, `0` when none: where a process that starts listening begins. @internal */
+export const READ_REVOCATIONS_HEAD = `SELECT coalesce(max(id), 0)::text AS id FROM patchwire_revocations`
+
+/**
+ * The revocations after an id, in id order, each with the smallest and the
+ * largest id kept (a trim beyond the id shows as a smallest id above it, a
+ * table that lost rows as a largest id below it); one row with a NULL id
+ * when there is none after it. Parameter: the id. @internal
+ */
+export const READ_REVOCATIONS = `SELECT kept.first::text AS first, kept.last::text AS last, r.id::text AS id, r.revocation
+FROM (SELECT min(id) AS first, max(id) AS last FROM patchwire_revocations) AS kept
+LEFT JOIN patchwire_revocations AS r ON r.id > $1
+ORDER BY r.id`
+
+/**
+ * Deletes the revocations beyond the newest {@link KEPT_REVOCATIONS}: the
+ * oldest ones, so that the table always holds the revocations after some
+ * id (no hole but those of failed inserts). @internal
+ */
+export const TRIM_REVOCATIONS = `DELETE FROM patchwire_revocations
+WHERE id <= (SELECT max(id) FROM patchwire_revocations) - ${KEPT_REVOCATIONS}`
 
 /** PostgreSQL's code for an undefined table: the database lost the broker's tables. @internal */
 export const UNDEFINED_TABLE = '42P01'
