@@ -7,8 +7,8 @@
  * `revoked` frames, those opened during it are sent back through
  * `authorize`, and nothing is delivered twice. A log that no longer reaches
  * back to what B heard last, and a read of the log that fails, are
- * reported; a message of the earlier format (bare JSON) is still a
- * revocation. Every case runs with node-redis and with ioredis clients.
+ * reported, and so is a message on the channel without a log entry id.
+ * Every case runs with node-redis and with ioredis clients.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it, type TestContext } from 'node:test'
@@ -102,10 +102,10 @@ describe('the revocation log\'s ids and messages', () => {
     for (const [a, b, order] of cases) assert.equal(Math.sign(compareIds(a, b)), order, `${a} against ${b}`)
   })
 
-  it('splits <id> <json>, and takes anything else as the bare JSON of the earlier version', () => {
+  it('splits <id> <json>, and refuses anything else', () => {
     assert.deepEqual(splitMessage('1733300000000-0 {"identity":"a b"}'), { id: '1733300000000-0', text: '{"identity":"a b"}' }, 'an id, then the JSON')
-    assert.deepEqual(splitMessage('{"identity":"a b"}'), { id: undefined, text: '{"identity":"a b"}' }, 'bare JSON, a space inside')
-    assert.deepEqual(splitMessage('01-0 {}'), { id: undefined, text: '01-0 {}' }, 'not an id Redis writes: left whole, and refused as JSON')
+    assert.equal(splitMessage('{"identity":"a b"}'), undefined, 'JSON without an id')
+    assert.equal(splitMessage('01-0 {}'), undefined, 'not an id Redis writes')
   })
 })
 
@@ -214,15 +214,18 @@ describe('revocations over Redis across an outage of the subscriber', { timeout:
         assert.match(failed[1]?.message ?? '', /may have been missed.*end at their until/, 'saying what was lost and what still holds')
       })
 
-      it('still takes a revocation published as bare JSON, by a process of the earlier version', async (t) => {
+      it('reports and drops a message on the channel that has no log entry id, and goes on', async (t) => {
         const o = await outage(t, lib, redis.port)
         const server = await startServer(t, { broker: o.b.broker, identify: userOf })
         const stream = await openStream(t, server.port, 'doc', [], '/?user=a')
         await listening(o)
         await o.admin.publish(o.channel, '{"identity":"a"}')
+        await eventually(() => o.b.errors.length === 1, 'the message to be reported')
+        assert.match(o.b.errors[0]?.message ?? '', /not a revocation; it was dropped/, `reported as not a revocation: ${o.b.errors[0]?.message}`)
+        assert.equal(stream.closed, false, 'the stream goes on')
+        await revoke(o.a.broker, { identity: 'a' })
         await stream.waitForClose(5000)
-        assert.deepEqual(revokedTopics(stream), [{ topic: 'doc' }], 'revoked')
-        assert.deepEqual(o.b.errors, [], 'nothing reported')
+        assert.deepEqual(revokedTopics(stream), [{ topic: 'doc' }], 'a revocation after it is heard')
       })
 
       it('appends a revocation to the log, and rejects revoke() when Redis refuses the log\'s key', async (t) => {

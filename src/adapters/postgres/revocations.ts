@@ -97,11 +97,7 @@ export class Revocations {
     }
   }
 
-  /**
-   * A notification on the revocations channel: the revocation's JSON, with
-   * its id, or without one from a process of an earlier version (nothing to
-   * remember then).
-   */
+  /** A notification on the revocations channel: the revocation's JSON, with its id and origin. */
   received(payload: string): void {
     let parsed: unknown
     try {
@@ -110,18 +106,16 @@ export class Revocations {
       parsed = undefined
     }
     const filter = checkRevocation(parsed)
-    if (filter === undefined) {
+    const { id } = (parsed ?? {}) as { id?: unknown }
+    if (filter === undefined || typeof id !== 'number' || !Number.isSafeInteger(id)) {
       this.#o.onError(new PatchwireError('ERR_PATCHWIRE_BROKER', 'a notification on the patchwire_revoke channel is not a revocation the broker sent; it was ignored'))
       return
     }
-    const { id } = parsed as { id?: unknown }
-    if (typeof id === 'number' && Number.isSafeInteger(id)) {
-      if (this.#recent.delete(id)) return
-      // Heard while the table is read: that read must not deliver it again.
-      if (this.#reading) this.#recent.add(id)
-      // Ids are heard in commit order, which is id order: the latest is the highest.
-      this.#lastId = this.#reading ? Math.max(this.#lastId ?? 0, id) : id
-    }
+    if (this.#recent.delete(id)) return
+    // Heard while the table is read: that read must not deliver it again.
+    if (this.#reading) this.#recent.add(id)
+    // Ids are heard in commit order, which is id order: the latest is the highest.
+    this.#lastId = this.#reading ? Math.max(this.#lastId ?? 0, id) : id
     if ((parsed as { origin?: unknown }).origin === this.#origin) return
     this.#deliver(filter)
   }

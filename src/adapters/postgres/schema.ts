@@ -143,8 +143,7 @@ ON CONFLICT (topic) DO UPDATE SET seq = greatest(patchwire_trims.seq, excluded.s
 /**
  * Keeps a revocation and notifies every process of it, in one statement.
  * The notification is the revocation's JSON with its id as the first key
- * (`{"id":7,"origin":…}`): a process of an earlier version, which reads
- * the JSON and ignores other keys, still takes it. The advisory lock, taken
+ * (`{"id":7,"origin":…}`). The advisory lock, taken
  * before the id (a volatile CTE runs first) and held until the statement
  * commits, makes revocations commit in id order: a process that heard id n
  * has heard every revocation up to n, so what it missed lies above.

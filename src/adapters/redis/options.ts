@@ -30,7 +30,8 @@ export interface RedisBrokerOptions {
   /**
    * Prepended to every topic to form its Redis channel, and to the broker's
    * keys (`<prefix>epoch`, `<prefix>seq`, `<prefix>last:<topic>`,
-   * `<prefix>stream:<topic>`), so that several applications can share one
+   * `<prefix>stream:<topic>`, and the revocation log `<prefix>\u0000revocations`),
+   * so that several applications can share one
    * Redis. Brokers with the same prefix on the same Redis share one history
    * and one order; under Redis Cluster it must contain a hash tag
    * (`{app}:`), see {@link createRedisBroker}.

@@ -113,15 +113,14 @@ export class RevocationLog {
 }
 
 /**
- * Splits a message of the control channel, `<entry id> <json>`. A message
- * that is bare JSON was published by a process of an earlier version
- * (during a rolling deploy), which keeps no log: it has no id.
+ * Splits a message of the control channel, `<entry id> <json>`.
+ * @returns undefined for a message of another shape
  * @internal
  */
-export function splitMessage(message: string): { readonly id: LogId | undefined; readonly text: string } {
+export function splitMessage(message: string): { readonly id: LogId; readonly text: string } | undefined {
   const space = message.indexOf(' ')
   const id = space > 0 ? message.slice(0, space) : ''
-  return ID.test(id) ? { id, text: message.slice(space + 1) } : { id: undefined, text: message }
+  return ID.test(id) ? { id, text: message.slice(space + 1) } : undefined
 }
 
 /**

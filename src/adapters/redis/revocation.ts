@@ -18,9 +18,9 @@ export interface RevocationsOptions {
   readonly onError: (error: PatchwireError) => void
 }
 
-/** A revocation heard on the channel, with its log entry id (none from a process of an earlier version). */
+/** A revocation heard on the channel, with its log entry id. */
 interface Heard {
-  readonly id: LogId | undefined
+  readonly id: LogId
   readonly revocation: Revocation
 }
 
@@ -208,15 +208,17 @@ export class Revocations {
   }
 
   #receive(message: string): void {
-    const { id, text } = splitMessage(message)
-    const revocation = this.#parse(text)
-    if (revocation === undefined) return
+    const split = splitMessage(message)
+    const revocation = this.#parse(split?.text)
+    if (split === undefined || revocation === undefined) return
+    const { id } = split
     if (this.#held !== undefined) this.#held.push({ id, revocation })
     else this.#hear(id, revocation)
   }
 
-  #parse(text: string): Revocation | undefined {
+  #parse(text: string | undefined): Revocation | undefined {
     try {
+      if (text === undefined) throw new TypeError('not <log entry id> <JSON>')
       return checkRevocation(JSON.parse(text), 'a revocation from Redis')
     } catch (error) {
       this.#o.onError(new PatchwireError('ERR_PATCHWIRE_BROKER', 'a message on the revocation channel is not a revocation; it was dropped (publish revocations through revoke() only)', { cause: error }))
@@ -225,12 +227,10 @@ export class Revocations {
   }
 
   /** Delivers a revocation, unless it was already: one with an id up to the newest delivered was. */
-  #hear(id: LogId | undefined, revocation: Revocation): void {
-    if (id !== undefined) {
-      if (this.#deliveredId !== undefined && compareIds(id, this.#deliveredId) <= 0) return
-      this.#deliveredId = id
-      if (this.#lastId === undefined || compareIds(id, this.#lastId) > 0) this.#lastId = id
-    }
+  #hear(id: LogId, revocation: Revocation): void {
+    if (this.#deliveredId !== undefined && compareIds(id, this.#deliveredId) <= 0) return
+    this.#deliveredId = id
+    if (this.#lastId === undefined || compareIds(id, this.#lastId) > 0) this.#lastId = id
     for (const listener of this.#listeners) {
       try {
         listener(revocation)
