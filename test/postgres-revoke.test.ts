@@ -98,6 +98,19 @@ async function loseListen(b: GatedBroker, admin: pg.Client, listeners: number): 
   assert.match(b.errors[reported]?.message ?? '', /LISTEN connection is lost/, 'the loss is what b reported')
 }
 
+/**
+ * A fresh database with two brokers listening on it, `a` and the gated
+ * `b`, and an admin connection.
+ */
+async function twoListening(t: TestContext, server: PostgresServer): Promise<{ a: Awaited<ReturnType<typeof brokerOn>>; b: GatedBroker; admin: pg.Client }> {
+  const url = await freshDatabase(server)
+  const a = await brokerOn(t, url)
+  const b = await gatedBroker(t, url)
+  const admin = await adminOn(t, url)
+  await until(async () => await listeningCount(admin) === 2, 5000, 'both brokers to listen')
+  return { a, b, admin }
+}
+
 function userOf(req: { url?: string | undefined }): string | undefined {
   return new URL(req.url ?? '/', 'http://x').searchParams.get('user') ?? undefined
 }
@@ -142,11 +155,7 @@ describe('patchwire/postgres revocations sent while a LISTEN connection was gone
   })
 
   it('does not deliver again, from the table, a revocation heard live while the table was being read', async (t) => {
-    const url = await freshDatabase(server)
-    const a = await brokerOn(t, url)
-    const b = await gatedBroker(t, url)
-    const admin = await adminOn(t, url)
-    await until(async () => await listeningCount(admin) === 2, 5000, 'both brokers to listen')
+    const { a, b, admin } = await twoListening(t, server)
     await a.broker.revoke({ identity: 'first' })
     await until(() => b.heard.length === 1, 5000, 'b to hear the first revocation')
     await loseListen(b, admin, 2)
@@ -189,11 +198,7 @@ describe('patchwire/postgres revocations sent while a LISTEN connection was gone
   })
 
   it('reports once that some may have been missed when they were trimmed before the connection came back, and delivers those kept', async (t) => {
-    const url = await freshDatabase(server)
-    const a = await brokerOn(t, url)
-    const b = await gatedBroker(t, url)
-    const admin = await adminOn(t, url)
-    await until(async () => await listeningCount(admin) === 2, 5000, 'both brokers to listen')
+    const { a, b, admin } = await twoListening(t, server)
     await a.broker.revoke({ identity: 'first' })
     await until(() => b.heard.length === 1, 5000, 'b to hear the first revocation')
     await loseListen(b, admin, 2)
@@ -213,11 +218,7 @@ describe('patchwire/postgres revocations sent while a LISTEN connection was gone
   })
 
   it('reports that some may have been missed when the table lost what was heard (emptied, its ids restarted), and follows the new ids', async (t) => {
-    const url = await freshDatabase(server)
-    const a = await brokerOn(t, url)
-    const b = await gatedBroker(t, url)
-    const admin = await adminOn(t, url)
-    await until(async () => await listeningCount(admin) === 2, 5000, 'both brokers to listen')
+    const { a, b, admin } = await twoListening(t, server)
     for (const identity of ['first', 'second']) await a.broker.revoke({ identity })
     await until(() => b.heard.length === 2, 5000, 'b to hear both')
     await loseListen(b, admin, 2)

@@ -4,6 +4,7 @@ import { PatchwireError } from '../../errors.js'
 import { formatEventId } from '../../protocol/event-id.js'
 import type { Database } from './database.js'
 import { NEW_EPOCH, READ_FEED, parseRead } from './schema.js'
+import { SerialReads, type ReadOutcome } from './serial-reads.js'
 
 /**
  * A topic this process subscribes to. Its entry exists exactly while it has
@@ -38,7 +39,6 @@ export interface FeedOptions {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve()
-const READ_RETRY_MS = 1000
 
 /**
  * The process's subscriptions and what reaches their listeners: each
@@ -67,10 +67,8 @@ export class Feed {
   readonly #topics = new Map<string, Topic>()
   #epoch: string | undefined
   #position = 0
-  #reading = false
-  #again = false
+  readonly #reads = new SerialReads(() => this.#read())
   #waiters = new Set<Waiter>()
-  #retry: ReturnType<typeof setTimeout> | undefined
   /** Set from a failed read until one succeeds: a failing database is reported once. */
   #failing = false
   #closed = false
@@ -103,7 +101,7 @@ export class Feed {
       })
       // Whoever reads `ready` gets the rejection; nobody has to.
       topic.ready.catch(noop)
-      this.#request()
+      this.#reads.request()
     }
     const owner = topic
     const unsubscribe = (): void => {
@@ -122,12 +120,12 @@ export class Feed {
   notified(payload: string): void {
     const space = payload.indexOf(' ')
     if (space !== -1 && !this.#topics.has(payload.slice(space + 1))) return
-    this.#request()
+    this.#reads.request()
   }
 
   /** The `LISTEN` connection is (back) up: read what it may have missed. */
   listening(): void {
-    this.#request()
+    this.#reads.request()
   }
 
   /**
@@ -150,14 +148,14 @@ export class Feed {
         }, this.#o.timeoutMs),
       }
       this.#waiters.add(waiter)
-      this.#request()
+      this.#reads.request()
     })
   }
 
   /** Stops reading: waits are rejected, nothing more is delivered. */
   close(): void {
     this.#closed = true
-    clearTimeout(this.#retry)
+    this.#reads.close()
     const closed = new PatchwireError('ERR_PATCHWIRE_BROKER', 'the PostgreSQL broker is closed')
     for (const waiter of this.#waiters) {
       clearTimeout(waiter.timer)
@@ -174,41 +172,26 @@ export class Feed {
     return epoch === this.#epoch && seq <= this.#position
   }
 
-  #request(): void {
-    if (this.#closed) return
-    if (this.#reading) {
-      this.#again = true
-      return
+  /** One read of new messages (see {@link SerialReads}). */
+  async #read(): Promise<ReadOutcome> {
+    const included = [...this.#topics.values()]
+    if (included.length === 0) {
+      // No listener left to miss anything.
+      this.#endWaits()
+      return 'stop'
     }
-    clearTimeout(this.#retry)
-    this.#retry = undefined
-    void this.#read()
-  }
-
-  async #read(): Promise<void> {
-    this.#reading = true
-    do {
-      this.#again = false
-      const included = [...this.#topics.values()]
-      if (included.length === 0) {
-        // No listener left to miss anything.
-        this.#endWaits()
-        break
-      }
-      const started = included.filter((topic) => topic.started)
-      let answer: ReturnType<typeof parseRead>
-      try {
-        const { rows } = await this.#o.database.query(READ_FEED, [this.#position, started.map((topic) => topic.name)], 'read new messages')
-        answer = parseRead(rows)
-      } catch (error) {
-        this.#readFailed(included, error)
-        break
-      }
-      if (this.#closed) break
-      this.#failing = false
-      if (await this.#apply(answer, included, started)) this.#again = true
-    } while (this.#again && !this.#closed)
-    this.#reading = false
+    const started = included.filter((topic) => topic.started)
+    let answer: ReturnType<typeof parseRead>
+    try {
+      const { rows } = await this.#o.database.query(READ_FEED, [this.#position, started.map((topic) => topic.name)], 'read new messages')
+      answer = parseRead(rows)
+    } catch (error) {
+      this.#readFailed(included, error)
+      return 'failed'
+    }
+    if (this.#closed) return 'stop'
+    this.#failing = false
+    return await this.#apply(answer, included, started) ? 'again' : 'done'
   }
 
   /**
@@ -292,9 +275,6 @@ export class Feed {
       topic.settle?.reject(failure)
       topic.settle = undefined
     }
-    // Messages are not lost meanwhile (they wait in the table): read again soon.
-    this.#retry = setTimeout(() => this.#request(), READ_RETRY_MS)
-    this.#retry.unref()
   }
 }
 

@@ -2,6 +2,7 @@ import type { Revocation } from '../../broker/broker.js'
 import { PatchwireError } from '../../errors.js'
 import type { Database } from './database.js'
 import { READ_REVOCATIONS, READ_REVOCATIONS_HEAD, REVOKE } from './schema.js'
+import { SerialReads, type ReadOutcome } from './serial-reads.js'
 import type { Trimmer } from './trimmer.js'
 
 /** What {@link Revocations} needs from the broker. @internal */
@@ -13,7 +14,6 @@ export interface RevocationsOptions {
 
 /** PostgreSQL refuses a notification payload of 8000 bytes or more; the id (`"id":…,`, up to 26 bytes) is added to the JSON. */
 const MAX_PAYLOAD_BYTES = 7999 - 26
-const READ_RETRY_MS = 1000
 
 /**
  * The revocation capability (see `Broker.revoke`): a revocation is a row of
@@ -48,9 +48,9 @@ export class Revocations {
   /** Whether the `LISTEN` connection is up, and how many times it was lost: a read clears `lostAt` only when no loss came since it started. */
   #up = false
   #losses = 0
+  readonly #reads = new SerialReads(() => this.#read())
+  /** While the table is read: the ids heard then go to `#recent`. */
   #reading = false
-  #again = false
-  #retry: ReturnType<typeof setTimeout> | undefined
   /** Set from a failed read until one succeeds: a failing database is reported once. */
   #failing = false
   #closed = false
@@ -130,45 +130,34 @@ export class Revocations {
   /** The `LISTEN` connection is (back) up: read where the revocations stand, or what it missed. */
   listening(): void {
     this.#up = true
-    this.#request()
+    this.#reads.request()
   }
 
   /** Stops reading the table; nothing more is delivered from it. */
   close(): void {
     this.#closed = true
-    clearTimeout(this.#retry)
+    this.#reads.close()
   }
 
-  #request(): void {
-    if (this.#closed) return
-    if (this.#reading) {
-      this.#again = true
-      return
-    }
-    clearTimeout(this.#retry)
-    this.#retry = undefined
-    void this.#read()
-  }
-
-  async #read(): Promise<void> {
+  /** One read of the table (see {@link SerialReads}): where it stands, or what a loss missed. */
+  async #read(): Promise<ReadOutcome> {
+    const lostAt = this.#lostAt
+    // Read while listening, with no loss meanwhile: nothing it covers can be missed any more.
+    const covered = this.#up ? this.#losses : -1
     this.#reading = true
-    do {
-      this.#again = false
-      const lostAt = this.#lostAt
-      // Read while listening, with no loss meanwhile: nothing it covers can be missed any more.
-      const covered = this.#up ? this.#losses : -1
-      try {
-        if (this.#lastId === undefined) await this.#readHead()
-        else if (lostAt !== undefined) await this.#catchUp(this.#lastId, lostAt)
-        else continue
-        this.#failing = false
-      } catch (error) {
-        this.#readFailed(error)
-        break
-      }
-      if (this.#losses === covered) this.#lostAt = undefined
-    } while (this.#again && !this.#closed)
-    this.#reading = false
+    try {
+      if (this.#lastId === undefined) await this.#readHead()
+      else if (lostAt !== undefined) await this.#catchUp(this.#lastId, lostAt)
+      else return 'done'
+      this.#failing = false
+    } catch (error) {
+      this.#readFailed(error)
+      return 'failed'
+    } finally {
+      this.#reading = false
+    }
+    if (this.#losses === covered) this.#lostAt = undefined
+    return 'done'
   }
 
   /** Where this process starts: the revocations before it listened are not delivered. */
@@ -217,9 +206,6 @@ export class Revocations {
       this.#failing = true
       this.#o.onError(error instanceof PatchwireError ? error : new PatchwireError('ERR_PATCHWIRE_BROKER', 'could not read the revocations from PostgreSQL', { cause: error }))
     }
-    // They wait in the table: read again soon.
-    this.#retry = setTimeout(() => this.#request(), READ_RETRY_MS)
-    this.#retry.unref()
   }
 
   #deliver(revocation: Revocation): void {
