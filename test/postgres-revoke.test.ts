@@ -184,8 +184,10 @@ describe('patchwire/postgres revocations sent while a LISTEN connection was gone
     await until(() => b.errors.length === 1, 5000, 'the notification without an id to be reported')
     await admin.query(`SELECT pg_notify('patchwire_revoke', '{"id":7}')`)
     await until(() => b.errors.length === 2, 5000, 'the one without a filter to be reported')
+    await admin.query(`SELECT pg_notify('patchwire_revoke', 'not JSON')`)
+    await until(() => b.errors.length === 3, 5000, 'the one that is not JSON to be reported')
     assert.ok(b.errors.every((error) => error.code === 'ERR_PATCHWIRE_BROKER'), 'reported as ERR_PATCHWIRE_BROKER')
-    assert.deepEqual(b.heard, [], 'and neither delivered')
+    assert.deepEqual(b.heard, [], 'and none delivered')
     // What it sends: the revocation's JSON, with its id and origin as more keys.
     const sent: string[] = []
     admin.on('notification', (message) => sent.push(message.payload ?? ''))
@@ -259,6 +261,23 @@ describe('patchwire/postgres revocations sent while a LISTEN connection was gone
     await until(() => b.heard.length === 2, 5000, 'the missed revocation once the read works')
     assert.deepEqual(b.heard[1], { identity: 'missed', lostAt: b.heard[1]?.lostAt }, 'delivered late')
     assert.equal(typeof b.heard[1]?.lostAt, 'number', 'with lostAt')
+  })
+
+  it('reports a row of the table that is not a revocation and skips it, and a listener that throws; the others still get theirs', async (t) => {
+    const { a, b, admin } = await twoListening(t, server)
+    const stop = b.broker.onRevoke(() => { throw new Error('listener bug') })
+    t.after(stop)
+    await loseListen(b, admin, 2)
+    await a.broker.revoke({ identity: 'before-the-bad-row' })
+    await admin.query(`INSERT INTO patchwire_revocations (revocation) VALUES ('not JSON')`)
+    await a.broker.revoke({ identity: 'after-the-bad-row' })
+    const reported = b.errors.length
+    b.open()
+    await until(() => b.heard.length === 2, 5000, 'the two revocations, late')
+    assert.deepEqual(b.heard.map((revocation) => revocation.identity), ['before-the-bad-row', 'after-the-bad-row'], 'the bad row skipped, the others delivered in order')
+    const errors = b.errors.slice(reported)
+    assert.equal(errors.filter((error) => /of patchwire_revocations is not a revocation/.test(error.message)).length, 1, `the bad row reported once: ${errors.map((error) => error.message).join('; ')}`)
+    assert.equal(errors.filter((error) => error.code === 'ERR_PATCHWIRE_LISTENER').length, 2, 'the throwing listener reported for each revocation')
   })
 
   it('keeps the newest 10 000 revocations', async (t) => {

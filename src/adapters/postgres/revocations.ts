@@ -195,8 +195,11 @@ export class Revocations {
         parsed = undefined
       }
       const filter = checkRevocation(parsed)
-      if (filter === undefined || (parsed as { origin?: unknown }).origin === this.#origin) continue
-      this.#deliver({ ...filter, lostAt })
+      if (filter === undefined) {
+        this.#o.onError(new PatchwireError('ERR_PATCHWIRE_BROKER', `row ${id} of patchwire_revocations is not a revocation the broker wrote; it was skipped`))
+        continue
+      }
+      if ((parsed as { origin?: unknown }).origin !== this.#origin) this.#deliver({ ...filter, lostAt })
     }
   }
 
