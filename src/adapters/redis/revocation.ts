@@ -67,8 +67,8 @@ export class Revocations {
   #deliveredId: LogId | undefined
   /** When the subscriber lost its connection (`Date.now()`), from the first loss until the missed revocations are delivered. */
   #lostAt: number | undefined
-  /** Revocations heard while the missed ones are read: delivered after them. Undefined when nothing is missed. */
-  #held: Heard[] | undefined
+  /** Revocations heard while `lostAt` is set (the missed ones are still to be read): delivered after them. */
+  #held: Heard[] = []
   /** Whether the subscriber connection is down now. */
   #down = false
   /** Counts the times listening started: a read made for an earlier one is dropped. */
@@ -132,7 +132,6 @@ export class Revocations {
     this.#down = true
     if (this.#listeners.length === 0) return
     this.#lostAt ??= Date.now()
-    this.#held ??= []
   }
 
   /** The subscriber connection is back: the control channel is subscribed again (a client may not do it by itself), then what was missed is read. */
@@ -147,7 +146,7 @@ export class Revocations {
     this.#lastId = undefined
     this.#deliveredId = undefined
     this.#lostAt = undefined
-    this.#held = undefined
+    this.#held = []
   }
 
   /** SUBSCRIBE; once Redis confirms it, every revocation from then on is heard, so the log is read up to then. */
@@ -196,9 +195,9 @@ export class Revocations {
       if (listening !== this.#listening) return
       this.#o.onError(new PatchwireError('ERR_PATCHWIRE_BROKER', 'could not read the revocation log in Redis; revocations made while the subscriber was down may have been missed (their streams still end at their until)', { cause: error }))
     }
-    const held = this.#held ?? []
+    const held = this.#held
+    this.#held = []
     // Down again: what it misses now is read on its return, still from the first loss.
-    this.#held = this.#down ? [] : undefined
     if (!this.#down) this.#lostAt = undefined
     for (const { id, revocation } of held) this.#hear(id, revocation)
   }
@@ -212,7 +211,7 @@ export class Revocations {
     const revocation = this.#parse(split?.text)
     if (split === undefined || revocation === undefined) return
     const { id } = split
-    if (this.#held !== undefined) this.#held.push({ id, revocation })
+    if (this.#lostAt !== undefined) this.#held.push({ id, revocation })
     else this.#hear(id, revocation)
   }
 
